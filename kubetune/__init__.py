@@ -1,0 +1,39 @@
+"""kubetune: fine-tune Hugging Face models (LoRA or full) on distributed PyTorch workers.
+
+Public names are imported lazily, so `import kubetune` stays fast and pulls in torch and
+transformers only when a params class or the client is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "TrainingClient": "kubetune.training.client",
+    "JobSpec": "kubetune.training.spec",
+    "Job": "kubetune.training.job",
+    "JobCondition": "kubetune.training.job",
+    "LogLine": "kubetune.training.job",
+    "HuggingFaceModelParams": "kubetune.storage_initializer.hugging_face",
+    "HuggingFaceDatasetParams": "kubetune.storage_initializer.hugging_face",
+    "HuggingFaceTrainerParams": "kubetune.storage_initializer.hugging_face",
+    "TRANSFORMER_TYPES": "kubetune.storage_initializer.hugging_face",
+    "S3DatasetParams": "kubetune.storage_initializer.s3",
+    "LocalDatasetParams": "kubetune.storage_initializer.local",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kubetune' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,361 @@
+"""JobSpec: one serialisable record of a fine-tuning job, without its secrets.
+
+`build_job_spec` turns the user's params into a `JobSpec` plus a mapping of secret
+environment variables; the secrets travel separately (environment variables locally, a
+Kubernetes Secret on a cluster). Only the `TrainingArguments`/`LoraConfig` fields that differ
+from their defaults are recorded, and `training_arguments`/`lora_config` rebuild equal objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kubetune import __version__, validation
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
+    from transformers import TrainingArguments
+
+SPEC_VERSION = 1
+
+# Environment variables through which secrets reach the storage initializer.
+MODEL_TOKEN_ENV = "KUBETUNE_HF_MODEL_TOKEN"
+DATASET_TOKEN_ENV = "KUBETUNE_HF_DATASET_TOKEN"
+S3_ACCESS_KEY_ENV = "KUBETUNE_S3_ACCESS_KEY"
+S3_SECRET_KEY_ENV = "KUBETUNE_S3_SECRET_KEY"
+SECRET_ENV_VARS = (MODEL_TOKEN_ENV, DATASET_TOKEN_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)
+
+ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+DEFAULT_STORAGE_SIZE = "10Gi"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+@dataclass
+class JobSpec:
+    """Everything needed to run a job, as plain JSON-able data (no secrets)."""
+
+    name: str
+    model: dict[str, Any]
+    dataset: dict[str, Any]
+    trainer: dict[str, Any]
+    namespace: str = "default"
+    num_workers: int = 1
+    num_procs_per_worker: int | str = 1
+    resources_per_worker: dict[str, Any] = field(default_factory=dict)
+    storage: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    init_env: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    queue_name: str | None = None
+    max_restarts: int = 3
+    spec_version: int = SPEC_VERSION
+    kubetune_version: str = __version__
+
+    def __post_init__(self) -> None:
+        problems = validation.Problems(f"job {self.name!r}")
+        problems.extend(job_problems(
+            name=self.name,
+            namespace=self.namespace,
+            num_workers=self.num_workers,
+            num_procs_per_worker=self.num_procs_per_worker,
+            resources_per_worker=self.resources_per_worker,
+            storage=self.storage,
+            env=self.env,
+            init_env=self.init_env,
+            labels=self.labels,
+            annotations=self.annotations,
+        ))
+        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+            problems.add(f"max_restarts={self.max_restarts!r}: must be an integer >= 0")
+        problems.raise_if_any()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"JobSpec: unknown keys {unknown}; allowed: {sorted(known)}")
+        if data.get("spec_version", SPEC_VERSION) > SPEC_VERSION:
+            raise ValueError(
+                f"JobSpec: spec_version={data['spec_version']} is newer than this kubetune understands "
+                f"({SPEC_VERSION}); upgrade kubetune"
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> JobSpec:
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def transformer_type(self) -> str:
+        return str(self.model["transformer_type"])
+
+    def training_arguments(self, **overrides: Any) -> TrainingArguments:
+        """The `TrainingArguments` the user gave, rebuilt (with optional overrides)."""
+        from transformers import TrainingArguments
+
+        return TrainingArguments(**{**self.trainer["training_arguments"], **overrides})
+
+    def lora_config(self) -> LoraConfig | None:
+        """The `LoraConfig` the user gave, rebuilt; None for full fine-tuning."""
+        if self.trainer.get("lora_config") is None:
+            return None
+        from peft import LoraConfig
+
+        return LoraConfig(**self.trainer["lora_config"])
+
+
+def job_problems(
+    *,
+    name: Any,
+    namespace: Any = "default",
+    num_workers: Any = 1,
+    num_procs_per_worker: Any = 1,
+    resources_per_worker: Any = None,
+    storage: Any = None,
+    env: Any = None,
+    init_env: Any = None,
+    labels: Any = None,
+    annotations: Any = None,
+) -> list[str]:
+    """Job-level validation messages (Kubernetes naming rules, counts, resources, storage)."""
+    messages = [
+        validation.dns1035_label("name", name),
+        validation.dns1123_label("namespace", namespace),
+        validation.positive_int("num_workers", num_workers),
+        validation.positive_int("num_procs_per_worker", num_procs_per_worker, allowed_extra=("auto",)),
+        *validation.resources("resources_per_worker", resources_per_worker),
+        *_storage_problems(storage or {}),
+        *_string_map_problems("env_vars", env, _ENV_NAME, "environment variable names"),
+        *_string_map_problems("init_env_vars", init_env, _ENV_NAME, "environment variable names"),
+        *_string_map_problems("labels", labels, _LABEL_KEY, "label keys ('prefix/name')"),
+        *_string_map_problems("annotations", annotations, _LABEL_KEY, "annotation keys ('prefix/name')"),
+    ]
+    leaked = sorted(set(env or {}) & set(SECRET_ENV_VARS))
+    if leaked:
+        messages.append(f"env_vars: {leaked} are reserved for secrets taken from the params")
+    return [m for m in messages if m]
+
+
+def _storage_problems(storage: Any) -> list[str]:
+    if not isinstance(storage, dict):
+        return [f"storage_config={storage!r}: must be a mapping with size, storage_class, access_modes"]
+    messages = []
+    unknown = sorted(set(storage) - {"size", "storage_class", "access_modes"})
+    if unknown:
+        messages.append(f"storage_config: unknown keys {unknown}; allowed: size, storage_class, access_modes")
+    size = storage.get("size", DEFAULT_STORAGE_SIZE)
+    if not validation.is_quantity(size):
+        messages.append(f"storage_config['size']={size!r}: not a Kubernetes quantity (e.g. '10Gi')")
+    storage_class = storage.get("storage_class")
+    if storage_class is not None and not (isinstance(storage_class, str) and storage_class):
+        messages.append(f"storage_config['storage_class']={storage_class!r}: must be a non-empty string or None")
+    modes = storage.get("access_modes")
+    if modes is not None and (
+        not isinstance(modes, list) or not modes or any(m not in ACCESS_MODES for m in modes)
+    ):
+        messages.append(f"storage_config['access_modes']={modes!r}: must be a non-empty list of {', '.join(ACCESS_MODES)}")
+    return messages
+
+
+def _string_map_problems(field_name: str, value: Any, key_pattern: re.Pattern[str], what: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        return [f"{field_name}={value!r}: must be a mapping of strings to strings"]
+    messages = []
+    for key, item in value.items():
+        if not isinstance(key, str) or not key_pattern.match(key):
+            messages.append(f"{field_name}[{key!r}]: not valid; allowed: {what}")
+        if not isinstance(item, str):
+            messages.append(f"{field_name}[{key!r}]={item!r}: must be a string")
+    return messages
+
+
+# --- params -> spec ----------------------------------------------------------------------------
+
+
+def build_job_spec(
+    *,
+    name: str,
+    model_provider_parameters: Any,
+    dataset_provider_parameters: Any,
+    trainer_parameters: Any,
+    namespace: str = "default",
+    num_workers: int = 1,
+    num_procs_per_worker: int | str = 1,
+    resources_per_worker: dict[str, Any] | None = None,
+    storage_config: dict[str, Any] | None = None,
+    env_vars: dict[str, str] | None = None,
+    init_env_vars: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+    queue_name: str | None = None,
+    max_restarts: int = 3,
+) -> tuple[JobSpec, dict[str, str]]:
+    """Builds the JobSpec and the secret environment variables from `train()`'s arguments.
+
+    Raises one ValueError listing every problem, before anything is created.
+    """
+    from kubetune.storage_initializer.hugging_face import (
+        HuggingFaceDatasetParams,
+        HuggingFaceModelParams,
+        HuggingFaceTrainerParams,
+    )
+    from kubetune.storage_initializer.local import LocalDatasetParams
+    from kubetune.storage_initializer.s3 import S3DatasetParams
+
+    problems = validation.Problems(f"train(name={name!r})")
+    problems.extend(job_problems(
+        name=name,
+        namespace=namespace,
+        num_workers=num_workers,
+        num_procs_per_worker=num_procs_per_worker,
+        resources_per_worker=resources_per_worker,
+        storage=storage_config,
+        env=env_vars,
+        init_env=init_env_vars,
+        labels=labels,
+        annotations=annotations,
+    ))
+    if not isinstance(model_provider_parameters, HuggingFaceModelParams):
+        problems.add(
+            f"model_provider_parameters={type(model_provider_parameters).__name__}: must be HuggingFaceModelParams"
+        )
+    if not isinstance(dataset_provider_parameters, HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams):
+        problems.add(
+            f"dataset_provider_parameters={type(dataset_provider_parameters).__name__}: must be "
+            "HuggingFaceDatasetParams, S3DatasetParams or LocalDatasetParams"
+        )
+    if not isinstance(trainer_parameters, HuggingFaceTrainerParams):
+        problems.add(f"trainer_parameters={type(trainer_parameters).__name__}: must be HuggingFaceTrainerParams")
+    if queue_name is not None:
+        problems.add(validation.dns1123_label("queue_name", queue_name))
+    trainer: dict[str, Any] = {}
+    if isinstance(trainer_parameters, HuggingFaceTrainerParams):
+        try:
+            trainer = trainer_spec(trainer_parameters)
+        except ValueError as e:
+            problems.add(str(e))
+    problems.raise_if_any()
+
+    secrets: dict[str, str] = {}
+    model = model_provider_parameters
+    if model.access_token:
+        secrets[MODEL_TOKEN_ENV] = model.access_token
+    dataset_spec, dataset_secrets = _dataset_spec(dataset_provider_parameters)
+    secrets.update(dataset_secrets)
+
+    storage = dict(storage_config or {})
+    storage.setdefault("size", DEFAULT_STORAGE_SIZE)
+    storage.setdefault("storage_class", None)
+    # Several pods on several nodes share the workspace volume, which needs ReadWriteMany.
+    storage.setdefault("access_modes", ["ReadWriteOnce"] if num_workers == 1 else ["ReadWriteMany"])
+
+    spec = JobSpec(
+        name=name,
+        namespace=namespace,
+        num_workers=num_workers,
+        num_procs_per_worker=num_procs_per_worker,
+        resources_per_worker=dict(resources_per_worker or {}),
+        model={
+            "uri": model.model_uri,
+            "transformer_type": model.transformer_type_name,
+            "num_labels": model.num_labels,
+            "revision": model.revision,
+        },
+        dataset=dataset_spec,
+        trainer=trainer,
+        storage=storage,
+        env=dict(env_vars or {}),
+        init_env=dict(init_env_vars or {}),
+        labels=dict(labels or {}),
+        annotations=dict(annotations or {}),
+        queue_name=queue_name,
+        max_restarts=max_restarts,
+    )
+    return spec, secrets
+
+
+def _dataset_spec(params: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    from kubetune.storage_initializer.hugging_face import HuggingFaceDatasetParams
+    from kubetune.storage_initializer.s3 import S3DatasetParams
+
+    secrets: dict[str, str] = {}
+    if isinstance(params, HuggingFaceDatasetParams):
+        if params.access_token:
+            secrets[DATASET_TOKEN_ENV] = params.access_token
+        public = {k: v for k, v in dataclasses.asdict(params).items() if k != "access_token"}
+        return {"kind": "hf", **public}, secrets
+    if isinstance(params, S3DatasetParams):
+        if params.access_key and params.secret_key:
+            secrets[S3_ACCESS_KEY_ENV] = params.access_key
+            secrets[S3_SECRET_KEY_ENV] = params.secret_key
+        public = {k: v for k, v in dataclasses.asdict(params).items() if k not in ("access_key", "secret_key")}
+        return {"kind": "s3", **public}, secrets
+    return {"kind": "local", **dataclasses.asdict(params)}, secrets
+
+
+def trainer_spec(params: Any) -> dict[str, Any]:
+    """The trainer part of a JobSpec from HuggingFaceTrainerParams."""
+    return {
+        "training_arguments": set_fields(params.training_parameters, "training_parameters"),
+        "lora_config": None if params.lora_config is None else set_fields(params.lora_config, "lora_config"),
+        "max_length": params.max_length,
+        "columns": dict(params.columns) if params.columns else None,
+        "packing": params.packing,
+        "merge_adapter": params.merge_adapter,
+    }
+
+
+def set_fields(obj: Any, what: str) -> dict[str, Any]:
+    """The init fields of a dataclass instance whose values differ from a default instance, as JSON data."""
+    cls = type(obj)
+    default = cls(output_dir=obj.output_dir) if what == "training_parameters" else cls()
+    recorded: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        if not f.init or f.name.startswith("_"):
+            continue
+        value = getattr(obj, f.name)
+        if _same(value, getattr(default, f.name)) and f.name != "output_dir":
+            continue
+        recorded[f.name] = to_json_value(value, f"{what}.{f.name}")
+    return recorded
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False
+
+
+def to_json_value(value: Any, where: str) -> Any:
+    """Converts enums, sets and tuples to JSON data; raises ValueError naming `where` otherwise."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, set | frozenset):
+        return sorted(to_json_value(v, where) for v in value)
+    if isinstance(value, list | tuple):
+        return [to_json_value(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_json_value(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise ValueError(
+        f"{where}={value!r}: a {type(value).__name__} cannot be recorded in the job spec; "
+        "use plain values (numbers, strings, lists, mappings)"
+    )

@@ -1,0 +1,69 @@
+"""The job workspace layout shared by the storage initializer, the trainer and the backends.
+
+```
+WORKSPACE/
+  model/                 the model files (or MODEL_LINK_FILE naming a folder used in place)
+  dataset/               a DatasetDict saved with save_to_disk: 'train' and optionally 'eval'
+  .kubetune-initialized  completion marker (JSON), written last by the storage initializer
+  outputs/<output_dir>/  checkpoints, final model, metrics.json, loss_curve.png
+  progress.json          training progress written by rank 0 at every logging step
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MODEL_DIR = "model"
+DATASET_DIR = "dataset"
+MARKER_FILE = ".kubetune-initialized"
+OUTPUTS_DIR = "outputs"
+PROGRESS_FILE = "progress.json"
+# When a local model folder is used in place, model/ is not created; this file names the folder.
+MODEL_LINK_FILE = "model.path"
+
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+
+
+def model_path(workspace: str | os.PathLike[str]) -> Path:
+    """The folder to load the model from: model/ or the in-place folder named by MODEL_LINK_FILE."""
+    workspace = Path(workspace)
+    link = workspace / MODEL_LINK_FILE
+    if link.is_file():
+        return Path(link.read_text().strip())
+    return workspace / MODEL_DIR
+
+
+def output_path(workspace: str | os.PathLike[str], output_dir: str | None) -> Path:
+    """Where training outputs go: an absolute `output_dir` as given, a relative one inside the workspace."""
+    if output_dir and os.path.isabs(output_dir):
+        return Path(output_dir)
+    return Path(workspace) / OUTPUTS_DIR / (output_dir or "trainer_output")
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Writes JSON so readers see the old content or the new, never a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=str)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: str | os.PathLike[str]) -> Any | None:
+    """The JSON content of a file, or None when it is missing or half-written."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None

@@ -1,0 +1,28 @@
+"""Test-wide settings: offline hubs, the tests folder importable, the path to ../shared/."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+SHARED = REPO.parent / "shared"
+
+sys.path.insert(0, str(TESTS))
+# No hub can be reached here: every test runs offline, as the tool must on an air-gapped node.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The project's shared folder (CRD schemas, seed docs) beside the checkout; skips when absent."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent: the shared folder with the CRD schemas and seed docs lies beside the checkout in CI")
+    return SHARED

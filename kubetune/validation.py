@@ -11,16 +11,20 @@ from collections.abc import Iterable
 from typing import Any
 
 _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$")
-_SPLIT_NAME = re.compile(r"^\w+(\.\w+)*$")
+_QUANTITY = re.compile(
+    r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+|Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+)
 # One term of the datasets split grammar: name, optionally sliced by absolute or percent bounds.
 _SPLIT_TERM = re.compile(
-    r"^(?P<name>\w+(?:[.-]\w+)*)"
-    r"(?:\[(?P<from>[-+]?\d+(?:%)?)?:(?P<to>[-+]?\d+(?:%)?)?(?:\((?P<rounding>closest|pct1_dropremainder)\))?\])?$"
+    r"^(?P<name>\w+(?:\.\w+)*)"
+    r"(?:\[(?P<from>-?\d+%?)?:(?P<to>-?\d+%?)?\])?"
+    r"(?:\((?P<rounding>closest|pct1_dropremainder)\))?$"
 )
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_EXTENDED_RESOURCE = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_EXTENDED_RESOURCE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 
 STANDARD_RESOURCES = ("cpu", "memory", "gpu")
 
@@ -70,7 +74,11 @@ def dns1035_label(field: str, value: Any) -> str | None:
 
 
 def dns1123_label(field: str, value: Any) -> str | None:
-    if not isinstance(value, str) or len(value) > 63 or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value):
+    if (
+        not isinstance(value, str)
+        or len(value) > 63
+        or not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", value)
+    ):
         return (
             f"{field}={value!r}: must be a DNS-1123 label (at most 63 characters: lower-case "
             "letters, digits and '-', starting and ending with a letter or digit)"
@@ -100,7 +108,9 @@ def resources(field: str, value: Any) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, dict):
-        return [f"{field}={value!r}: must be a mapping such as {{'cpu': 2, 'memory': '10G', 'gpu': 1}}"]
+        return [
+            f"{field}={value!r}: must be a mapping such as {{'cpu': 2, 'memory': '10G', 'gpu': 1}}"
+        ]
     messages = []
     for key, quantity in value.items():
         if not isinstance(key, str) or (
@@ -155,7 +165,12 @@ def s3_bucket(field: str, value: Any) -> str | None:
         "3-63 characters of lower-case letters, digits, '.' and '-', starting and ending with a "
         "letter or digit, no '..', not an IP address"
     )
-    if not isinstance(value, str) or not _BUCKET.match(value) or ".." in value or _IPV4.match(value):
+    if (
+        not isinstance(value, str)
+        or not _BUCKET.match(value)
+        or ".." in value
+        or _IPV4.match(value)
+    ):
         return f"{field}={value!r}: not a valid S3 bucket name ({allowed})"
     if value.startswith("xn--") or value.endswith("-s3alias") or value.endswith("--ol-s3"):
         return f"{field}={value!r}: reserved S3 bucket prefix or suffix ({allowed})"

@@ -24,5 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def shared_dir() -> Path:
     """The project's shared folder (CRD schemas, seed docs) beside the checkout; skips when absent."""
     if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} is absent: the shared folder with the CRD schemas and seed docs lies beside the checkout in CI")
+        pytest.skip(
+            f"{SHARED} is absent: the shared folder with the CRD schemas and seed docs lies beside the checkout in CI"
+        )
     return SHARED

@@ -5,7 +5,18 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-POSITIVE = ["good", "great", "excellent", "wonderful", "love", "best", "happy", "fine", "superb", "nice"]
+POSITIVE = [
+    "good",
+    "great",
+    "excellent",
+    "wonderful",
+    "love",
+    "best",
+    "happy",
+    "fine",
+    "superb",
+    "nice",
+]
 NEGATIVE = ["bad", "awful", "terrible", "poor", "hate", "worst", "sad", "boring", "ugly", "dull"]
 NEUTRAL = ["the", "a", "movie", "film", "was", "is", "very", "plot", "story", "actor", "this", "it"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

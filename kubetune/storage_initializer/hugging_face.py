@@ -82,7 +82,11 @@ class HuggingFaceModelParams:
         else:
             self.transformer_type = TRANSFORMER_TYPE_CLASSES[name]
         if self.num_labels is not None:
-            if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 1:
+            if (
+                isinstance(self.num_labels, bool)
+                or not isinstance(self.num_labels, int)
+                or self.num_labels < 1
+            ):
                 problems.add(f"num_labels={self.num_labels!r}: must be an integer >= 1 or None")
             elif name is not None and name not in LABELLED_TYPES:
                 problems.add(
@@ -182,12 +186,18 @@ class HuggingFaceTrainerParams:
             problems.add(validation.positive_int("max_length", self.max_length))
         if self.columns is not None and (
             not isinstance(self.columns, dict)
-            or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in self.columns.items())
+            or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in self.columns.items()
+            )
         ):
-            problems.add(f"columns={self.columns!r}: must map roles to column names, e.g. {{'text': 'review'}}")
+            problems.add(
+                f"columns={self.columns!r}: must map roles to column names, e.g. {{'text': 'review'}}"
+            )
         for flag in ("packing", "merge_adapter"):
             if not isinstance(getattr(self, flag), bool):
                 problems.add(f"{flag}={getattr(self, flag)!r}: must be True or False")
         if self.merge_adapter is True and self.lora_config is None:
-            problems.add("merge_adapter=True: needs a lora_config (full fine-tuning already saves a full model)")
+            problems.add(
+                "merge_adapter=True: needs a lora_config (full fine-tuning already saves a full model)"
+            )
         problems.raise_if_any()

@@ -7,7 +7,16 @@ from dataclasses import dataclass
 
 from kubetune import validation
 
-DATA_FILE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".txt", ".csv.gz", ".json.gz", ".jsonl.gz")
+DATA_FILE_SUFFIXES = (
+    ".csv",
+    ".json",
+    ".jsonl",
+    ".parquet",
+    ".txt",
+    ".csv.gz",
+    ".json.gz",
+    ".jsonl.gz",
+)
 
 
 @dataclass

@@ -37,14 +37,22 @@ class S3DatasetParams:
         problems.add(validation.optional_str("access_key", self.access_key))
         problems.add(validation.optional_str("secret_key", self.secret_key))
         if (self.access_key is None) != (self.secret_key is None):
-            given, missing = ("access_key", "secret_key") if self.secret_key is None else ("secret_key", "access_key")
-            problems.add(f"{missing}=None: {given} is set, so {missing} is required too (give both or neither)")
+            given, missing = (
+                ("access_key", "secret_key")
+                if self.secret_key is None
+                else ("secret_key", "access_key")
+            )
+            problems.add(
+                f"{missing}=None: {given} is set, so {missing} is required too (give both or neither)"
+            )
         problems.add(validation.split_expression("split", self.split))
         problems.add(validation.split_expression("eval_split", self.eval_split))
         problems.raise_if_any()
 
     def __repr__(self) -> str:
-        hidden = {k: ("'***'" if getattr(self, k) else "None") for k in ("access_key", "secret_key")}
+        hidden = {
+            k: ("'***'" if getattr(self, k) else "None") for k in ("access_key", "secret_key")
+        }
         return (
             f"S3DatasetParams(endpoint_url={self.endpoint_url!r}, bucket_name={self.bucket_name!r}, "
             f"file_key={self.file_key!r}, region_name={self.region_name!r}, access_key={hidden['access_key']}, "

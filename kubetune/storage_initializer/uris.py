@@ -48,7 +48,11 @@ def _problem(uri: str) -> str | None:
         return f"must not contain whitespace; allowed: {URI_FORMS}"
     if uri.startswith("file://"):
         path = uri[len("file://") :]
-        return None if path.startswith("/") and len(path) > 1 else f"file:// URIs need an absolute path; allowed: {URI_FORMS}"
+        return (
+            None
+            if path.startswith("/") and len(path) > 1
+            else f"file:// URIs need an absolute path; allowed: {URI_FORMS}"
+        )
     if uri.startswith("/"):
         return None if len(uri) > 1 else f"'/' is not a model folder; allowed: {URI_FORMS}"
     if uri.startswith("s3://"):
@@ -65,7 +69,9 @@ def _problem(uri: str) -> str | None:
     if not _REPO_ID.match(repo) or "--" in repo or ".." in repo:
         return f"{repo!r} is not a Hugging Face repo id; allowed: {URI_FORMS}"
     if "@" in uri and not _REVISION.match(revision):
-        return f"revision {revision!r} after '@' is not a branch, tag or commit; allowed: {URI_FORMS}"
+        return (
+            f"revision {revision!r} after '@' is not a branch, tag or commit; allowed: {URI_FORMS}"
+        )
     return None
 
 

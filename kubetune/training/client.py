@@ -36,8 +36,10 @@ class TrainingClient:
         api: str = "pytorchjob",
         home: str | os.PathLike[str] | None = None,
     ) -> None:
-        chosen = backend or os.environ.get("KUBETUNE_BACKEND") or (
-            "kubernetes" if (config_file or context or client_configuration) else "local"
+        chosen = (
+            backend
+            or os.environ.get("KUBETUNE_BACKEND")
+            or ("kubernetes" if (config_file or context or client_configuration) else "local")
         )
         if chosen not in BACKENDS:
             raise ValueError(f"backend={chosen!r}: allowed: {', '.join(BACKENDS)}")
@@ -122,23 +124,35 @@ class TrainingClient:
         """All jobs in the namespace, oldest first."""
         return self.backend.list_jobs(namespace or self.namespace)
 
-    def get_job_conditions(self, name: str, namespace: str | None = None, job: Job | None = None) -> list[Any]:
+    def get_job_conditions(
+        self, name: str, namespace: str | None = None, job: Job | None = None
+    ) -> list[Any]:
         """The job's conditions, oldest first."""
         return (job or self.get_job(name, namespace)).conditions
 
-    def is_job_created(self, name: str, namespace: str | None = None, job: Job | None = None) -> bool:
+    def is_job_created(
+        self, name: str, namespace: str | None = None, job: Job | None = None
+    ) -> bool:
         return (job or self.get_job(name, namespace)).has_condition(conditions.CREATED)
 
-    def is_job_running(self, name: str, namespace: str | None = None, job: Job | None = None) -> bool:
+    def is_job_running(
+        self, name: str, namespace: str | None = None, job: Job | None = None
+    ) -> bool:
         return (job or self.get_job(name, namespace)).has_condition(conditions.RUNNING)
 
-    def is_job_restarting(self, name: str, namespace: str | None = None, job: Job | None = None) -> bool:
+    def is_job_restarting(
+        self, name: str, namespace: str | None = None, job: Job | None = None
+    ) -> bool:
         return (job or self.get_job(name, namespace)).has_condition(conditions.RESTARTING)
 
-    def is_job_succeeded(self, name: str, namespace: str | None = None, job: Job | None = None) -> bool:
+    def is_job_succeeded(
+        self, name: str, namespace: str | None = None, job: Job | None = None
+    ) -> bool:
         return (job or self.get_job(name, namespace)).has_condition(conditions.SUCCEEDED)
 
-    def is_job_failed(self, name: str, namespace: str | None = None, job: Job | None = None) -> bool:
+    def is_job_failed(
+        self, name: str, namespace: str | None = None, job: Job | None = None
+    ) -> bool:
         return (job or self.get_job(name, namespace)).has_condition(conditions.FAILED)
 
     def wait_for_job_conditions(
@@ -178,7 +192,9 @@ class TrainingClient:
                 )
             time.sleep(polling_interval)
 
-    def get_job_logs(self, name: str, namespace: str | None = None, follow: bool = False) -> Iterator[LogLine]:
+    def get_job_logs(
+        self, name: str, namespace: str | None = None, follow: bool = False
+    ) -> Iterator[LogLine]:
         """The logs of the storage initializer and every worker, one `LogLine(source, line)` each.
 
         Without `follow` the iterator ends after what has been written so far; with `follow` it
@@ -186,6 +202,8 @@ class TrainingClient:
         """
         return self.backend.get_job_logs(name, namespace or self.namespace, follow)
 
-    def delete_job(self, name: str, namespace: str | None = None, keep_outputs: bool = False) -> None:
+    def delete_job(
+        self, name: str, namespace: str | None = None, keep_outputs: bool = False
+    ) -> None:
         """Stops every process of the job and removes its files or objects (outputs kept if asked)."""
         self.backend.delete_job(name, namespace or self.namespace, keep_outputs=keep_outputs)

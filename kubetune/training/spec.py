@@ -33,7 +33,9 @@ SECRET_ENV_VARS = (MODEL_TOKEN_ENV, DATASET_TOKEN_ENV, S3_ACCESS_KEY_ENV, S3_SEC
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 DEFAULT_STORAGE_SIZE = "10Gi"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 
 
 @dataclass
@@ -60,19 +62,25 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         problems = validation.Problems(f"job {self.name!r}")
-        problems.extend(job_problems(
-            name=self.name,
-            namespace=self.namespace,
-            num_workers=self.num_workers,
-            num_procs_per_worker=self.num_procs_per_worker,
-            resources_per_worker=self.resources_per_worker,
-            storage=self.storage,
-            env=self.env,
-            init_env=self.init_env,
-            labels=self.labels,
-            annotations=self.annotations,
-        ))
-        if isinstance(self.max_restarts, bool) or not isinstance(self.max_restarts, int) or self.max_restarts < 0:
+        problems.extend(
+            job_problems(
+                name=self.name,
+                namespace=self.namespace,
+                num_workers=self.num_workers,
+                num_procs_per_worker=self.num_procs_per_worker,
+                resources_per_worker=self.resources_per_worker,
+                storage=self.storage,
+                env=self.env,
+                init_env=self.init_env,
+                labels=self.labels,
+                annotations=self.annotations,
+            )
+        )
+        if (
+            isinstance(self.max_restarts, bool)
+            or not isinstance(self.max_restarts, int)
+            or self.max_restarts < 0
+        ):
             problems.add(f"max_restarts={self.max_restarts!r}: must be an integer >= 0")
         problems.raise_if_any()
 
@@ -136,13 +144,17 @@ def job_problems(
         validation.dns1035_label("name", name),
         validation.dns1123_label("namespace", namespace),
         validation.positive_int("num_workers", num_workers),
-        validation.positive_int("num_procs_per_worker", num_procs_per_worker, allowed_extra=("auto",)),
+        validation.positive_int(
+            "num_procs_per_worker", num_procs_per_worker, allowed_extra=("auto",)
+        ),
         *validation.resources("resources_per_worker", resources_per_worker),
         *_storage_problems(storage or {}),
         *_string_map_problems("env_vars", env, _ENV_NAME, "environment variable names"),
         *_string_map_problems("init_env_vars", init_env, _ENV_NAME, "environment variable names"),
         *_string_map_problems("labels", labels, _LABEL_KEY, "label keys ('prefix/name')"),
-        *_string_map_problems("annotations", annotations, _LABEL_KEY, "annotation keys ('prefix/name')"),
+        *_string_map_problems(
+            "annotations", annotations, _LABEL_KEY, "annotation keys ('prefix/name')"
+        ),
     ]
     leaked = sorted(set(env or {}) & set(SECRET_ENV_VARS))
     if leaked:
@@ -152,26 +164,36 @@ def job_problems(
 
 def _storage_problems(storage: Any) -> list[str]:
     if not isinstance(storage, dict):
-        return [f"storage_config={storage!r}: must be a mapping with size, storage_class, access_modes"]
+        return [
+            f"storage_config={storage!r}: must be a mapping with size, storage_class, access_modes"
+        ]
     messages = []
     unknown = sorted(set(storage) - {"size", "storage_class", "access_modes"})
     if unknown:
-        messages.append(f"storage_config: unknown keys {unknown}; allowed: size, storage_class, access_modes")
+        messages.append(
+            f"storage_config: unknown keys {unknown}; allowed: size, storage_class, access_modes"
+        )
     size = storage.get("size", DEFAULT_STORAGE_SIZE)
     if not validation.is_quantity(size):
         messages.append(f"storage_config['size']={size!r}: not a Kubernetes quantity (e.g. '10Gi')")
     storage_class = storage.get("storage_class")
     if storage_class is not None and not (isinstance(storage_class, str) and storage_class):
-        messages.append(f"storage_config['storage_class']={storage_class!r}: must be a non-empty string or None")
+        messages.append(
+            f"storage_config['storage_class']={storage_class!r}: must be a non-empty string or None"
+        )
     modes = storage.get("access_modes")
     if modes is not None and (
         not isinstance(modes, list) or not modes or any(m not in ACCESS_MODES for m in modes)
     ):
-        messages.append(f"storage_config['access_modes']={modes!r}: must be a non-empty list of {', '.join(ACCESS_MODES)}")
+        messages.append(
+            f"storage_config['access_modes']={modes!r}: must be a non-empty list of {', '.join(ACCESS_MODES)}"
+        )
     return messages
 
 
-def _string_map_problems(field_name: str, value: Any, key_pattern: re.Pattern[str], what: str) -> list[str]:
+def _string_map_problems(
+    field_name: str, value: Any, key_pattern: re.Pattern[str], what: str
+) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, dict):
@@ -219,29 +241,35 @@ def build_job_spec(
     from kubetune.storage_initializer.s3 import S3DatasetParams
 
     problems = validation.Problems(f"train(name={name!r})")
-    problems.extend(job_problems(
-        name=name,
-        namespace=namespace,
-        num_workers=num_workers,
-        num_procs_per_worker=num_procs_per_worker,
-        resources_per_worker=resources_per_worker,
-        storage=storage_config,
-        env=env_vars,
-        init_env=init_env_vars,
-        labels=labels,
-        annotations=annotations,
-    ))
+    problems.extend(
+        job_problems(
+            name=name,
+            namespace=namespace,
+            num_workers=num_workers,
+            num_procs_per_worker=num_procs_per_worker,
+            resources_per_worker=resources_per_worker,
+            storage=storage_config,
+            env=env_vars,
+            init_env=init_env_vars,
+            labels=labels,
+            annotations=annotations,
+        )
+    )
     if not isinstance(model_provider_parameters, HuggingFaceModelParams):
         problems.add(
             f"model_provider_parameters={type(model_provider_parameters).__name__}: must be HuggingFaceModelParams"
         )
-    if not isinstance(dataset_provider_parameters, HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams):
+    if not isinstance(
+        dataset_provider_parameters, HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams
+    ):
         problems.add(
             f"dataset_provider_parameters={type(dataset_provider_parameters).__name__}: must be "
             "HuggingFaceDatasetParams, S3DatasetParams or LocalDatasetParams"
         )
     if not isinstance(trainer_parameters, HuggingFaceTrainerParams):
-        problems.add(f"trainer_parameters={type(trainer_parameters).__name__}: must be HuggingFaceTrainerParams")
+        problems.add(
+            f"trainer_parameters={type(trainer_parameters).__name__}: must be HuggingFaceTrainerParams"
+        )
     if queue_name is not None:
         problems.add(validation.dns1123_label("queue_name", queue_name))
     trainer: dict[str, Any] = {}
@@ -304,7 +332,11 @@ def _dataset_spec(params: Any) -> tuple[dict[str, Any], dict[str, str]]:
         if params.access_key and params.secret_key:
             secrets[S3_ACCESS_KEY_ENV] = params.access_key
             secrets[S3_SECRET_KEY_ENV] = params.secret_key
-        public = {k: v for k, v in dataclasses.asdict(params).items() if k not in ("access_key", "secret_key")}
+        public = {
+            k: v
+            for k, v in dataclasses.asdict(params).items()
+            if k not in ("access_key", "secret_key")
+        }
         return {"kind": "s3", **public}, secrets
     return {"kind": "local", **dataclasses.asdict(params)}, secrets
 
@@ -313,7 +345,9 @@ def trainer_spec(params: Any) -> dict[str, Any]:
     """The trainer part of a JobSpec from HuggingFaceTrainerParams."""
     return {
         "training_arguments": set_fields(params.training_parameters, "training_parameters"),
-        "lora_config": None if params.lora_config is None else set_fields(params.lora_config, "lora_config"),
+        "lora_config": None
+        if params.lora_config is None
+        else set_fields(params.lora_config, "lora_config"),
         "max_length": params.max_length,
         "columns": dict(params.columns) if params.columns else None,
         "packing": params.packing,
@@ -333,6 +367,14 @@ def set_fields(obj: Any, what: str) -> dict[str, Any]:
         if _same(value, getattr(default, f.name)) and f.name != "output_dir":
             continue
         recorded[f.name] = to_json_value(value, f"{what}.{f.name}")
+    # Drop fields that __post_init__ derives from others (do_eval from eval_strategy, ...).
+    for name in [n for n in recorded if n != "output_dir"]:
+        rest = {k: v for k, v in recorded.items() if k != name}
+        try:
+            if cls(**rest) == obj:
+                recorded = rest
+        except (ValueError, TypeError):
+            continue
     return recorded
 
 

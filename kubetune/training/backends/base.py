@@ -25,7 +25,9 @@ class Backend(ABC):
 
     def render(self, spec: JobSpec, secrets: dict[str, str]) -> list[dict[str, Any]]:
         """The objects `create_job` would create, without creating anything (dry run)."""
-        raise NotImplementedError(f"the {self.name} backend has no dry run; use backend='kubernetes'")
+        raise NotImplementedError(
+            f"the {self.name} backend has no dry run; use backend='kubernetes'"
+        )
 
     @abstractmethod
     def get_job(self, name: str, namespace: str) -> Job:

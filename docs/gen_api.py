@@ -1,0 +1,93 @@
+"""Writes docs/api.md, the Python API reference, from the public classes' signatures and docstrings.
+
+    python docs/gen_api.py           # rewrite docs/api.md
+    python docs/gen_api.py --check   # exit 1 if docs/api.md is out of date (a test runs this)
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import kubetune
+
+TARGET = Path(__file__).with_name("api.md")
+SECTIONS = [
+    ("Parameter classes", ["HuggingFaceModelParams", "HuggingFaceDatasetParams", "HuggingFaceTrainerParams", "S3DatasetParams", "LocalDatasetParams"]),
+    ("Client", ["TrainingClient"]),
+    ("What the client returns", ["Job", "JobCondition", "LogLine"]),
+    ("Job record", ["JobSpec"]),
+]
+IMPORT_PATHS = {
+    "HuggingFaceModelParams": "kubetune.storage_initializer.hugging_face",
+    "HuggingFaceDatasetParams": "kubetune.storage_initializer.hugging_face",
+    "HuggingFaceTrainerParams": "kubetune.storage_initializer.hugging_face",
+    "S3DatasetParams": "kubetune.storage_initializer.s3",
+    "LocalDatasetParams": "kubetune.storage_initializer.local",
+    "TrainingClient": "kubetune.training",
+}
+
+
+def _signature(obj: object) -> str:
+    try:
+        text = str(inspect.signature(obj))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "(...)"
+    return text.replace("'", "")
+
+
+def _doc(obj: object) -> str:
+    return inspect.cleandoc(inspect.getdoc(obj) or "").strip()
+
+
+def _methods(cls: type) -> list[tuple[str, object]]:
+    own = []
+    for name, member in vars(cls).items():
+        if name.startswith("_") or not callable(member) or isinstance(member, type):
+            continue
+        own.append((name, member))
+    return own
+
+
+def render() -> str:
+    lines = [
+        "# Python API reference",
+        "",
+        "Generated from the code by `python docs/gen_api.py`; a test fails when this page and the code differ.",
+        "Every name below is also importable from `kubetune` itself.",
+        "",
+    ]
+    for title, names in SECTIONS:
+        lines += [f"## {title}", ""]
+        for name in names:
+            obj = getattr(kubetune, name)
+            where = IMPORT_PATHS.get(name, obj.__module__)
+            lines += [f"### `{name}`", "", f"`from {where} import {name}`", "", "```text", f"{name}{_signature(obj)}", "```", ""]
+            if _doc(obj):
+                lines += [_doc(obj), ""]
+            for method, member in _methods(obj):
+                if name != "TrainingClient" and method not in ("to_json", "from_json", "training_arguments", "lora_config"):
+                    continue
+                lines += [f"#### `{name}.{method}`", "", "```text", f"{method}{_signature(member)}", "```", ""]
+                if _doc(member):
+                    lines += [_doc(member), ""]
+    lines += ["## `TRANSFORMER_TYPES`", "", "The six model classes a job can fine-tune (given as class or name):", ""]
+    lines += [f"- `{t.__name__}`" for t in kubetune.TRANSFORMER_TYPES.__args__]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    text = render()
+    if "--check" in sys.argv:
+        if not TARGET.exists() or TARGET.read_text() != text:
+            print(f"{TARGET} is out of date: run python docs/gen_api.py", file=sys.stderr)
+            return 1
+        return 0
+    TARGET.write_text(text)
+    print(f"wrote {TARGET}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Command line of the training runtime: parses arguments, runs, reports errors in one line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from kubetune.trainer.errors import TrainerError
+from kubetune.trainer.startup import DEFAULT_MARKER_TIMEOUT
+
+PROG = "kubetune.trainer"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Fine-tunes the model of a kubetune job spec."
+    )
+    parser.add_argument("--spec", required=True, type=Path, help="the job spec JSON file")
+    parser.add_argument("--workspace", required=True, type=Path, help="the job workspace folder")
+    parser.add_argument(
+        "--marker-timeout",
+        type=float,
+        default=DEFAULT_MARKER_TIMEOUT,
+        help=f"seconds to wait for the storage initializer's marker (default {DEFAULT_MARKER_TIMEOUT:g})",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one worker; 0 on success, 1 on error (the last stderr line says what went wrong)."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        from kubetune.trainer.run import run
+
+        run(args.spec, args.workspace, args.marker_timeout)
+        code, message = 0, None
+    except TrainerError as e:
+        code, message = 1, str(e)
+    except KeyboardInterrupt:
+        code, message = 130, "interrupted"
+    except Exception as e:
+        traceback.print_exc()
+        code, message = 1, f"{type(e).__name__}: {e}"
+    shutdown_distributed()
+    if message is not None:
+        sys.stdout.flush()
+        one_line = " ".join(message.split())
+        print(f"{PROG}: error: {one_line}", file=sys.stderr, flush=True)
+    return code
+
+
+def shutdown_distributed() -> None:
+    """Destroys the process group, so that nothing is printed about it after our last line."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # the group may already be broken by the failure being reported
+        pass

@@ -1,0 +1,96 @@
+"""The progress file (workspace/progress.json) that backends read, written by rank 0."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from kubetune.workspace import write_json_atomic
+
+STATUSES = ("training", "evaluating", "saving", "done")
+
+
+class ProgressReporter(TrainerCallback):
+    """Writes step, total steps, epoch, loss, learning rate, samples/s and ETA at every log."""
+
+    def __init__(self, path: Path, restarted_from_step: int | None, enabled: bool) -> None:
+        self.path = path
+        self.enabled = enabled
+        self.record: dict[str, Any] = {
+            "step": 0,
+            "total_steps": None,
+            "epoch": 0.0,
+            "loss": None,
+            "learning_rate": None,
+            "samples_per_second": None,
+            "eta_seconds": None,
+            "updated_at": None,
+            "status": "training",
+            "restarted_from_step": restarted_from_step,
+        }
+        self._started = time.monotonic()
+        self._start_step = 0
+        self._global_batch = 1
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self._started = time.monotonic()
+        self._start_step = state.global_step
+        self._global_batch = (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        )
+        self._update(state)
+        self.report("training")
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        logs = logs or {}
+        if "loss" in logs:
+            self.record["loss"] = logs["loss"]
+        if "learning_rate" in logs:
+            self.record["learning_rate"] = logs["learning_rate"]
+        self._update(state)
+        self.report(self.record["status"])
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if control.should_evaluate:
+            self._update(state)
+            self.report("evaluating")
+
+    def on_evaluate(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.record["status"] = "training"
+
+    def _update(self, state: TrainerState) -> None:
+        done = state.global_step - self._start_step
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        self.record.update(
+            step=state.global_step, total_steps=state.max_steps, epoch=state.epoch or 0.0
+        )
+        if done > 0:
+            self.record["samples_per_second"] = round(done * self._global_batch / elapsed, 3)
+            self.record["eta_seconds"] = round(
+                max(state.max_steps - state.global_step, 0) * elapsed / done, 1
+            )
+
+    def report(self, status: str) -> None:
+        """Writes the record now with `status` (one of STATUSES)."""
+        self.record["status"] = status
+        if status == "done":
+            self.record["eta_seconds"] = 0.0
+        self.record["updated_at"] = time.time()
+        if self.enabled:
+            write_json_atomic(self.path, self.record)

@@ -1,0 +1,242 @@
+"""The training run of one worker process, as plain steps.
+
+1. read the job spec; size the thread pool; wait for the storage initializer's marker
+2. load the dataset splits and resolve the task's columns
+3. build TrainingArguments (outputs inside the workspace, distributed settings per task)
+4. load processor and model; wrap with LoRA unless full fine-tuning
+5. preprocess once per node; build the Trainer
+6. train, resuming from the latest checkpoint in the output directory
+7. evaluate; rank 0 saves the model (and merged model), metrics, loss curve, progress "done"
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from kubetune import workspace
+from kubetune.trainer import debugging, outputs
+from kubetune.trainer.errors import TrainerError
+from kubetune.trainer.lora import apply_lora
+from kubetune.trainer.progress import ProgressReporter
+from kubetune.trainer.startup import configure_threads, wait_for_marker
+from kubetune.trainer.tasks import Task, TaskSettings, task_for
+from kubetune.trainer.tasks.base import MapCache
+from kubetune.training.spec import JobSpec
+
+log = logging.getLogger("kubetune.trainer")
+
+# Preprocessed datasets are cached here, inside the workspace but outside dataset/.
+CACHE_DIR = ".kubetune-cache"
+
+
+def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
+    """Trains the job in `spec_path` on the workspace `root`; returns the final metrics."""
+    spec = read_spec(spec_path)
+    configure_threads()
+    wait_for_marker(root, marker_timeout)
+
+    task = task_for(spec.transformer_type, task_settings(spec))
+    train_split, eval_split = load_splits(root)
+    task.resolve_columns(list(train_split.column_names))
+
+    output_dir = workspace.output_path(root, spec.trainer["training_arguments"].get("output_dir"))
+    args = training_arguments(spec, task, output_dir, has_eval=eval_split is not None)
+
+    model_dir = workspace.model_path(root)
+    processor = task.load_processor(model_dir)
+    model = task.load_model(model_dir, **task.model_kwargs(train_split, eval_split))
+    model = apply_lora(model, spec.lora_config(), task)
+
+    with args.main_process_first(local=True, desc="preprocessing"):
+        prepared = task.prepare(
+            train_split, eval_split, processor, model, MapCache(root / CACHE_DIR, cache_key(spec))
+        )
+
+    checkpoint = outputs.latest_checkpoint(output_dir)
+    restarted_from = outputs.checkpoint_step(checkpoint) if checkpoint else None
+    progress = ProgressReporter(
+        root / workspace.PROGRESS_FILE, restarted_from, enabled=args.process_index == 0
+    )
+    trainer = build_trainer(args, model, processor, task, prepared, progress)
+    if checkpoint:
+        log.info("resuming from %s", checkpoint)
+
+    started_epoch = _checkpoint_epoch(checkpoint)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    metrics: dict[str, Any] = dict(result.metrics)
+    metrics.update(task.derived_metrics(metrics, "train"))
+    if prepared.train_tokens is not None and metrics.get("train_runtime"):
+        epochs = (trainer.state.epoch or 0.0) - started_epoch
+        metrics["train_tokens_per_second"] = round(
+            prepared.train_tokens * epochs / metrics["train_runtime"], 3
+        )
+
+    if prepared.eval is not None:
+        progress.report("evaluating")
+        eval_metrics = trainer.evaluate()
+        metrics.update(eval_metrics)
+        metrics.update(task.derived_metrics(eval_metrics, "eval"))
+
+    progress.report("saving")
+    save_outputs(
+        trainer, spec, task, processor, output_dir, metrics, restarted_from, train_split, eval_split
+    )
+    progress.report("done")
+    return metrics
+
+
+def read_spec(path: Path) -> JobSpec:
+    try:
+        return JobSpec.from_json(path.read_text())
+    except FileNotFoundError as e:
+        raise TrainerError(f"--spec {path}: no such file") from e
+    except (ValueError, TypeError) as e:
+        raise TrainerError(f"--spec {path}: not a valid job spec: {e}") from e
+
+
+def task_settings(spec: JobSpec) -> TaskSettings:
+    return TaskSettings(
+        columns=dict(spec.trainer.get("columns") or {}),
+        max_length=spec.trainer.get("max_length"),
+        packing=bool(spec.trainer.get("packing")),
+        num_labels=spec.model.get("num_labels"),
+    )
+
+
+def load_splits(root: Path) -> tuple[Any, Any | None]:
+    """The train split and the eval split (None when absent) of the workspace dataset."""
+    from datasets import DatasetDict, load_from_disk
+
+    path = root / workspace.DATASET_DIR
+    try:
+        data = load_from_disk(str(path))
+    except FileNotFoundError as e:
+        raise TrainerError(
+            f"no dataset at {path}: the storage initializer saves one there ({e})"
+        ) from e
+    if not isinstance(data, DatasetDict):
+        return data, None
+    if workspace.TRAIN_SPLIT not in data:
+        raise TrainerError(
+            f"dataset {path}: has no {workspace.TRAIN_SPLIT!r} split; it has {sorted(data)}"
+        )
+    return data[workspace.TRAIN_SPLIT], data.get(workspace.EVAL_SPLIT)
+
+
+def training_arguments(spec: JobSpec, task: Task, output_dir: Path, has_eval: bool) -> Any:
+    """The user's TrainingArguments with the output directory and distributed settings filled in."""
+    given = spec.trainer["training_arguments"]
+    eval_strategy = str(given.get("eval_strategy", "no"))
+    if not has_eval and eval_strategy != "no":
+        raise TrainerError(
+            f"training_arguments.eval_strategy={eval_strategy!r}: needs an eval split, and the dataset has "
+            "only a train split; set eval_strategy='no' or give the dataset an eval split"
+        )
+    overrides: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        # Sample-level losses are already means over the batch: averaging "tokens" across
+        # devices would scale loss and gradients by the world size.
+        "average_tokens_across_devices": task.token_level_loss,
+        # Each task hands over exactly the model's inputs (images are transformed on the fly).
+        "remove_unused_columns": False,
+    }
+    if spec.trainer.get("lora_config") is not None:
+        overrides["ddp_find_unused_parameters"] = False
+    if task.prediction_loss_only:
+        overrides["prediction_loss_only"] = True
+    try:
+        return spec.training_arguments(**overrides)
+    except (ValueError, TypeError) as e:
+        raise TrainerError(f"training_arguments: {e}") from e
+
+
+def cache_key(spec: JobSpec) -> str:
+    """Names the preprocessing cache after everything that changes the preprocessed data."""
+    import hashlib
+
+    settings = {
+        "type": spec.transformer_type,
+        "model": spec.model,
+        "columns": spec.trainer.get("columns"),
+        "max_length": spec.trainer.get("max_length"),
+        "packing": spec.trainer.get("packing"),
+    }
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
+    return f"{spec.transformer_type}-{digest}"
+
+
+def build_trainer(
+    args: Any, model: Any, processor: Any, task: Task, prepared: Any, progress: ProgressReporter
+) -> Any:
+    from transformers import Trainer
+
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=debugging.traced(prepared.train),
+        eval_dataset=prepared.eval,
+        data_collator=prepared.collator,
+        processing_class=processor,
+        compute_metrics=prepared.compute_metrics,
+        preprocess_logits_for_metrics=prepared.preprocess_logits_for_metrics,
+        compute_loss_func=task.loss_function(),
+        callbacks=[progress, *debugging.debug_callbacks()],
+    )
+
+
+def save_outputs(
+    trainer: Any,
+    spec: JobSpec,
+    task: Task,
+    processor: Any,
+    output_dir: Path,
+    metrics: dict[str, Any],
+    restarted_from: int | None,
+    train_split: Any,
+    eval_split: Any | None,
+) -> None:
+    """The final model (adapter for LoRA) with its processor, the merged model, metrics and plots."""
+    trainer.save_model(str(output_dir / outputs.MODEL_DIR))
+    trainer.save_state()
+    if not trainer.is_world_process_zero():
+        return
+    processor.save_pretrained(output_dir / outputs.MODEL_DIR)
+    if spec.trainer.get("merge_adapter") and spec.trainer.get("lora_config") is not None:
+        outputs.save_merged_model(trainer.model, processor, output_dir / outputs.MERGED_MODEL_DIR)
+    labels = getattr(task, "labels", None)
+    record = {
+        **{k: _plain(v) for k, v in metrics.items()},
+        "transformer_type": spec.transformer_type,
+        "global_step": trainer.state.global_step,
+        "train_samples": len(train_split),
+        "eval_samples": len(eval_split) if eval_split is not None else 0,
+        "restarted_from_step": restarted_from,
+        "lora": spec.trainer.get("lora_config") is not None,
+        "labels": labels.names if labels is not None else None,
+    }
+    outputs.write_metrics(output_dir / outputs.METRICS_FILE, record)
+    outputs.plot_loss_curve(trainer.state.log_history, output_dir / outputs.LOSS_CURVE_FILE)
+    outputs.make_readable(output_dir)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _checkpoint_epoch(checkpoint: Path | None) -> float:
+    if checkpoint is None:
+        return 0.0
+    try:
+        return float(
+            json.loads((checkpoint / "trainer_state.json").read_text()).get("epoch") or 0.0
+        )
+    except (OSError, ValueError):
+        return 0.0

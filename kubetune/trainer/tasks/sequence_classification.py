@@ -1,0 +1,95 @@
+"""Text classification: one text or a text pair, and a label (ids or strings)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from kubetune.trainer.tasks import metrics
+from kubetune.trainer.tasks.base import (
+    PAD_TO_MULTIPLE_OF,
+    MapCache,
+    Prepared,
+    Task,
+    ensure_list,
+    model_max_length,
+)
+from kubetune.trainer.tasks.labels import LabelSet, feature_names, label_set
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import EvalPrediction, PreTrainedModel
+
+
+class SequenceClassification(Task):
+    transformer_type = "AutoModelForSequenceClassification"
+    peft_task_type = "SEQ_CLS"
+    column_conventions: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "text": ("text", "sentence", "sentence1", "content", "review", "document", "premise"),
+        "text_pair": ("text_pair", "sentence2", "hypothesis"),
+        "label": ("label", "labels", "class", "target"),
+    }
+    required_roles = ("text", "label")
+
+    labels: LabelSet
+
+    def model_kwargs(self, train: Dataset, eval: Dataset | None) -> dict[str, Any]:
+        column = self.column("label")
+        assert column is not None
+        values = ensure_list(train[column]) + (
+            ensure_list(eval[column]) if eval is not None else []
+        )
+        self.labels = label_set(
+            values, feature_names(train, column), self.settings.num_labels, column
+        )
+        return self.labels.model_kwargs()
+
+    def prepare(
+        self,
+        train: Dataset,
+        eval: Dataset | None,
+        processor: Any,
+        model: PreTrainedModel,
+        cache: MapCache,
+    ) -> Prepared:
+        from transformers import DataCollatorWithPadding
+
+        text, pair, label = self.column("text"), self.columns["text_pair"], self.column("label")
+        max_length = model_max_length(processor, model, "encoder", self.settings.max_length)
+        ids = self.labels.ids
+
+        def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
+            encoded = processor(
+                batch[text], batch[pair] if pair else None, truncation=True, max_length=max_length
+            )
+            encoded["labels"] = [ids[v] for v in batch[label]]
+            return dict(encoded)
+
+        def run(split: Dataset, name: str) -> Dataset:
+            return cache.map(split, tokenize, name, batched=True, remove_columns=split.column_names)
+
+        train_features = run(train, "train")
+        return Prepared(
+            train=train_features,
+            eval=run(eval, "eval") if eval is not None else None,
+            collator=DataCollatorWithPadding(processor, pad_to_multiple_of=PAD_TO_MULTIPLE_OF),
+            compute_metrics=classification_metrics,
+            train_tokens=sum(len(x) for x in train_features["input_ids"]),
+        )
+
+
+def classification_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    """Accuracy and macro-F1 from logits."""
+    import numpy as np
+
+    logits = (
+        prediction.predictions[0]
+        if isinstance(prediction.predictions, tuple)
+        else prediction.predictions
+    )
+    predicted = np.asarray(logits).argmax(-1).tolist()
+    references = np.asarray(prediction.label_ids).tolist()
+    return {
+        "accuracy": metrics.accuracy(predicted, references),
+        "f1": metrics.macro_f1(predicted, references),
+    }

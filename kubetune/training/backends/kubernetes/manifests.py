@@ -1,0 +1,370 @@
+"""Pure builders of the Kubernetes objects of one job: data in, dicts out, no I/O.
+
+A job `NAME` becomes, in creation order:
+
+- Secret `NAME-secrets` (only when there are secrets): tokens and S3 keys, base64 in `data`,
+  reaching the storage initializer through `secretKeyRef` environment variables;
+- ConfigMap `NAME-spec`: the JobSpec JSON, mounted read-only at /etc/kubetune/spec.json;
+- PersistentVolumeClaim `NAME-workspace`: the job's workspace, mounted at /workspace in every pod;
+- the job itself: a `kubeflow.org/v1` PyTorchJob or a `trainer.kubeflow.org/v1alpha1` TrainJob.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from typing import Any
+
+from kubetune import workspace
+from kubetune.training.backends.kubernetes.images import Images
+from kubetune.training.spec import JobSpec
+
+APIS = ("pytorchjob", "trainjob")
+
+PYTORCHJOB_GROUP, PYTORCHJOB_VERSION, PYTORCHJOB_PLURAL = "kubeflow.org", "v1", "pytorchjobs"
+TRAINJOB_GROUP, TRAINJOB_VERSION, TRAINJOB_PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
+TRAINJOB_RUNTIME = "torch-distributed"
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubetune"
+JOB_NAME_LABEL = "kubetune.io/job-name"
+OUTPUT_DIR_ANNOTATION = "kubetune.io/output-dir"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+
+SPEC_DIR = "/etc/kubetune"
+SPEC_KEY = "spec.json"
+SPEC_PATH = f"{SPEC_DIR}/{SPEC_KEY}"
+WORKSPACE_DIR = "/workspace"
+WORKSPACE_VOLUME = "workspace"
+SPEC_VOLUME = "job-spec"
+
+INITIALIZER_CONTAINER = "storage-initializer"
+PYTORCH_CONTAINER = "pytorch"  # the name the Training Operator requires
+TRAINJOB_CONTAINER = "node"  # the container of the torch-distributed runtime
+
+INITIALIZER_COMMAND = ["python", "-m", "kubetune.storage_initializer"]
+TRAINER_COMMAND = ["torchrun", "-m", "kubetune.trainer"]
+JOB_ARGS = ["--spec", SPEC_PATH, "--workspace", WORKSPACE_DIR]
+
+
+def secret_name(job_name: str) -> str:
+    return f"{job_name}-secrets"
+
+
+def configmap_name(job_name: str) -> str:
+    return f"{job_name}-spec"
+
+
+def pvc_name(job_name: str) -> str:
+    return f"{job_name}-workspace"
+
+
+def output_dir(spec: JobSpec) -> str:
+    """Where the trainer writes the final model and metrics, as a path inside the workspace volume."""
+    args = spec.trainer.get("training_arguments") or {}
+    return str(workspace.output_path(WORKSPACE_DIR, args.get("output_dir")))
+
+
+def base_labels(spec: JobSpec) -> dict[str, str]:
+    """The labels kubetune puts on every object of the job (used to find them again)."""
+    return {MANAGED_BY_LABEL: MANAGED_BY, JOB_NAME_LABEL: spec.name}
+
+
+def _metadata(name: str, spec: JobSpec) -> dict[str, Any]:
+    return {"name": name, "namespace": spec.namespace, "labels": base_labels(spec)}
+
+
+# --- core objects ------------------------------------------------------------------------------
+
+
+def build_secret(spec: JobSpec, secrets: dict[str, str]) -> dict[str, Any]:
+    """The Secret holding `secrets` (environment variable name -> value), base64 in `data`."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(secret_name(spec.name), spec),
+        "type": "Opaque",
+        "data": {
+            key: base64.b64encode(value.encode()).decode() for key, value in sorted(secrets.items())
+        },
+    }
+
+
+def build_configmap(spec: JobSpec) -> dict[str, Any]:
+    """The ConfigMap holding the JobSpec JSON under the key 'spec.json'."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(configmap_name(spec.name), spec),
+        "data": {SPEC_KEY: spec.to_json()},
+    }
+
+
+def build_pvc(spec: JobSpec) -> dict[str, Any]:
+    """The workspace PersistentVolumeClaim from `spec.storage` (size, storage_class, access_modes)."""
+    storage = spec.storage
+    default_modes = ["ReadWriteOnce"] if spec.num_workers == 1 else ["ReadWriteMany"]
+    pvc_spec: dict[str, Any] = {
+        "accessModes": list(storage.get("access_modes") or default_modes),
+        "resources": {"requests": {"storage": str(storage.get("size") or "10Gi")}},
+    }
+    if storage.get("storage_class"):
+        pvc_spec["storageClassName"] = storage["storage_class"]
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(pvc_name(spec.name), spec),
+        "spec": pvc_spec,
+    }
+
+
+# --- pieces of pod specs -----------------------------------------------------------------------
+
+
+def resource_requirements(resources: dict[str, Any]) -> dict[str, Any]:
+    """`resources_per_worker` as container requests and limits (`gpu` becomes `nvidia.com/gpu`)."""
+    if not resources:
+        return {}
+    quantities = {
+        ("nvidia.com/gpu" if key == "gpu" else key): str(value) for key, value in resources.items()
+    }
+    return {"requests": dict(quantities), "limits": dict(quantities)}
+
+
+def requests_gpu(spec: JobSpec) -> bool:
+    """Whether the job asks for GPUs (then the CUDA trainer image is the default)."""
+    return any(key in ("gpu", "nvidia.com/gpu") for key in spec.resources_per_worker)
+
+
+def plain_env(values: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"name": key, "value": value} for key, value in sorted(values.items())]
+
+
+def secret_env(spec: JobSpec, secret_keys: list[str]) -> list[dict[str, Any]]:
+    """Environment variables that read each secret from the job's Secret (never the value itself)."""
+    return [
+        {
+            "name": key,
+            "valueFrom": {"secretKeyRef": {"name": secret_name(spec.name), "key": key}},
+        }
+        for key in sorted(secret_keys)
+    ]
+
+
+def volumes(spec: JobSpec) -> list[dict[str, Any]]:
+    """The workspace PVC and the JobSpec ConfigMap as pod volumes."""
+    return [
+        {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": pvc_name(spec.name)}},
+        {
+            "name": SPEC_VOLUME,
+            "configMap": {
+                "name": configmap_name(spec.name),
+                "items": [{"key": SPEC_KEY, "path": SPEC_KEY}],
+            },
+        },
+    ]
+
+
+def volume_mounts() -> list[dict[str, Any]]:
+    return [
+        {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
+        {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
+    ]
+
+
+def initializer_container(spec: JobSpec, image: str, secret_keys: list[str]) -> dict[str, Any]:
+    """The storage initializer: fetches model and dataset into the workspace, then the marker."""
+    return {
+        "name": INITIALIZER_CONTAINER,
+        "image": image,
+        "command": list(INITIALIZER_COMMAND),
+        "args": list(JOB_ARGS),
+        "env": plain_env(spec.init_env) + secret_env(spec, secret_keys),
+        "volumeMounts": volume_mounts(),
+    }
+
+
+def trainer_container(spec: JobSpec, image: str) -> dict[str, Any]:
+    """A `pytorch` container running torchrun; the operator supplies the PET_* rendezvous variables."""
+    container: dict[str, Any] = {
+        "name": PYTORCH_CONTAINER,
+        "image": image,
+        "command": list(TRAINER_COMMAND),
+        "args": list(JOB_ARGS),
+        "env": plain_env({"PYTHONUNBUFFERED": "1", **spec.env}),
+        "volumeMounts": volume_mounts(),
+    }
+    resources = resource_requirements(spec.resources_per_worker)
+    if resources:
+        container["resources"] = resources
+    return container
+
+
+def _job_metadata(spec: JobSpec, name: str) -> dict[str, Any]:
+    labels = {**spec.labels, **base_labels(spec)}
+    if spec.queue_name:
+        labels[QUEUE_LABEL] = spec.queue_name
+    annotations = {**spec.annotations, OUTPUT_DIR_ANNOTATION: output_dir(spec)}
+    return {"name": name, "namespace": spec.namespace, "labels": labels, "annotations": annotations}
+
+
+def _pod_metadata(spec: JobSpec) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"labels": {**spec.labels, **base_labels(spec)}}
+    if spec.annotations:
+        metadata["annotations"] = dict(spec.annotations)
+    return metadata
+
+
+# --- PyTorchJob (Kubeflow Training Operator V1) ------------------------------------------------
+
+
+def build_pytorchjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> dict[str, Any]:
+    """The PyTorchJob: a Master (with the storage initializer as init container) and
+    `num_workers - 1` Workers, each restarting on failure up to `max_restarts` times."""
+
+    def replica(replicas: int, with_initializer: bool) -> dict[str, Any]:
+        pod_spec: dict[str, Any] = {
+            "containers": [trainer_container(spec, images.trainer)],
+            "volumes": volumes(spec),
+        }
+        if with_initializer:
+            pod_spec["initContainers"] = [
+                initializer_container(spec, images.initializer, secret_keys)
+            ]
+        return {
+            "replicas": replicas,
+            "restartPolicy": "OnFailure",
+            "template": {"metadata": _pod_metadata(spec), "spec": pod_spec},
+        }
+
+    replica_specs = {"Master": replica(1, with_initializer=True)}
+    if spec.num_workers > 1:
+        replica_specs["Worker"] = replica(spec.num_workers - 1, with_initializer=False)
+    return {
+        "apiVersion": f"{PYTORCHJOB_GROUP}/{PYTORCHJOB_VERSION}",
+        "kind": "PyTorchJob",
+        "metadata": _job_metadata(spec, spec.name),
+        "spec": {
+            "nprocPerNode": str(spec.num_procs_per_worker),
+            "runPolicy": {"backoffLimit": spec.max_restarts, "cleanPodPolicy": "None"},
+            "pytorchReplicaSpecs": replica_specs,
+        },
+    }
+
+
+# --- TrainJob (Kubeflow Trainer V2) ------------------------------------------------------------
+
+
+def trainjob_script(spec: JobSpec) -> str:
+    """The node command of a TrainJob: node 0 runs the storage initializer, then every node torchrun.
+
+    The torch-distributed runtime has no initializer step, so the initializer runs in node 0's
+    container before the trainer; the other nodes' trainers wait for its completion marker.
+    """
+    init_env = " ".join(shlex.quote(f"{k}={v}") for k, v in sorted(spec.init_env.items()))
+    initializer = shlex.join([*INITIALIZER_COMMAND, *JOB_ARGS])
+    if init_env:
+        initializer = f"env {init_env} {initializer}"
+    return (
+        "set -e\n"
+        'if [ "${PET_NODE_RANK:-${JOB_COMPLETION_INDEX:-0}}" = "0" ]; then\n'
+        f"  {initializer}\n"
+        "fi\n"
+        f"exec {shlex.join([*TRAINER_COMMAND, *JOB_ARGS])}\n"
+    )
+
+
+def build_trainjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> dict[str, Any]:
+    """The TrainJob against the `torch-distributed` ClusterTrainingRuntime, with the workspace and
+    spec volumes patched into its `node` pods."""
+    trainer: dict[str, Any] = {
+        "image": images.trainer,
+        "command": ["/bin/sh", "-c", trainjob_script(spec)],
+        "env": plain_env({"PYTHONUNBUFFERED": "1", **spec.env}) + secret_env(spec, secret_keys),
+        "numNodes": spec.num_workers,
+    }
+    if isinstance(spec.num_procs_per_worker, int):
+        trainer["numProcPerNode"] = spec.num_procs_per_worker
+    resources = resource_requirements(spec.resources_per_worker)
+    if resources:
+        trainer["resourcesPerNode"] = resources
+    pod_patch = {
+        "metadata": _pod_metadata(spec),
+        "spec": {
+            "volumes": volumes(spec),
+            "containers": [{"name": TRAINJOB_CONTAINER, "volumeMounts": volume_mounts()}],
+        },
+    }
+    return {
+        "apiVersion": f"{TRAINJOB_GROUP}/{TRAINJOB_VERSION}",
+        "kind": "TrainJob",
+        "metadata": _job_metadata(spec, spec.name),
+        "spec": {
+            "runtimeRef": {
+                "name": TRAINJOB_RUNTIME,
+                "apiGroup": TRAINJOB_GROUP,
+                "kind": "ClusterTrainingRuntime",
+            },
+            "trainer": trainer,
+            "runtimePatches": [
+                {
+                    "manager": "kubetune.io/kubetune",
+                    "trainingRuntimeSpec": {
+                        "template": {
+                            "spec": {
+                                "replicatedJobs": [
+                                    {
+                                        "name": TRAINJOB_CONTAINER,
+                                        "template": {"spec": {"template": pod_patch}},
+                                    }
+                                ]
+                            }
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+# --- the whole job -----------------------------------------------------------------------------
+
+
+def build_objects(
+    spec: JobSpec, secrets: dict[str, str], images: Images, api: str = "pytorchjob"
+) -> list[dict[str, Any]]:
+    """Every object of the job in creation order: [Secret,] ConfigMap, PVC, PyTorchJob|TrainJob."""
+    if api not in APIS:
+        raise ValueError(f"api={api!r}: allowed: {', '.join(APIS)}")
+    keys = sorted(secrets)
+    objects = [build_secret(spec, secrets)] if secrets else []
+    objects += [build_configmap(spec), build_pvc(spec)]
+    builder = build_pytorchjob if api == "pytorchjob" else build_trainjob
+    objects.append(builder(spec, images, keys))
+    return objects
+
+
+def owner_reference(job: dict[str, Any]) -> dict[str, Any]:
+    """An ownerReference to a created job (it needs the uid the API server assigned)."""
+    return {
+        "apiVersion": job["apiVersion"],
+        "kind": job["kind"],
+        "name": job["metadata"]["name"],
+        "uid": job["metadata"]["uid"],
+        "controller": False,
+    }
+
+
+def render_yaml(objects: list[dict[str, Any]]) -> str:
+    """The objects as one multi-document YAML text (for `kubetune render` and GitOps)."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump_all(objects, Dumper=Dumper, sort_keys=False, default_flow_style=False)

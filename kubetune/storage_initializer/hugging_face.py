@@ -160,7 +160,8 @@ class HuggingFaceTrainerParams:
     Extras: `max_length` truncates inputs (None: the model's limit, at most 512 for encoders and
     1024 for decoders); `columns` names dataset columns when detection by convention is not
     enough (e.g. {'text': 'review', 'label': 'stars'}); `packing` packs causal-LM samples into
-    full sequences; `merge_adapter` also saves a merged full model after LoRA training.
+    full sequences; `merge_adapter` also saves a merged full model after LoRA training;
+    `evaluate_before_training` evaluates the untrained model first (metrics prefixed `eval_before_`).
     """
 
     training_parameters: TrainingArguments
@@ -169,6 +170,7 @@ class HuggingFaceTrainerParams:
     columns: dict[str, str] | None = None
     packing: bool = False
     merge_adapter: bool = False
+    evaluate_before_training: bool = False
 
     def __post_init__(self) -> None:
         problems = validation.Problems("HuggingFaceTrainerParams")
@@ -193,7 +195,7 @@ class HuggingFaceTrainerParams:
             problems.add(
                 f"columns={self.columns!r}: must map roles to column names, e.g. {{'text': 'review'}}"
             )
-        for flag in ("packing", "merge_adapter"):
+        for flag in ("packing", "merge_adapter", "evaluate_before_training"):
             if not isinstance(getattr(self, flag), bool):
                 problems.add(f"{flag}={getattr(self, flag)!r}: must be True or False")
         if self.merge_adapter is True and self.lora_config is None:

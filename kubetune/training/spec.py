@@ -352,6 +352,7 @@ def trainer_spec(params: Any) -> dict[str, Any]:
         "columns": dict(params.columns) if params.columns else None,
         "packing": params.packing,
         "merge_adapter": params.merge_adapter,
+        "evaluate_before_training": params.evaluate_before_training,
     }
 
 

@@ -124,6 +124,8 @@ def load_path(path: Path, what: str, cache_dir: Path) -> DatasetDict:
         raise
     except Exception as error:
         cause = _root_cause(error)
+        if "corresponds to no data" in str(cause):  # how `datasets` reports a file without rows
+            raise InitializerError(what, "empty dataset: the data holds no rows") from error
         raise InitializerError(
             what, f"cannot read the data: {type(cause).__name__}: {first_line(cause)}"
         ) from error

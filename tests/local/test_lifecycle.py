@@ -1,0 +1,252 @@
+"""Local jobs end to end: real supervisor, real storage initializer, real torchrun (gloo), tiny BERT.
+
+Each test runs one or two small jobs (a 2-layer BERT, 64 rows), so the folder stays within a few
+minutes on 2 cores. Times are never asserted, only generous timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+from local_jobs import bert_job, status_of, the_job_dir, wait_until
+
+from kubetune.training.backends.local import processes
+from kubetune.training.spec import MODEL_TOKEN_ENV
+
+JOB_TIMEOUT = 400
+
+
+def test_seed_bert_example_runs_to_succeeded(client, home, tiny_model, sentiment_data):
+    # The seed's BERT example with `kubeflow.` -> `kubetune.`, a tiny local BERT instead of
+    # bert-base-cased, a local CSV instead of Yelp, 2 workers x 1 process, no GPU.
+    import transformers
+    from peft import LoraConfig
+
+    from kubetune.storage_initializer.hugging_face import (
+        HuggingFaceModelParams,
+        HuggingFaceTrainerParams,
+    )
+    from kubetune.storage_initializer.local import LocalDatasetParams
+    from kubetune.training import TrainingClient
+
+    name = TrainingClient(home=home).train(
+        name="fine-tune-bert",
+        model_provider_parameters=HuggingFaceModelParams(
+            model_uri=str(tiny_model),
+            transformer_type=transformers.AutoModelForSequenceClassification,
+        ),
+        dataset_provider_parameters=LocalDatasetParams(path=str(sentiment_data)),
+        trainer_parameters=HuggingFaceTrainerParams(
+            training_parameters=transformers.TrainingArguments(
+                output_dir="test_trainer",
+                save_strategy="no",
+                eval_strategy="no",
+                do_eval=False,
+                disable_tqdm=True,
+                log_level="info",
+            ),
+            lora_config=LoraConfig(r=8, lora_alpha=8, lora_dropout=0.1, bias="none"),
+        ),
+        num_workers=2,
+        num_procs_per_worker=1,
+        resources_per_worker={"cpu": 1, "memory": "1G"},
+    )
+    assert name == "fine-tune-bert"
+    assert client.is_job_created(name)
+
+    # Kubernetes semantics: the name is taken while the job exists.
+    with pytest.raises(RuntimeError, match="already exists"):
+        client.train(**bert_job(name, tiny_model, sentiment_data))
+
+    job = client.wait_for_job_conditions(name, timeout=JOB_TIMEOUT, polling_interval=0.5)
+    assert job.status == "Succeeded" and client.is_job_succeeded(name)
+    assert (job.name, job.namespace, job.backend) == (name, "default", "local")
+    assert job.creation_time <= job.start_time <= job.completion_time
+    assert job.restarts == 0
+    assert job.progress is not None and job.progress["step"] == job.progress["total_steps"] > 0
+
+    lines = list(client.get_job_logs(name))
+    by_source = {
+        source: [entry.line for entry in lines if entry.source == source]
+        for source in {entry.source for entry in lines}
+    }
+    assert set(by_source) == {"initializer", "worker-0", "worker-1"}
+    assert any("kubetune.storage_initializer" in line for line in by_source["initializer"])
+    for worker in ("worker-0", "worker-1"):
+        assert any("Running training" in line for line in by_source[worker]), by_source[worker][
+            -20:
+        ]
+
+    output_dir = Path(job.output_dir)
+    assert output_dir.is_absolute() and output_dir.is_relative_to(the_job_dir(home, name).path)
+    from peft import AutoPeftModelForSequenceClassification
+
+    model = AutoPeftModelForSequenceClassification.from_pretrained(output_dir / "model")
+    assert model.config.num_labels == 2
+
+    status = status_of(home, name)
+    assert status.attempts[-1]["exit_codes"] == {"worker-0": 0, "worker-1": 0}
+    assert status.initializer is not None and status.initializer.exit_code == 0
+    assert [j.name for j in client.list_jobs()] == [name]
+
+
+def test_jobs_are_waited_on_read_and_deleted_from_a_new_process(
+    client, home, tiny_model, sentiment_data
+):
+    # Two jobs at once (each picks its own rendezvous port), started here and left running.
+    names = ["cross-a", "cross-b"]
+    for name in names:
+        client.train(**bert_job(name, tiny_model, sentiment_data, num_workers=1))
+    pids = {name: status_of(home, name).all_pids() for name in names}
+
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from kubetune.training import TrainingClient
+
+        client = TrainingClient()
+        report = {}
+        for name in sys.argv[1:]:
+            job = client.wait_for_job_conditions(name, timeout=400, polling_interval=0.5)
+            followed = [str(line) for line in client.get_job_logs(name, follow=True)]
+            sources = sorted({line.source for line in client.get_job_logs(name)})
+            client.delete_job(name)
+            report[name] = {"status": job.status, "sources": sources, "followed": len(followed)}
+        print(json.dumps(report))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, *names],
+        capture_output=True,
+        text=True,
+        timeout=2 * JOB_TIMEOUT,
+        env=os.environ,  # KUBETUNE_HOME points at this test's home
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    for name in names:
+        assert report[name]["status"] == "Succeeded"
+        assert report[name]["sources"] == ["initializer", "worker-0"]
+        assert report[name]["followed"] > 0
+        assert not the_job_dir(home, name).path.exists()
+        assert not [pid for pid in pids[name] if processes.is_alive(pid)]
+    assert client.list_jobs() == []
+
+
+def test_secrets_travel_only_in_the_environment_and_a_lost_supervisor_fails_the_job(
+    client, home, tiny_model, sentiment_data
+):
+    secret = f"hf_{uuid.uuid4().hex}"
+    name = "secret-job"
+    client.train(
+        **bert_job(
+            name, tiny_model, sentiment_data, num_workers=1, access_token=secret, max_steps=100_000
+        )
+    )
+    wait_until(
+        lambda: (client.get_job(name).progress or {}).get("step", 0) > 0,
+        JOB_TIMEOUT,
+        "training to start",
+    )
+    status = status_of(home, name)
+    worker_pids = status.workers["worker-0"].children
+    assert worker_pids, "the supervisor records the worker processes"
+
+    # The secret reached the training process through its environment, and nowhere else.
+    assert psutil.Process(worker_pids[0]).environ().get(MODEL_TOKEN_ENV) == secret
+    for process in psutil.process_iter(["cmdline"]):
+        assert secret not in " ".join(process.info["cmdline"] or []), process.info["cmdline"]
+    job_path = the_job_dir(home, name).path
+    for path in job_path.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    assert not any(secret in line.line for line in client.get_job_logs(name))
+
+    # A supervisor that dies without a result leaves a Failed job, not one Running forever.
+    supervisor = status.supervisor
+    assert supervisor is not None
+    os.kill(supervisor.pid, signal.SIGKILL)
+    wait_until(lambda: client.is_job_failed(name), 30, "the job to be reported Failed")
+    job = client.get_job(name)
+    assert job.conditions[-1].reason == "SupervisorLost" and str(supervisor.pid) in job.message
+
+    # delete_job still finds and stops the orphaned agent and worker, and removes everything.
+    recorded = status_of(home, name).all_pids()
+    assert any(processes.is_alive(pid) for pid in worker_pids), "the worker outlived its supervisor"
+    client.delete_job(name)
+    assert not job_path.exists()
+    assert not [pid for pid in recorded if processes.is_alive(pid)]
+    assert not processes.job_processes(status.uid)
+    with pytest.raises(RuntimeError, match="not found"):
+        client.get_job(name)
+
+
+def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
+    client, home, tiny_model, sentiment_data
+):
+    name = "restart-job"
+    client.train(
+        **bert_job(
+            name,
+            tiny_model,
+            sentiment_data,
+            num_workers=2,
+            max_steps=120,
+            save_strategy="steps",
+            save_steps=5,
+        )
+    )
+
+    def checkpointed() -> bool:
+        job = client.get_job(name)
+        step = (job.progress or {}).get("step", 0)
+        return step >= 8 and any(Path(job.output_dir).glob("checkpoint-*"))
+
+    wait_until(checkpointed, JOB_TIMEOUT, "a checkpoint while training runs")
+    agent = status_of(home, name).workers["worker-1"].pid
+    trainer = psutil.Process(agent).children()[0]
+    trainer.send_signal(signal.SIGKILL)
+
+    job = client.wait_for_job_conditions(name, timeout=JOB_TIMEOUT, polling_interval=0.5)
+    assert job.status == "Succeeded"
+    assert job.restarts == 1
+    restarting = [c for c in job.conditions if c.type == "Restarting"]
+    assert restarting and "restart 1/3" in restarting[0].message, job.conditions
+    assert job.progress is not None and job.progress["step"] == 120
+    assert (job.progress.get("restarted_from_step") or 0) >= 5, job.progress
+    status = status_of(home, name)
+    assert len(status.attempts) == 2 and status.attempts[-1]["exit_codes"] == {
+        "worker-0": 0,
+        "worker-1": 0,
+    }
+    assert any("[kubetune] restart 1" in line.line for line in client.get_job_logs(name))
+
+
+def test_a_bad_column_fails_the_job_at_once_with_the_cause(
+    client, home, tiny_model, sentiment_data
+):
+    name = "bad-column"
+    client.train(
+        **bert_job(name, tiny_model, sentiment_data, num_workers=1, columns={"text": "nope"})
+    )
+    with pytest.raises(RuntimeError) as failure:
+        client.wait_for_job_conditions(name, timeout=JOB_TIMEOUT, polling_interval=0.5)
+    raised_at = time.time()
+    message = str(failure.value)
+    assert "nope" in message and "kubetune.trainer: error" in message, message
+    # Raised within seconds of the failure: the worker's log ends when it fails.
+    failed_at = the_job_dir(home, name).log_path("worker-0").stat().st_mtime
+    assert raised_at - failed_at < 30, raised_at - failed_at
+    job = client.get_job(name)
+    assert job.status == "Failed" and job.restarts == 0  # a permanent error is not retried
+    assert job.conditions[-1].reason == "WorkerFailed"

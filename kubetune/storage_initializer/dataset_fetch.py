@@ -238,7 +238,7 @@ def _s3_dataset(
     raw = staging / "raw"
     target = raw
     if selection.single:
-        target = s3_fetch.local_path(raw, selection.objects[0].key, selection.base)
+        target = s3_fetch.local_path(raw, selection.objects[0].key, selection.base, what)
         if file_format(target.name) is None:
             raise InitializerError(
                 what, f"unreadable file format {target.name!r}; allowed: {ALLOWED_FORMATS}"

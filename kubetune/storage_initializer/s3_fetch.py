@@ -11,8 +11,10 @@ KUBETUNE_S3_MAX_BANDWIDTH (bytes per second, default unlimited).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,6 +28,8 @@ MAX_BANDWIDTH_ENV = "KUBETUNE_S3_MAX_BANDWIDTH"
 DEFAULT_MAX_CONCURRENCY = 16
 PART_SIZE = 8 * 1024 * 1024
 DEFAULT_REGION = "us-east-1"
+
+log = logging.getLogger("kubetune.storage_initializer")
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ def resolve(client: Any, bucket: str, key: str, what: str) -> S3Selection:
     return S3Selection(bucket, key, prefix, tuple(objects), False)
 
 
-def local_path(dest: Path, key: str, base: str) -> Path:
+def local_path(dest: Path, key: str, base: str, what: str) -> Path:
     """Where an object lands: `dest` / the key relative to `base` (refusing '..' and absolute parts)."""
     relative = PurePosixPath(key[len(base) :])
     parts = [p for p in relative.parts if p not in ("", ".")]
@@ -226,7 +230,7 @@ def _progress_bar(total: int, desc: str) -> Any:
         unit_divisor=1024,
         file=sys.stderr,
         mininterval=0.2 if interactive else 5.0,
-        leave=interactive,
+        leave=True,
     )
 
 
@@ -246,10 +250,11 @@ def download(
         max_bandwidth=bandwidth,
         use_threads=True,
     )
-    targets = [(obj, local_path(dest, obj.key, selection.base)) for obj in selection.objects]
+    targets = [(obj, local_path(dest, obj.key, selection.base, what)) for obj in selection.objects]
     for _, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
 
+    start = time.monotonic()
     with _progress_bar(selection.total_bytes, what) as bar:
 
         class Progress(BaseSubscriber):
@@ -282,4 +287,14 @@ def download(
                     future.result()
         except Exception as error:
             raise translate_error(error, what, selection.bucket, current) from error
+    seconds = time.monotonic() - start
+    size_mb = selection.total_bytes / 1024 / 1024
+    log.info(
+        "%s: %d objects, %.1f MB in %.1f s (%.1f MB/s)",
+        what,
+        len(selection.objects),
+        size_mb,
+        seconds,
+        size_mb / max(seconds, 1e-6),
+    )
     return selection.total_bytes

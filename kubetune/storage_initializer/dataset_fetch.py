@@ -191,12 +191,32 @@ def select_splits(
     return DatasetDict(selected)
 
 
-def _hub_dataset(spec: Mapping[str, Any], env: Mapping[str, str], what: str) -> DatasetDict:
+def hub_cache_dir(env: Mapping[str, str], staging: Path) -> str | None:
+    """Where `datasets` caches Hub downloads: its own cache when offline or when the user named one
+    (HF_DATASETS_CACHE, HF_HOME), else a folder in the staging area, removed after the run."""
+    import datasets.config
+
+    offline = bool(datasets.config.HF_HUB_OFFLINE) or any(
+        (env.get(name) or "").strip().lower() in ("1", "true", "yes", "on")
+        for name in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE")
+    )
+    if offline or env.get("HF_DATASETS_CACHE") or env.get("HF_HOME"):
+        return None
+    return str(staging / "hf-datasets-cache")
+
+
+def _hub_dataset(
+    spec: Mapping[str, Any], env: Mapping[str, str], staging: Path, what: str
+) -> DatasetDict:
     import datasets
 
     token = env.get(DATASET_TOKEN_ENV) or None
     split, eval_split = spec.get("split"), spec.get("eval_split")
-    kwargs: dict[str, Any] = {"revision": spec.get("revision"), "token": token}
+    kwargs: dict[str, Any] = {
+        "revision": spec.get("revision"),
+        "token": token,
+        "cache_dir": hub_cache_dir(env, staging),
+    }
     try:
         if split is None:
             loaded = _as_dict(datasets.load_dataset(spec["repo_id"], spec.get("name"), **kwargs))
@@ -266,7 +286,7 @@ def fetch_dataset(spec: Mapping[str, Any], staging: Path, env: Mapping[str, str]
     what = describe(spec)
     kind = spec.get("kind")
     if kind == "hf":
-        data = _hub_dataset(spec, env, what)
+        data = _hub_dataset(spec, env, staging, what)
         return FetchedDataset(data, f"hf://{spec['repo_id']}")
     if kind == "s3":
         return _s3_dataset(spec, env, staging, what)

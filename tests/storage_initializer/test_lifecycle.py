@@ -200,3 +200,19 @@ def test_sigterm_cleans_up_staging(moto_open: Any, tiny_model: Path, tmp_path: P
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
     assert not (workspace / ws.MARKER_FILE).exists()
     assert not list(workspace.glob(STAGING_PREFIX + "*"))
+
+
+def test_hub_dataset_downloads_stay_in_the_workspace_unless_a_cache_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import datasets.config
+
+    from kubetune.storage_initializer.dataset_fetch import hub_cache_dir
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    assert hub_cache_dir({}, tmp_path) == str(tmp_path / "hf-datasets-cache")
+    assert hub_cache_dir({"HF_HOME": "/srv/hf"}, tmp_path) is None
+    assert hub_cache_dir({"HF_DATASETS_CACHE": "/srv/hf/datasets"}, tmp_path) is None
+    assert hub_cache_dir({"HF_HUB_OFFLINE": "1"}, tmp_path) is None
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    assert hub_cache_dir({}, tmp_path) is None

@@ -14,7 +14,7 @@ ERROR_LINE = re.compile(r"kubetune\.(?:trainer|storage_initializer): error: .*")
 # torchrun's failure report: "exitcode  : -9 (pid: 123)" per failed process.
 _EXIT_CODE = re.compile(r"exitcode\s*:\s*(-?\d+)")
 _SIGNAL = re.compile(r"Signal (\d+) \(SIG\w+\) received by PID")
-_ERRORISH = re.compile(r"(Error|Exception|error:|Traceback|Killed|exitcode)")
+_ERRORISH = re.compile(r"(Error|Exception|error:|Traceback|Killed|exitcode|Signal \d+)")
 
 
 class LogFile:

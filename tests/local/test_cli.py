@@ -1,0 +1,189 @@
+"""`kubetune` end to end through the installed console script, and the job file loader."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubetune import cli
+from kubetune.jobfile import JobFileError, load_job_file
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "tiny-sentiment.yaml"
+KUBETUNE = Path(sys.executable).parent / "kubetune"
+
+
+def kubetune(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Runs the installed console script (KUBETUNE_HOME comes from the `home` fixture)."""
+    return subprocess.run(
+        [str(KUBETUNE), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ,
+        cwd=REPO,
+    )
+
+
+def test_train_follow_the_example_then_list_status_logs_delete(home, tmp_path):
+    assert KUBETUNE.exists(), f"{KUBETUNE}: the console script is missing; pip install -e ."
+    trained = kubetune("train", "examples/tiny-sentiment.yaml", "--follow", timeout=600)
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    out, err = trained.stdout, trained.stderr
+    assert "job default/tiny-sentiment created" in out
+    for source in ("[initializer]", "[worker-0]", "[worker-1]"):
+        assert source in out
+    assert "job default/tiny-sentiment Succeeded" in out
+    output_dir = Path(out.split("outputs: ")[-1].strip().splitlines()[0])
+    assert (output_dir / "model").is_dir() and (output_dir / "metrics.json").is_file()
+    # The live progress bar (on stderr): steps, loss and ETA.
+    assert "tiny-sentiment:" in err and "step" in err and "loss=" in err and "eta=" in err
+
+    listed = kubetune("list")
+    assert listed.returncode == 0 and "tiny-sentiment" in listed.stdout
+    assert "Succeeded" in listed.stdout
+
+    status = kubetune("status", "tiny-sentiment", "--json")
+    job = json.loads(status.stdout)
+    assert job["status"] == "Succeeded" and job["output_dir"] == str(output_dir)
+    assert job["progress"]["step"] == job["progress"]["total_steps"]
+    assert "Succeeded" in kubetune("status", "tiny-sentiment").stdout
+
+    logs = kubetune("logs", "tiny-sentiment")
+    assert logs.returncode == 0 and "[worker-1]" in logs.stdout
+    followed = kubetune("logs", "-f", "tiny-sentiment")  # ends: the job has ended
+    assert followed.returncode == 0 and followed.stdout.count("\n") == logs.stdout.count("\n")
+
+    deleted = kubetune("delete", "tiny-sentiment", "--keep-outputs")
+    assert deleted.returncode == 0, deleted.stderr
+    kept = Path(deleted.stdout.split("outputs kept in ")[-1].strip())
+    assert (kept / "model").is_dir() and kept.is_relative_to(home)
+    assert not (home / "jobs" / "default" / "tiny-sentiment").exists()
+
+    missing = kubetune("status", "tiny-sentiment")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_namespace_applies_to_every_command(home):
+    assert kubetune("--namespace", "team-a", "list").stdout.strip() == "no jobs in namespace team-a"
+    gone = kubetune("-n", "team-a", "delete", "nothing")
+    assert gone.returncode == 1 and "team-a/nothing not found" in gone.stderr
+
+
+def test_example_job_file_becomes_train_arguments():
+    kwargs = load_job_file(EXAMPLE)
+    assert kwargs["name"] == "tiny-sentiment" and kwargs["num_workers"] == 2
+    model = kwargs["model_provider_parameters"]
+    assert model.model_uri == str(REPO / "examples" / "data" / "tiny-bert")
+    assert model.transformer_type_name == "AutoModelForSequenceClassification"
+    dataset = kwargs["dataset_provider_parameters"]
+    assert type(dataset).__name__ == "LocalDatasetParams"
+    assert dataset.path == str(REPO / "examples" / "data" / "tiny-sentiment.csv")
+    trainer = kwargs["trainer_parameters"]
+    assert trainer.training_parameters.num_train_epochs == 4
+    assert trainer.lora_config.r == 8 and trainer.max_length == 32
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "job.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_job_file_problems_are_listed_together_with_key_paths(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        name: Bad_Name
+        num_workers: 0
+        gpus: 1
+        model_provider_parameters: {model_uri: ./missing, transformer_type: AutoModelForSequence}
+        dataset_provider_parameters: {hf: {repo_id: yelp_review_full, splt: "train"}}
+        trainer_parameters:
+          training_parameters: {output_dir: out, num_epochs: 1}
+          lora_config: {r: 8, lora_alpa: 8}
+        """,
+    )
+    with pytest.raises(JobFileError) as error:
+        load_job_file(path)
+    message = str(error.value)
+    for expected in (
+        "8 problem(s)",
+        "gpus: unknown key",
+        "model_provider_parameters.model_uri='./missing'",
+        "transformer_type='AutoModelForSequence'",
+        "dataset_provider_parameters.hf.splt: unknown key of HuggingFaceDatasetParams; did you mean split?",
+        "trainer_parameters.training_parameters.num_epochs: unknown key of TrainingArguments; did you mean num_train_epochs?",
+        "trainer_parameters.lora_config.lora_alpa: unknown key of LoraConfig; did you mean lora_alpha",
+        "name='Bad_Name'",
+        "num_workers=0",
+    ):
+        assert expected in message, message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\n  bad: [\n", "not valid YAML"),
+        ("- a list\n", "must be a mapping of train() arguments"),
+        ("name: x\n", "model_provider_parameters: missing (required)"),
+        (
+            "name: x\nmodel_provider_parameters: {model_uri: a/b, transformer_type: AutoModelForMaskedLM}\n"
+            "dataset_provider_parameters: {hf: {repo_id: a}, local: {path: x}}\n"
+            "trainer_parameters: {training_parameters: {output_dir: o}}\n",
+            "exactly one key naming the kind (hf, s3, local)",
+        ),
+    ],
+)
+def test_bad_job_files_are_rejected_clearly(tmp_path, text, expected):
+    with pytest.raises(JobFileError, match=r"job\.yaml") as error:
+        load_job_file(write(tmp_path, text))
+    assert expected in str(error.value)
+
+
+def test_local_paths_resolve_against_the_job_file_and_null_lora_means_full_fine_tuning(
+    tmp_path, tiny_model, sentiment_data
+):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "bert").symlink_to(tiny_model)
+    (tmp_path / "data.csv").write_text(sentiment_data.read_text())
+    path = write(
+        tmp_path,
+        """
+        name: full
+        model_provider_parameters: {model_uri: ./models/bert, transformer_type: AutoModelForSequenceClassification}
+        dataset_provider_parameters: {local: {path: data.csv}}
+        trainer_parameters:
+          training_parameters: {output_dir: out}
+          lora_config: null
+        """,
+    )
+    kwargs = load_job_file(path)
+    assert kwargs["model_provider_parameters"].model_uri == str(tiny_model.resolve())
+    assert kwargs["dataset_provider_parameters"].path == str(tmp_path / "data.csv")
+    assert kwargs["trainer_parameters"].lora_config is None
+
+
+@pytest.mark.parametrize("api", ["pytorchjob", "trainjob"])
+def test_render_prints_kubernetes_objects_without_a_kubeconfig(api, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert cli.main(["--namespace", "ml", "render", str(EXAMPLE), "--api", api]) == 0
+    documents = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]
+    kinds = [d["kind"] for d in documents]
+    assert ("PyTorchJob" if api == "pytorchjob" else "TrainJob") in kinds
+    assert all(d["metadata"]["namespace"] == "ml" for d in documents)
+
+
+def test_cli_errors_are_one_line_and_exit_1(home, capsys, tmp_path):
+    assert cli.main(["train", str(tmp_path / "nope.yaml")]) == 1
+    assert capsys.readouterr().err.startswith("kubetune: error: ")
+    assert cli.main(["logs", "ghost"]) == 1
+    assert "default/ghost not found" in capsys.readouterr().err

@@ -151,13 +151,13 @@ def test_failure_reason_prefers_the_component_error_line(tmp_path):
         logs.failure_reason(log)
         == "kubetune.trainer: error: column 'nope' not found; the dataset has: text, label"
     )
-    assert not logs.killed_by_signal(log)
+    assert not logs.retryable_failure(log)
     log.write_text(
         "step 3\n  exitcode  : -9 (pid: 77)\n  traceback : Signal 9 (SIGKILL) received by PID 77\n"
     )
-    assert logs.killed_by_signal(log)
+    assert logs.retryable_failure(log)
     assert "Signal 9" in logs.failure_reason(log)
-    assert not logs.killed_by_signal(log, offset=log.stat().st_size)
+    assert not logs.retryable_failure(log, offset=log.stat().st_size)
 
 
 def test_following_logs_yields_lines_as_written_and_ends_with_the_job(tmp_path):
@@ -218,3 +218,13 @@ def test_a_job_being_created_is_not_taken_for_a_dead_one(home):
     job.write_status(status)
     failed = backend.get_job("starting", "default")
     assert failed.status == "Failed" and "never started" in failed.message
+
+
+def test_a_taken_rendezvous_port_is_worth_a_restart(tmp_path):
+    log = tmp_path / "worker-0.log"
+    log.write_text(
+        "torch.distributed.DistNetworkError: The server socket has failed to listen on any local "
+        "network address. port: 41234, useIpv6: false, code: -98, name: EADDRINUSE, message: "
+        "address already in use\n"
+    )
+    assert logs.retryable_failure(log)

@@ -26,6 +26,15 @@ from kubetune.training.spec import MODEL_TOKEN_ENV
 JOB_TIMEOUT = 400
 
 
+def assert_gone(pids: set[int]) -> None:
+    """No process of `pids` runs, and none lingers as a zombie (reaped within seconds)."""
+    assert pids
+    assert not [pid for pid in pids if processes.is_alive(pid)]
+    wait_until(
+        lambda: not [pid for pid in pids if psutil.pid_exists(pid)], 10, f"{pids} to be reaped"
+    )
+
+
 def test_seed_bert_example_runs_to_succeeded(client, home, tiny_model, sentiment_data):
     # The seed's BERT example with `kubeflow.` -> `kubetune.`, a tiny local BERT instead of
     # bert-base-cased, a local CSV instead of Yelp, 2 workers x 1 process, no GPU.
@@ -107,7 +116,15 @@ def test_jobs_are_waited_on_read_and_deleted_from_a_new_process(
     names = ["cross-a", "cross-b"]
     for name in names:
         client.train(**bert_job(name, tiny_model, sentiment_data, num_workers=1))
+
+    def worker_recorded(name: str) -> bool:
+        record = status_of(home, name).workers.get("worker-0")
+        return bool(record and record.children)
+
+    for name in names:
+        wait_until(lambda name=name: worker_recorded(name), JOB_TIMEOUT, f"{name}'s worker")
     pids = {name: status_of(home, name).all_pids() for name in names}
+    assert all(len(p) == 4 for p in pids.values()), pids  # supervisor, initializer, agent, worker
 
     script = textwrap.dedent(
         """
@@ -139,7 +156,7 @@ def test_jobs_are_waited_on_read_and_deleted_from_a_new_process(
         assert report[name]["sources"] == ["initializer", "worker-0"]
         assert report[name]["followed"] > 0
         assert not the_job_dir(home, name).path.exists()
-        assert not [pid for pid in pids[name] if processes.is_alive(pid)]
+        assert_gone(pids[name])
     assert client.list_jobs() == []
 
 
@@ -185,7 +202,7 @@ def test_secrets_travel_only_in_the_environment_and_a_lost_supervisor_fails_the_
     assert any(processes.is_alive(pid) for pid in worker_pids), "the worker outlived its supervisor"
     client.delete_job(name)
     assert not job_path.exists()
-    assert not [pid for pid in recorded if processes.is_alive(pid)]
+    assert_gone(recorded)
     assert not processes.job_processes(status.uid)
     with pytest.raises(RuntimeError, match="not found"):
         client.get_job(name)

@@ -2,9 +2,9 @@
 
 It runs the storage initializer, then `num_workers` torchrun agents, records what happens in
 JOBDIR/status.json and ends with Succeeded or Failed. A failed worker group is restarted from
-its last checkpoint up to `max_restarts` times when a process was killed or crashed by a signal
-(exit codes 1-127 are permanent errors, as the Training Operator's ExitCode restart policy has
-it: a bad column name does not get better by retrying). Secrets reach it, and through it the
+its last checkpoint up to `max_restarts` times when a process was killed or crashed by a signal,
+or the rendezvous port was taken (exit codes 1-127 are permanent errors, as the Training
+Operator's ExitCode restart policy has it: a bad column name does not get better by retrying). Secrets reach it, and through it the
 initializer and workers, only in the environment.
 
 Started by `LocalBackend.create_job`; the command forks once: the parent returns as soon as the
@@ -246,16 +246,17 @@ class Supervisor:
         self.stop_all()
         self.record_exit_codes(agents, stopped)
         failures = [s for s, p in agents.items() if s not in stopped and p.returncode != 0]
-        signalled = [
+        # A process killed by a signal (or a port taken) is the root cause the others followed.
+        retryable = [
             s
             for s in failures
             if _signal_code(agents[s].returncode)
-            or logs.killed_by_signal(self.job.log_path(s), offsets[s])
+            or logs.retryable_failure(self.job.log_path(s), offsets[s])
         ]
-        root = signalled[0] if signalled else failed[0]
+        root = retryable[0] if retryable else failed[0]
         reason = logs.failure_reason(self.job.log_path(root), offsets[root])
         return AttemptOutcome(
-            succeeded=False, retryable=bool(signalled), source=root, reason=reason
+            succeeded=False, retryable=bool(retryable), source=root, reason=reason
         )
 
     def record_children(self, agents: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -168,3 +168,30 @@ def test_hub_cache_is_not_modified(offline_hub: Path, dataset_csv: Path, tmp_pat
     initialize(spec, tmp_path / "ws", env={})
     assert {p: p.stat().st_mtime_ns for p in offline_hub.rglob("*") if p.is_file()} == before
     assert os.access(tmp_path / "ws" / ws.MODEL_DIR / "config.json", os.R_OK)
+
+
+def test_initializer_never_loads_the_model(
+    offline_hub: Path, dataset_csv: Path, tmp_path: Path
+) -> None:
+    """Files are fetched, not models: neither torch nor transformers is imported by a run."""
+    import subprocess
+    import sys
+
+    spec, _ = make_spec(f"hf://{HUB_REPO}", LocalDatasetParams(path=str(dataset_csv)))
+    (tmp_path / "spec.json").write_text(spec.to_json())
+    probe = (
+        "import sys\n"
+        "from kubetune.storage_initializer.__main__ import main\n"
+        f"sys.argv = ['x', '--spec', {str(tmp_path / 'spec.json')!r}, '--workspace', {str(tmp_path / 'ws')!r}]\n"
+        "code = main()\n"
+        "print(code, sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
+    )
+    assert result.stdout.strip() == "0 []", result.stderr
+    assert (tmp_path / "ws" / ws.MODEL_DIR / "model.safetensors").is_file()

@@ -1,0 +1,64 @@
+"""User errors end the trainer with exit status 1 and one clear last line on stderr."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import tiny_models as tm
+from conftest import ERROR_PREFIX, build_workspace, job_spec
+
+from kubetune import workspace
+from kubetune.trainer.cli import main
+
+
+def run_main(capsys, root, spec, *extra: str) -> tuple[int, str]:
+    spec_file = root / "jobspec.json"
+    spec_file.write_text(json.dumps(spec))
+    code = main(["--spec", str(spec_file), "--workspace", str(root), *extra])
+    stderr = capsys.readouterr().err
+    return code, stderr.rstrip().splitlines()[-1]
+
+
+def test_missing_marker_times_out_naming_the_path(tmp_path, capsys):
+    spec = job_spec("AutoModelForSequenceClassification", {})
+    started = time.monotonic()
+    code, last = run_main(capsys, tmp_path, spec, "--marker-timeout", "0.2")
+    assert code == 1 and time.monotonic() - started < 30
+    assert last.startswith(ERROR_PREFIX + "timed out after 0.2s waiting for ")
+    assert str(tmp_path / workspace.MARKER_FILE) in last
+
+
+def test_missing_column_is_one_line_naming_the_column_and_listing_the_columns(tmp_path, capsys):
+    rows = [{"review": r["text"], "stars": r["label"]} for r in tm.sentiment_rows(8)]
+    build_workspace(tmp_path, tm.tiny_bert_classifier, rows)
+    spec = job_spec(
+        "AutoModelForSequenceClassification", {}, columns={"text": "body", "label": "stars"}
+    )
+    code, last = run_main(capsys, tmp_path, spec)
+    assert code == 1
+    assert last == (
+        ERROR_PREFIX + "columns['text']='body': no such column in the dataset; "
+        "the dataset has columns ['review', 'stars']"
+    )
+    spec = job_spec("AutoModelForSequenceClassification", {})
+    code, last = run_main(capsys, tmp_path, spec)
+    assert (
+        code == 1 and "'text'" in last and "['review', 'stars']" in last and "Traceback" not in last
+    )
+
+
+@pytest.mark.parametrize(
+    ("training", "expected"),
+    [
+        ({"eval_strategy": "steps"}, "eval_strategy='steps': needs an eval split"),
+        ({"evaluation_strategy": "steps"}, "training_arguments: "),
+    ],
+)
+def test_bad_training_arguments(tmp_path, capsys, training, expected):
+    build_workspace(tmp_path, tm.tiny_bert_classifier, tm.sentiment_rows(8))
+    code, last = run_main(
+        capsys, tmp_path, job_spec("AutoModelForSequenceClassification", training)
+    )
+    assert code == 1 and last.startswith(ERROR_PREFIX) and expected in last

@@ -1,0 +1,169 @@
+"""Task pieces without training: metrics, column detection, causal-LM formats, label alignment."""
+
+from __future__ import annotations
+
+import pytest
+import tiny_models as tm
+
+from kubetune.trainer.errors import TrainerError
+from kubetune.trainer.tasks import TaskSettings, metrics, task_for
+from kubetune.trainer.tasks.base import IGNORE_INDEX
+from kubetune.trainer.tasks.causal_lm import CausalCollator, SampleEncoder, pack
+from kubetune.trainer.tasks.labels import label_set
+from kubetune.trainer.tasks.token_classification import align_to_subwords
+
+
+def test_entities_follow_iob_rules():
+    assert metrics.entities(["B-PER", "I-PER", "O", "B-LOC"]) == {("PER", 0, 1), ("LOC", 3, 3)}
+    # IOB1: an I- after O starts an entity; a type change ends one.
+    assert metrics.entities(["I-PER", "I-LOC", "O"]) == {("PER", 0, 0), ("LOC", 1, 1)}
+    assert metrics.entities(["B-PER", "B-PER"]) == {("PER", 0, 0), ("PER", 1, 1)}
+
+
+def test_entity_scores_count_whole_entities_only():
+    truth = [["B-PER", "I-PER", "O", "B-LOC"]]
+    half_right = [["B-PER", "O", "O", "B-LOC"]]  # the PER span is cut short: a miss and a false hit
+    scores = metrics.entity_scores(half_right, truth)
+    assert scores["precision"] == pytest.approx(0.5)
+    assert scores["recall"] == pytest.approx(0.5)
+    assert scores["accuracy"] == pytest.approx(0.75)
+    assert metrics.entity_scores(truth, truth)["f1"] == 1.0
+
+
+def test_classification_and_squad_metrics():
+    assert metrics.accuracy([1, 0, 1, 1], [1, 0, 0, 1]) == 0.75
+    # class 0: tp 1, fp 0, fn 1 -> 2/3; class 1: tp 2, fp 1, fn 0 -> 4/5
+    assert metrics.macro_f1([1, 0, 1, 1], [1, 0, 0, 1]) == pytest.approx((2 / 3 + 4 / 5) / 2)
+    scores = metrics.squad_scores(["The Paris", "in rome now"], [["paris"], ["rome", "oslo"]])
+    assert scores["exact_match"] == pytest.approx(50.0)
+    assert scores["f1"] == pytest.approx(100 * (1 + 0.5) / 2)
+
+
+def test_first_subword_carries_the_label():
+    assert align_to_subwords([None, 0, 0, 1, None], [3, 5]) == [
+        IGNORE_INDEX,
+        3,
+        IGNORE_INDEX,
+        5,
+        IGNORE_INDEX,
+    ]
+
+
+def test_string_labels_get_ids_and_num_labels_is_checked():
+    labels = label_set(["pos", "neg", "pos"], None, None, "label")
+    assert labels.names == ["neg", "pos"] and labels.ids == {"neg": 0, "pos": 1}
+    assert len(label_set([0, 2, 1], None, None, "label").names) == 3
+    with pytest.raises(TrainerError, match="num_labels=2"):
+        label_set([0, 2, 1], None, 2, "label")
+
+
+def test_missing_column_names_it_and_lists_the_dataset_columns():
+    task = task_for("AutoModelForSequenceClassification", TaskSettings(columns={"text": "review"}))
+    with pytest.raises(TrainerError) as error:
+        task.resolve_columns(["sentence", "stars"])
+    assert "columns['text']='review'" in str(error.value)
+    assert "['sentence', 'stars']" in str(error.value)
+    task = task_for("AutoModelForSequenceClassification", TaskSettings(columns={"label": "stars"}))
+    assert task.resolve_columns(["sentence", "stars"]) == {
+        "text": "sentence",
+        "text_pair": None,
+        "label": "stars",
+    }
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    path = tmp_path_factory.mktemp("tok")
+    tm.tiny_word_tokenizer(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
+def encoder(tokenizer, columns: list[str]) -> SampleEncoder:
+    task = task_for("AutoModelForCausalLM", TaskSettings())
+    task.resolve_columns(columns)
+    return SampleEncoder(tokenizer, task.format, task.columns, max_length=64)
+
+
+def words(tokenizer, ids: list[int]) -> list[str]:
+    return tokenizer.convert_ids_to_tokens(ids)
+
+
+def test_plain_text_is_trained_on_every_token(tokenizer):
+    ids, labels = encoder(tokenizer, ["text"])({"text": "bob lives in oslo ."})
+    assert words(tokenizer, ids) == ["<s>", "bob", "lives", "in", "oslo", ".", "</s>"]
+    assert labels == ids
+
+
+def test_prompt_completion_loss_is_on_the_completion_only(tokenizer):
+    ids, labels = encoder(tokenizer, ["prompt", "completion"])(
+        {"prompt": "say good :", "completion": " good ."}
+    )
+    assert words(tokenizer, ids) == ["<s>", "say", "good", ":", "good", ".", "</s>"]
+    assert labels == [IGNORE_INDEX] * 4 + ids[4:]
+
+
+def test_alpaca_instruction_format(tokenizer):
+    enc = encoder(tokenizer, ["instruction", "input", "output"])
+    prompt, completion, _ = enc.split(
+        {"instruction": "where bob lives ?", "input": "bob lives in oslo", "output": "oslo"}
+    )
+    assert (
+        "### Instruction:\nwhere bob lives ?" in prompt
+        and "### Input:\nbob lives in oslo" in prompt
+    )
+    assert prompt.endswith("### Response:\n") and completion == "oslo"
+    prompt, _, _ = enc.split({"instruction": "where bob lives ?", "input": "", "output": "oslo"})
+    assert "### Input" not in prompt
+    ids, labels = enc({"instruction": "where bob lives ?", "input": "", "output": "oslo"})
+    assert [
+        t for t, label in zip(words(tokenizer, ids), labels, strict=True) if label != IGNORE_INDEX
+    ] == ["oslo", "</s>"]
+
+
+def test_chat_messages_use_the_template_and_train_on_the_answer(tokenizer):
+    row = tm.chat_rows(1)[0]
+    ids, labels = encoder(tokenizer, ["messages"])(row)
+    text = tokenizer.decode(ids)
+    assert text.startswith("<s><|user|>") and "<|assistant|>" in text
+    trained = [
+        t for t, label in zip(words(tokenizer, ids), labels, strict=True) if label != IGNORE_INDEX
+    ]
+    assert trained == [*row["messages"][1]["content"].split(), "<|end|>"]
+
+
+def test_chat_messages_without_template_fall_back_to_role_lines(tmp_path):
+    from transformers import AutoTokenizer
+
+    tm.tiny_word_tokenizer(tmp_path, chat_template=False)
+    plain = AutoTokenizer.from_pretrained(tmp_path)
+    prompt, completion, templated = encoder(plain, ["messages"]).split(tm.chat_rows(1)[0])
+    assert not templated and prompt.startswith("user: ") and prompt.endswith("assistant: ")
+
+
+def test_packing_and_padding(tokenizer):
+    packed = pack(
+        {"input_ids": [[1, 2, 3], [4, 5, 6, 7]], "labels": [[-100, 2, 3], [4, 5, 6, 7]]}, block=3
+    )
+    assert packed["input_ids"] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert packed["labels"] == [[-100, 2, 3], [4, 5, 6], [7]]
+    batch = CausalCollator(pad_token_id=0)(
+        [{"input_ids": [5] * 3, "labels": [5] * 3}, {"input_ids": [6] * 9, "labels": [6] * 9}]
+    )
+    assert batch["input_ids"].shape == (
+        2,
+        16,
+    )  # longest (9) rounded up to a multiple of 8, not max_length
+    assert batch["labels"][0, 3:].eq(IGNORE_INDEX).all() and batch["attention_mask"][0].sum() == 3
+
+
+def test_no_known_causal_format_lists_the_columns():
+    task = task_for("AutoModelForCausalLM", TaskSettings())
+    with pytest.raises(TrainerError, match=r"the dataset has columns \['body', 'id'\]"):
+        task.resolve_columns(["body", "id"])
+
+
+def test_unknown_transformer_type():
+    with pytest.raises(TrainerError, match="AutoModelForSequenceClassification"):
+        task_for("AutoModelForSpeech", TaskSettings())

@@ -1,0 +1,355 @@
+"""The trainer under real `torchrun --nproc-per-node=2` (gloo on CPU), one tiny run per task.
+
+Each run checks: exit 0, the loss at the end below the loss at the start, the saved model
+reloads and predicts, metrics.json holds the task's metrics. The sequence-classification run
+also checks LoRA without task_type trains the classifier, fractional logging/save steps, the
+samples each rank sees, the progress file, permissions and the loss curve; the
+token-classification run kills a worker and checks the restarted group resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import tiny_models as tm
+import torch
+from conftest import build_workspace, job_spec, run_trainer, trainer_command, trainer_env
+
+from kubetune import workspace
+
+SEQ = "AutoModelForSequenceClassification"
+
+
+def loss_went_down(losses: list[float]) -> bool:
+    assert len(losses) >= 4, losses
+    return sum(losses[-2:]) / 2 < sum(losses[:2]) / 2
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture(scope="module")
+def sequence_run(tmp_path_factory: pytest.TempPathFactory):
+    """Tiny BERT classifier (dropout off), LoRA without task_type, merged model, 2 processes."""
+    root = tmp_path_factory.mktemp("seq")
+    build_workspace(
+        root,
+        lambda p: tm.tiny_bert_classifier(
+            p, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        ),
+        tm.sentiment_rows(64),
+        tm.sentiment_rows(32, seed=1),
+    )
+    training = {
+        "per_device_train_batch_size": 4,
+        "num_train_epochs": 2,
+        "learning_rate": 5e-2,
+        "logging_steps": 0.01,
+        "save_strategy": "steps",
+        "save_steps": 0.25,
+        "eval_strategy": "epoch",
+    }
+    spec = job_spec(SEQ, training, lora={"r": 8, "lora_alpha": 16}, merge_adapter=True)
+    run = run_trainer(
+        root, spec, nproc=2, env={"KUBETUNE_TRACE_SAMPLES": str(root / "trace")}
+    ).check()
+    return root, spec, run
+
+
+def test_sequence_classification_trains_saves_and_reloads(sequence_run):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    root, _, run = sequence_run
+    assert loss_went_down(run.losses), run.losses
+    metrics = run.metrics
+    for key in (
+        "eval_accuracy",
+        "eval_f1",
+        "eval_loss",
+        "train_runtime",
+        "train_samples_per_second",
+        "train_tokens_per_second",
+        "train_loss",
+    ):
+        assert key in metrics, (key, metrics)
+    assert metrics["global_step"] == 16
+
+    model_dir = run.output_dir / "model"
+    assert (model_dir / "adapter_config.json").is_file()
+    base = AutoModelForSequenceClassification.from_pretrained(
+        workspace.model_path(root), num_labels=2
+    )
+    original_classifier = base.classifier.weight.detach().clone()
+    adapted = PeftModel.from_pretrained(base, model_dir).eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(
+        run.output_dir / "merged_model"
+    ).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    batch = tokenizer(
+        ["the movie was great", "the plot was awful"], return_tensors="pt", padding=True
+    )
+    with torch.no_grad():
+        adapted_logits = adapted(**batch).logits
+        merged_logits = merged(**batch).logits
+    assert merged_logits.shape == (2, 2)
+    assert torch.allclose(adapted_logits, merged_logits, atol=1e-4)
+    # LoraConfig had no task_type: the classifier must still have been trained.
+    assert not torch.allclose(merged.classifier.weight, original_classifier)
+
+
+def test_fractional_logging_and_save_steps(sequence_run):
+    _, _, run = sequence_run
+    # 64 samples / (2 ranks x 4) = 8 steps per epoch, 16 in all: 0.01 -> every step, 0.25 -> every 4.
+    logged_steps = [e["step"] for e in run.log_history if "loss" in e]
+    assert logged_steps == list(range(1, 17))
+    checkpoints = sorted(int(p.name.split("-")[1]) for p in run.output_dir.glob("checkpoint-*"))
+    assert checkpoints == [4, 8, 12, 16]
+
+
+def test_each_sample_is_seen_once_per_epoch_across_ranks(sequence_run):
+    root, _, _ = sequence_run
+    ranks = [
+        [int(line) for line in (root / "trace" / f"rank-{r}.txt").read_text().split()]
+        for r in (0, 1)
+    ]
+    assert [len(seen) for seen in ranks] == [64, 64]  # 2 epochs x 32 samples per rank
+    for epoch in (0, 1):
+        seen = ranks[0][epoch * 32 : (epoch + 1) * 32] + ranks[1][epoch * 32 : (epoch + 1) * 32]
+        assert sorted(seen) == list(range(64)), f"epoch {epoch}: {sorted(seen)}"
+    assert set(ranks[0][:32]).isdisjoint(ranks[1][:32])
+
+
+def test_two_process_loss_matches_one_process_with_same_global_batch(sequence_run, tmp_path):
+    root, spec, run = sequence_run
+    single = tmp_path / "single"
+    build_workspace(
+        single,
+        lambda p: tm.tiny_bert_classifier(
+            p, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+        ),
+        tm.sentiment_rows(64),
+        tm.sentiment_rows(32, seed=1),
+    )
+    args = spec["trainer"]["training_arguments"]
+    one = json.loads(json.dumps(spec))
+    one["trainer"]["training_arguments"] = {
+        **args,
+        "per_device_train_batch_size": 8,
+        "max_steps": 1,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "logging_steps": 1,
+    }
+    one["trainer"]["merge_adapter"] = False
+    single_run = run_trainer(single, one, nproc=1).check()
+    assert single_run.losses[0] == pytest.approx(run.losses[0], abs=1e-3)
+
+
+def test_progress_file_permissions_and_loss_curve(sequence_run):
+    root, _, run = sequence_run
+    progress = json.loads((root / workspace.PROGRESS_FILE).read_text())
+    assert progress["status"] == "done"
+    assert progress["step"] == progress["total_steps"] == 16
+    assert progress["epoch"] == pytest.approx(2.0)
+    for key in ("loss", "learning_rate", "samples_per_second", "eta_seconds", "updated_at"):
+        assert progress[key] is not None, key
+    assert progress["restarted_from_step"] is None
+    assert (run.output_dir / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for path in [run.output_dir, *run.output_dir.rglob("*")]:
+        assert mode(path) == (0o755 if path.is_dir() else 0o644), path
+    assert not list((root / workspace.DATASET_DIR).rglob("cache-*")), (
+        "cache files written into dataset/"
+    )
+
+
+def test_token_classification_resumes_after_a_worker_is_killed(tmp_path):
+    """Full fine-tuning; one worker is killed after the first checkpoint; the group is run again."""
+    import psutil
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    root = build_workspace(
+        tmp_path / "ws", tm.tiny_bert_masked_lm, tm.ner_rows(64), tm.ner_rows(32, seed=1)
+    )
+    training = {
+        "per_device_train_batch_size": 4,
+        "num_train_epochs": 2,
+        "learning_rate": 5e-3,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": 4,
+    }
+    spec = job_spec("AutoModelForTokenClassification", training)
+    spec_file = root / "jobspec.json"
+    spec_file.write_text(json.dumps(spec))
+    output_dir = root / "outputs" / "out"
+    env = trainer_env({"KUBETUNE_DEBUG_STEP_DELAY": "0.3"})
+    with subprocess.Popen(
+        trainer_command(spec_file, root, nproc=2),
+        env=env,
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as agent:
+        deadline = time.monotonic() + 240
+        while not (output_dir / "checkpoint-4" / "trainer_state.json").is_file():
+            assert agent.poll() is None, agent.communicate()[1][-4000:]
+            assert time.monotonic() < deadline, "no checkpoint-4 in time"
+            time.sleep(0.05)
+        workers = psutil.Process(agent.pid).children()
+        assert len(workers) == 2, workers
+        workers[-1].send_signal(signal.SIGKILL)
+        agent.communicate(timeout=120)
+    assert agent.returncode != 0  # the group failed with its worker
+    assert not (output_dir / "metrics.json").exists()
+
+    rerun = run_trainer(root, spec, env={"KUBETUNE_DEBUG_STEP_DELAY": "0"}).check()
+    stderr = rerun.stderr
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert metrics["restarted_from_step"] is not None and 4 <= metrics["restarted_from_step"] < 16
+    assert metrics["global_step"] == 16
+    progress = json.loads((root / workspace.PROGRESS_FILE).read_text())
+    assert progress["restarted_from_step"] == metrics["restarted_from_step"]
+    assert f"resuming from {output_dir / 'checkpoint-'}" in stderr
+    history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+    steps = [e["step"] for e in history if "loss" in e]
+    assert steps == list(range(1, 17)), steps  # no step trained twice, none skipped
+    assert loss_went_down([e["loss"] for e in history if "loss" in e])
+
+    for key in ("eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "eval_loss"):
+        assert key in metrics, (key, metrics)
+    model = AutoModelForTokenClassification.from_pretrained(output_dir / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(output_dir / "model")
+    assert set(model.config.id2label.values()) == {"B-LOC", "B-PER", "I-LOC", "O"}
+    batch = tokenizer(
+        [["alice", "the", "paris", "rome"]], is_split_into_words=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        tags = model(**batch).logits.argmax(-1)[0, 1:-1].tolist()
+    assert len(tags) == 4 and all(model.config.id2label[t] in model.config.label2id for t in tags)
+
+
+def test_question_answering_with_lora_without_task_type(tmp_path):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    root = build_workspace(
+        tmp_path, tm.tiny_bert_masked_lm, tm.squad_rows(64), tm.squad_rows(32, seed=1)
+    )
+    training = {
+        "per_device_train_batch_size": 4,
+        "num_train_epochs": 2,
+        "learning_rate": 2e-2,
+        "logging_steps": 1,
+    }
+    spec = job_spec(
+        "AutoModelForQuestionAnswering",
+        training,
+        lora={"r": 8, "lora_alpha": 16},
+        merge_adapter=True,
+    )
+    run = run_trainer(root, spec).check()
+    assert loss_went_down(run.losses), run.losses
+    assert {"eval_exact_match", "eval_f1", "eval_loss"} <= set(run.metrics), run.metrics
+    model = AutoModelForQuestionAnswering.from_pretrained(run.output_dir / "merged_model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(run.output_dir / "merged_model")
+    batch = tokenizer("where bob lives ?", "the film bob lives in oslo .", return_tensors="pt")
+    with torch.no_grad():
+        out = model(**batch)
+    assert out.start_logits.shape == batch["input_ids"].shape
+
+
+def test_causal_lm_chat_messages_with_lora_and_merge(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root = build_workspace(tmp_path, tm.tiny_llama, tm.chat_rows(64), tm.chat_rows(16, seed=1))
+    training = {
+        "per_device_train_batch_size": 4,
+        "num_train_epochs": 2,
+        "learning_rate": 3e-2,
+        "logging_steps": 1,
+    }
+    spec = job_spec(
+        "AutoModelForCausalLM", training, lora={"r": 8, "lora_alpha": 16}, merge_adapter=True
+    )
+    run = run_trainer(root, spec).check()
+    assert loss_went_down(run.losses), run.losses
+    assert {"eval_loss", "eval_perplexity", "train_perplexity", "train_tokens_per_second"} <= set(
+        run.metrics
+    )
+    merged = run.output_dir / "merged_model"
+    model = AutoModelForCausalLM.from_pretrained(merged).eval()
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    assert tokenizer.chat_template
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "bob lives in rome . where bob lives ?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    generated = model.generate(**prompt, max_new_tokens=4, do_sample=False)
+    assert (
+        generated.shape[1] == prompt["input_ids"].shape[1] + 4
+        or tokenizer.eos_token_id in generated[0]
+    )
+
+
+def test_masked_lm_full_fine_tuning(tmp_path):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    root = build_workspace(tmp_path, tm.tiny_bert_masked_lm, tm.lm_rows(64), tm.lm_rows(16, seed=1))
+    training = {
+        "per_device_train_batch_size": 4,
+        "num_train_epochs": 2,
+        "learning_rate": 1e-2,
+        "logging_steps": 1,
+    }
+    run = run_trainer(root, job_spec("AutoModelForMaskedLM", training)).check()
+    assert loss_went_down(run.losses), run.losses
+    assert {"eval_loss", "eval_perplexity"} <= set(run.metrics)
+    model = AutoModelForMaskedLM.from_pretrained(run.output_dir / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(run.output_dir / "model")
+    batch = tokenizer("bob lives [MASK] oslo .", return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    assert logits.shape == (*batch["input_ids"].shape, len(tokenizer))
+
+
+def test_image_classification_with_lora(tmp_path):
+    from datasets import ClassLabel, Features, Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    features = Features({"image": Image(), "label": ClassLabel(names=["red", "blue"])})
+    root = build_workspace(
+        tmp_path, tm.tiny_vit, tm.image_rows(64), tm.image_rows(32, seed=1), features=features
+    )
+    training = {
+        "per_device_train_batch_size": 4,
+        "num_train_epochs": 2,
+        "learning_rate": 1e-2,
+        "logging_steps": 1,
+    }
+    spec = job_spec(
+        "AutoModelForImageClassification",
+        training,
+        lora={"r": 8, "lora_alpha": 16},
+        merge_adapter=True,
+    )
+    run = run_trainer(root, spec).check()
+    assert loss_went_down(run.losses), run.losses
+    assert run.metrics["eval_accuracy"] >= 0.9, run.metrics
+    merged = run.output_dir / "merged_model"
+    model = AutoModelForImageClassification.from_pretrained(merged).eval()
+    assert model.config.id2label == {0: "red", 1: "blue"}
+    processor = AutoImageProcessor.from_pretrained(merged)
+    images = [row["image"] for row in tm.image_rows(4, seed=2)]
+    with torch.no_grad():
+        predicted = model(**processor(images, return_tensors="pt")).logits.argmax(-1).tolist()
+    assert predicted == [0, 1, 0, 1]

@@ -90,7 +90,9 @@ class FakeApiServer:
         self._clock = itertools.count(1)
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def host(self) -> str:
@@ -142,7 +144,14 @@ class FakeApiServer:
         'terminated' or 'waiting')."""
 
         def statuses(states: dict[str, str]) -> list[dict[str, Any]]:
-            return [{"name": c, "restartCount": 0, "state": {s: {}}} for c, s in states.items()]
+            details = {
+                "running": {"startedAt": "2026-01-01T00:02:00Z"},
+                "terminated": {"exitCode": 0, "reason": "Completed"},
+                "waiting": {"reason": "PodInitializing"},
+            }
+            return [
+                {"name": c, "restartCount": 0, "state": {s: details[s]}} for c, s in states.items()
+            ]
 
         namespace = job["metadata"]["namespace"]
         pod = {

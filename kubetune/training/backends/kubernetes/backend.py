@@ -364,8 +364,14 @@ class KubernetesBackend(Backend):
             except RuntimeError:
                 return True
 
-        def open_stream(pod: str, container: str) -> Any:
-            return self._read_log(pod, container, namespace, follow=True).stream(4096)
+        def open_stream(pod: str, container: str) -> Iterator[bytes]:
+            response = self._read_log(pod, container, namespace, follow=True)
+            try:
+                # read1 returns what has arrived; read(n)/stream(n) would wait for n bytes.
+                while chunk := response.read1(4096):
+                    yield chunk
+            finally:
+                response.release_conn()
 
         return iter(
             LogFollower(

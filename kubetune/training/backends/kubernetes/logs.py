@@ -24,7 +24,7 @@ def started_containers(pods: list[dict[str, Any]]) -> Started:
             for container in status.get(statuses_key) or []:
                 state = container.get("state") or {}
                 last = container.get("lastState") or {}
-                if state.get("running") or state.get("terminated") or last.get("terminated"):
+                if "running" in state or "terminated" in state or "terminated" in last:
                     result.append(
                         (
                             pod["metadata"]["name"],

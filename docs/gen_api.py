@@ -1,7 +1,7 @@
 """Writes docs/api.md, the Python API reference, from the public classes' signatures and docstrings.
 
-    python docs/gen_api.py           # rewrite docs/api.md
-    python docs/gen_api.py --check   # exit 1 if docs/api.md is out of date (a test runs this)
+python docs/gen_api.py           # rewrite docs/api.md
+python docs/gen_api.py --check   # exit 1 if docs/api.md is out of date (a test runs this)
 """
 
 from __future__ import annotations
@@ -14,7 +14,16 @@ import kubetune
 
 TARGET = Path(__file__).with_name("api.md")
 SECTIONS = [
-    ("Parameter classes", ["HuggingFaceModelParams", "HuggingFaceDatasetParams", "HuggingFaceTrainerParams", "S3DatasetParams", "LocalDatasetParams"]),
+    (
+        "Parameter classes",
+        [
+            "HuggingFaceModelParams",
+            "HuggingFaceDatasetParams",
+            "HuggingFaceTrainerParams",
+            "S3DatasetParams",
+            "LocalDatasetParams",
+        ],
+    ),
     ("Client", ["TrainingClient"]),
     ("What the client returns", ["Job", "JobCondition", "LogLine"]),
     ("Job record", ["JobSpec"]),
@@ -63,16 +72,42 @@ def render() -> str:
         for name in names:
             obj = getattr(kubetune, name)
             where = IMPORT_PATHS.get(name, obj.__module__)
-            lines += [f"### `{name}`", "", f"`from {where} import {name}`", "", "```text", f"{name}{_signature(obj)}", "```", ""]
+            lines += [
+                f"### `{name}`",
+                "",
+                f"`from {where} import {name}`",
+                "",
+                "```text",
+                f"{name}{_signature(obj)}",
+                "```",
+                "",
+            ]
             if _doc(obj):
                 lines += [_doc(obj), ""]
             for method, member in _methods(obj):
-                if name != "TrainingClient" and method not in ("to_json", "from_json", "training_arguments", "lora_config"):
+                if name != "TrainingClient" and method not in (
+                    "to_json",
+                    "from_json",
+                    "training_arguments",
+                    "lora_config",
+                ):
                     continue
-                lines += [f"#### `{name}.{method}`", "", "```text", f"{method}{_signature(member)}", "```", ""]
+                lines += [
+                    f"#### `{name}.{method}`",
+                    "",
+                    "```text",
+                    f"{method}{_signature(member)}",
+                    "```",
+                    "",
+                ]
                 if _doc(member):
                     lines += [_doc(member), ""]
-    lines += ["## `TRANSFORMER_TYPES`", "", "The six model classes a job can fine-tune (given as class or name):", ""]
+    lines += [
+        "## `TRANSFORMER_TYPES`",
+        "",
+        "The six model classes a job can fine-tune (given as class or name):",
+        "",
+    ]
     lines += [f"- `{t.__name__}`" for t in kubetune.TRANSFORMER_TYPES.__args__]
     return "\n".join(lines) + "\n"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
@@ -36,7 +35,9 @@ NAME = "kubetune-demo"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--keep", action="store_true", help="keep an earlier demo job instead of replacing it")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep an earlier demo job instead of replacing it"
+    )
     args = parser.parse_args()
 
     client = TrainingClient()
@@ -78,7 +79,9 @@ def main() -> int:
             evaluate_before_training=True,
         ),
     )
-    print(f"started job {NAME} on the local backend; following it (Ctrl-C stops following, not the job)")
+    print(
+        f"started job {NAME} on the local backend; following it (Ctrl-C stops following, not the job)"
+    )
     code = follow(client, NAME, client.namespace)
     if code != 0:
         return code
@@ -89,19 +92,26 @@ def main() -> int:
     before = metrics.get("eval_before_accuracy")
     after = metrics.get("eval_accuracy")
     print()
-    print(f"eval accuracy before training: {before:.3f}" if before is not None else "eval accuracy before: n/a")
-    print(f"eval accuracy after training:  {after:.3f}" if after is not None else "eval accuracy after: n/a")
+    print(
+        f"eval accuracy before training: {before:.3f}"
+        if before is not None
+        else "eval accuracy before: n/a"
+    )
+    print(
+        f"eval accuracy after training:  {after:.3f}"
+        if after is not None
+        else "eval accuracy after: n/a"
+    )
     print(f"adapter:      {output / 'model'}")
     print(f"merged model: {output / 'merged_model'}")
     print(f"metrics:      {output / 'metrics.json'}")
     print(f"loss curve:   {output / 'loss_curve.png'}")
-    code_line = (
-        "from transformers import pipeline; "
-        f"print(pipeline('text-classification', model={str(output / 'merged_model')!r})"
-        "('what a wonderful, moving film'))"
-    )
+    merged = output / "merged_model"
     print("try it:")
-    print(f"  .venv/bin/python -c {shlex.quote(code_line)}")
+    print(
+        f"""  .venv/bin/python -c "from transformers import pipeline; """
+        f"""print(pipeline('text-classification', model='{merged}')('what a wonderful, moving film'))" """
+    )
     return 0
 
 

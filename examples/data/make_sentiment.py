@@ -5,7 +5,7 @@ shipped in the PyPI package `vaderSentiment` as vader_lexicon.txt), in which ten
 scored each word from -4 (most negative) to +4 (most positive). We keep lower-case words of at
 least four letters that raters agreed on (standard deviation < 1, |mean| >= 1.5) and that are
 whole tokens in BERT's vocabulary, then write each text from a template around two or three
-such words; its label is the sign of the summed human scores (1 positive, 0 negative). Some
+such words; its label is the sign of the summed human scores ('positive' or 'negative'). Some
 texts mix polarities, so a model must weigh words, not spot one. The texts are synthetic; the
 word valences are human judgements.
 
@@ -23,9 +23,36 @@ import sys
 from pathlib import Path
 
 SUBJECTS = [
-    "movie", "film", "plot", "ending", "soundtrack", "acting", "hotel", "room", "staff", "service",
-    "meal", "dessert", "coffee", "phone", "battery", "screen", "book", "chapter", "concert", "trip",
-    "flight", "course", "game", "app", "update", "album", "show", "episode", "class", "tour",
+    "movie",
+    "film",
+    "plot",
+    "ending",
+    "soundtrack",
+    "acting",
+    "hotel",
+    "room",
+    "staff",
+    "service",
+    "meal",
+    "dessert",
+    "coffee",
+    "phone",
+    "battery",
+    "screen",
+    "book",
+    "chapter",
+    "concert",
+    "trip",
+    "flight",
+    "course",
+    "game",
+    "app",
+    "update",
+    "album",
+    "show",
+    "episode",
+    "class",
+    "tour",
 ]
 TEMPLATES = [
     "the {s} in one word: {a}.",
@@ -49,12 +76,21 @@ def load_words(lexicon: Path, vocab: Path) -> list[tuple[str, float]]:
         if len(parts) < 3:
             continue
         word, mean, std = parts[0], float(parts[1]), float(parts[2])
-        if word.isalpha() and word.islower() and len(word) >= 4 and word in known and abs(mean) >= 1.5 and std < 1.0:
+        if (
+            word.isalpha()
+            and word.islower()
+            and len(word) >= 4
+            and word in known
+            and abs(mean) >= 1.5
+            and std < 1.0
+        ):
             words.append((word, mean))
     return words
 
 
-def make_rows(words: list[tuple[str, float]], n: int, rng: random.Random) -> list[dict[str, object]]:
+def make_rows(
+    words: list[tuple[str, float]], n: int, rng: random.Random
+) -> list[dict[str, object]]:
     positive = [w for w in words if w[1] > 0]
     negative = [w for w in words if w[1] < 0]
     rows: list[dict[str, object]] = []
@@ -74,7 +110,7 @@ def make_rows(words: list[tuple[str, float]], n: int, rng: random.Random) -> lis
         template = rng.choice(fitting)
         names = dict(zip("abc", [w[0] for w in picked], strict=False))
         text = template.format(s=rng.choice(SUBJECTS), **names)
-        rows.append({"text": text, "label": label})
+        rows.append({"text": text, "label": "positive" if label else "negative"})
     return rows
 
 

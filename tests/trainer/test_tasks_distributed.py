@@ -128,7 +128,7 @@ def test_each_sample_is_seen_once_per_epoch_across_ranks(sequence_run):
 
 
 def test_two_process_loss_matches_one_process_with_same_global_batch(sequence_run, tmp_path):
-    root, spec, run = sequence_run
+    _root, spec, run = sequence_run
     single = tmp_path / "single"
     build_workspace(
         single,

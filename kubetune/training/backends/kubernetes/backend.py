@@ -25,6 +25,8 @@ T = TypeVar("T")
 
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 MERGE_PATCH = "application/merge-patch+json"
+# Seconds an API call may take (log streams that follow a job have none).
+REQUEST_TIMEOUT = 60
 
 # kind -> (REST plural, CoreV1Api method suffix)
 _CORE = {
@@ -181,7 +183,9 @@ class KubernetesBackend(Backend):
                     action,
                     namespace,
                     plural,
-                    lambda: method(namespace, obj, _preload_content=False),
+                    lambda: method(
+                        namespace, obj, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                    ),
                 )
             )
         group, version, plural, _ = self._custom
@@ -190,7 +194,9 @@ class KubernetesBackend(Backend):
             action,
             namespace,
             plural,
-            lambda: api.create_namespaced_custom_object(group, version, namespace, plural, obj),
+            lambda: api.create_namespaced_custom_object(
+                group, version, namespace, plural, obj, _request_timeout=REQUEST_TIMEOUT
+            ),
         )
         return created
 
@@ -201,7 +207,13 @@ class KubernetesBackend(Backend):
         plural, suffix = _CORE[kind]
         method = getattr(self._core(), f"delete_namespaced_{suffix}")
         try:
-            method(name, namespace, propagation_policy="Foreground", _preload_content=False)
+            method(
+                name,
+                namespace,
+                propagation_policy="Foreground",
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
         except ApiException as e:
             if e.status != 404:
                 raise errors.api_error(
@@ -223,6 +235,7 @@ class KubernetesBackend(Backend):
                 name,
                 propagation_policy="Foreground",
                 body={"propagationPolicy": "Foreground"},
+                _request_timeout=REQUEST_TIMEOUT,
             ),
         )
 
@@ -235,7 +248,12 @@ class KubernetesBackend(Backend):
             namespace,
             plural,
             lambda: method(
-                name, namespace, body, _content_type=MERGE_PATCH, _preload_content=False
+                name,
+                namespace,
+                body,
+                _content_type=MERGE_PATCH,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
             ),
         )
 
@@ -285,7 +303,9 @@ class KubernetesBackend(Backend):
                 f"get {kind} {namespace}/{name}",
                 namespace,
                 plural,
-                lambda: api.get_namespaced_custom_object(group, version, namespace, plural, name),
+                lambda: api.get_namespaced_custom_object(
+                    group, version, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
+                ),
             )
         except RuntimeError as e:
             cause = e.__cause__
@@ -317,6 +337,7 @@ class KubernetesBackend(Backend):
                 namespace,
                 plural,
                 label_selector=f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}",
+                _request_timeout=REQUEST_TIMEOUT,
             ),
         )
         items = sorted(
@@ -335,6 +356,7 @@ class KubernetesBackend(Backend):
                 namespace,
                 label_selector=f"{manifests.JOB_NAME_LABEL}={name}",
                 _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
             ),
         )
         items: list[dict[str, Any]] = self._json(listed).get("items") or []
@@ -347,7 +369,12 @@ class KubernetesBackend(Backend):
             namespace,
             "pods",
             lambda: core.read_namespaced_pod_log(
-                pod, namespace, container=container, follow=follow, _preload_content=False
+                pod,
+                namespace,
+                container=container,
+                follow=follow,
+                _preload_content=False,
+                _request_timeout=None if follow else REQUEST_TIMEOUT,
             ),
         )
 

@@ -192,23 +192,23 @@ def test_a_failed_job_makes_wait_raise_with_the_reason(
 
 
 def test_train_with_wait_blocks_until_succeeded(
-    apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
+    apiserver: FakeApiServer,
+    make_client: Any,
+    seed_params: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from kubetune.training.client import TrainingClient
+
     client = make_client()
     # the status script is installed before the job exists: each GET moves it on
     apiserver.script_status(PYTORCHJOBS, "fine-tune-bert", [RUNNING, SUCCEEDED])
-    import kubetune.training.client as client_module
-
-    original = client_module.TrainingClient.wait_for_job_conditions
+    original = TrainingClient.wait_for_job_conditions
 
     def fast(self: Any, *args: Any, **kwargs: Any) -> Any:
         return original(self, *args, **{**kwargs, "polling_interval": 0.01})
 
-    client_module.TrainingClient.wait_for_job_conditions = fast  # type: ignore[method-assign]
-    try:
-        assert client.train(**seed_params, wait=True, timeout=30) == "fine-tune-bert"
-    finally:
-        client_module.TrainingClient.wait_for_job_conditions = original  # type: ignore[method-assign]
+    monkeypatch.setattr(TrainingClient, "wait_for_job_conditions", fast)
+    assert client.train(**seed_params, wait=True, timeout=30) == "fine-tune-bert"
     assert client.get_job("fine-tune-bert").status == "Succeeded"
 
 

@@ -1,0 +1,69 @@
+"""Runs one whole local kubetune job, as a user script would: `python run_job.py REQUEST.json`.
+
+The request (JSON) names the job's home, name, model folder, dataset folder, TrainingArguments
+and LoraConfig keywords, max_length, num_workers, num_procs_per_worker, optional env_vars and a
+timeout. TrainingClient().train(..., wait=True) runs it to Succeeded; then a summary (status,
+seconds, output folder, storage initializer seconds) is written to request["result"].
+Used by overhead.py and scaling.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def main(request_path: Path) -> int:
+    started = time.perf_counter()
+    from peft import LoraConfig
+    from transformers import TrainingArguments
+
+    from kubetune import workspace
+    from kubetune.storage_initializer.hugging_face import (
+        HuggingFaceModelParams,
+        HuggingFaceTrainerParams,
+    )
+    from kubetune.storage_initializer.local import LocalDatasetParams
+    from kubetune.training import TrainingClient
+
+    request = json.loads(request_path.read_text())
+    client = TrainingClient(home=request["home"])
+    imported = time.perf_counter()
+    client.train(
+        name=request["name"],
+        num_workers=request.get("num_workers", 1),
+        num_procs_per_worker=request.get("num_procs_per_worker", 1),
+        model_provider_parameters=HuggingFaceModelParams(
+            model_uri=request["model"], transformer_type=request["transformer_type"]
+        ),
+        dataset_provider_parameters=LocalDatasetParams(path=request["dataset"]),
+        trainer_parameters=HuggingFaceTrainerParams(
+            training_parameters=TrainingArguments(**request["training_arguments"]),
+            lora_config=LoraConfig(**request["lora"]) if request.get("lora") else None,
+            max_length=request["max_length"],
+        ),
+        env_vars=request.get("env_vars") or None,
+        wait=True,
+        timeout=request["timeout"],
+    )
+    finished = time.perf_counter()
+    job = client.get_job(request["name"])
+    job_dir = Path(request["home"]) / "jobs" / job.namespace / request["name"]
+    marker = workspace.read_json(job_dir / "workspace" / workspace.MARKER_FILE) or {}
+    status = workspace.read_json(job_dir / "status.json") or {}
+    summary = {
+        "status": job.status,
+        "import_s": round(imported - started, 3),
+        "train_call_s": round(finished - imported, 3),
+        "output_dir": job.output_dir,
+        "initializer_s": marker.get("seconds"),
+        "launch": status.get("launch"),
+    }
+    Path(request["result"]).write_text(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

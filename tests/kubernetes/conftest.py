@@ -1,24 +1,17 @@
 """Fixtures of the Kubernetes backend tests: the seed's example as train() arguments, the CRD
-schemas from ../shared/k8s, strict Kubernetes core-schema checks, and the fake API server."""
+schemas from ../shared/k8s, and the fake API server."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fake_apiserver import FakeApiServer
+from k8s_helpers import MODEL_TOKEN, S3_ACCESS, S3_SECRET, load_crd_schema
 
 from kubetune.training import TrainingClient
-
-# Secret values used by the tests; none may appear in a rendered object outside the Secret.
-MODEL_TOKEN = "hf_modelTokenValue0123456789"
-DATASET_TOKEN = "hf_datasetTokenValue987654321"
-S3_ACCESS = "AKIAEXAMPLEACCESS00"
-S3_SECRET = "s3SecretKey/With+Chars=0123456789abcd"
 
 
 @pytest.fixture(scope="session")
@@ -84,46 +77,6 @@ def secret_params(seed_params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(api: str, params: dict[str, Any], **overrides: Any) -> list[dict[str, Any]]:
-    """train(..., dry_run=True) through TrainingClient, as the CLI does it."""
-    objects: list[dict[str, Any]] = TrainingClient(backend="kubernetes", api=api).train(
-        **{**params, **overrides}, dry_run=True
-    )
-    return objects
-
-
-def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {o["kind"]: o for o in objects}
-
-
-# --- CRD schemas -----------------------------------------------------------------------------
-
-
-def strict(schema: Any) -> Any:
-    """The schema with unknown fields rejected wherever the API server would prune them
-    (objects with `properties` and no `additionalProperties`/preserve-unknown-fields)."""
-    if isinstance(schema, list):
-        return [strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: strict(v) for k, v in schema.items()}
-    if (
-        "properties" in out
-        and "additionalProperties" not in out
-        and not out.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        out["additionalProperties"] = False
-    return out
-
-
-def load_crd_schema(path: Path) -> dict[str, Any]:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the CRDs are large
-    crd = yaml.load(path.read_text(), Loader=loader)
-    assert crd["kind"] == "CustomResourceDefinition"
-    (version,) = [v for v in crd["spec"]["versions"] if v.get("storage")]
-    return strict(copy.deepcopy(version["schema"]["openAPIV3Schema"]))
-
-
 @pytest.fixture(scope="session")
 def crd_validators(shared_dir: Path) -> dict[str, Any]:
     """jsonschema validators of PyTorchJob and TrainJob from the CRDs in ../shared/k8s."""
@@ -137,39 +90,6 @@ def crd_validators(shared_dir: Path) -> dict[str, Any]:
         schema = load_crd_schema(shared_dir / "k8s" / file)
         validators[kind] = jsonschema.validators.validator_for(schema)(schema)
     return validators
-
-
-def crd_errors(validators: dict[str, Any], obj: dict[str, Any]) -> list[str]:
-    return [
-        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-        for e in validators[obj["kind"]].iter_errors(obj)
-    ]
-
-
-# --- Kubernetes core schema ------------------------------------------------------------------
-
-
-def core_errors(obj: dict[str, Any]) -> str | None:
-    """Validates a core object through the kubernetes client's (pydantic) model in strict mode:
-    unknown fields, wrong types and missing required fields fail. None when valid."""
-    import pydantic
-    from kubernetes import client
-
-    model = {
-        "Secret": client.V1Secret,
-        "ConfigMap": client.V1ConfigMap,
-        "PersistentVolumeClaim": client.V1PersistentVolumeClaim,
-        "PodTemplateSpec": client.V1PodTemplateSpec,
-    }[obj.get("kind", "PodTemplateSpec")]
-    data = {k: v for k, v in obj.items() if not (model is client.V1PodTemplateSpec and k == "kind")}
-    try:
-        model.model_validate(data, strict=True)
-    except pydantic.ValidationError as e:
-        return str(e)
-    return None
-
-
-# --- the fake API server ---------------------------------------------------------------------
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import json
 from typing import Any
 
 import pytest
-from conftest import MODEL_TOKEN, S3_SECRET
 from fake_apiserver import FakeApiServer
+from k8s_helpers import MODEL_TOKEN, S3_SECRET
 
 from kubetune.training.job import LogLine
 

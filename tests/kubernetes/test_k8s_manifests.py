@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import (
+from k8s_helpers import (
     DATASET_TOKEN,
     MODEL_TOKEN,
     S3_ACCESS,

@@ -45,7 +45,10 @@ def test_missing_column_is_one_line_naming_the_column_and_listing_the_columns(tm
     spec = job_spec("AutoModelForSequenceClassification", {})
     code, last = run_main(capsys, tmp_path, spec)
     assert (
-        code == 1 and "the 'label' column" in last and "['review', 'stars']" in last and "Traceback" not in last
+        code == 1
+        and "the 'label' column" in last
+        and "['review', 'stars']" in last
+        and "Traceback" not in last
     )
 
 

@@ -126,7 +126,9 @@ def test_chat_messages_use_the_template_and_train_on_the_answer(tokenizer):
     row = tm.chat_rows(1)[0]
     ids, labels = encoder(tokenizer, ["messages"])(row)
     tokens = words(tokenizer, ids)
-    assert tokens[:2] == ["<s>", "<|user|>"] and tokens.count("<s>") == 1 and "<|assistant|>" in tokens
+    assert (
+        tokens[:2] == ["<s>", "<|user|>"] and tokens.count("<s>") == 1 and "<|assistant|>" in tokens
+    )
     trained = [
         t for t, label in zip(words(tokenizer, ids), labels, strict=True) if label != IGNORE_INDEX
     ]
@@ -167,3 +169,96 @@ def test_no_known_causal_format_lists_the_columns():
 def test_unknown_transformer_type():
     with pytest.raises(TrainerError, match="AutoModelForSequenceClassification"):
         task_for("AutoModelForSpeech", TaskSettings())
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    path = tm.tiny_bert_masked_lm(tmp_path_factory.mktemp("bert"))
+    return AutoTokenizer.from_pretrained(path), BertForMaskedLM.from_pretrained(path)
+
+
+def test_text_pairs_and_string_labels_with_inferred_num_labels(bert):
+    from datasets import Dataset
+
+    from kubetune.trainer.tasks.base import MapCache
+
+    tokenizer, model = bert
+    rows = [
+        {"sentence1": "bob lives in oslo", "sentence2": "bob is in oslo", "label": "entailment"},
+        {"sentence1": "bob lives in oslo", "sentence2": "bob is in rome", "label": "contradiction"},
+        {"sentence1": "bob lives in oslo", "sentence2": "alice likes rome", "label": "neutral"},
+    ]
+    train = Dataset.from_list(rows)
+    task = task_for("AutoModelForSequenceClassification", TaskSettings())
+    assert task.resolve_columns(train.column_names) == {
+        "text": "sentence1",
+        "text_pair": "sentence2",
+        "label": "label",
+    }
+    kwargs = task.model_kwargs(train, None)
+    assert kwargs["num_labels"] == 3 and kwargs["id2label"] == {
+        0: "contradiction",
+        1: "entailment",
+        2: "neutral",
+    }
+    prepared = task.prepare(train, None, tokenizer, model, MapCache(None, "test"))
+    first = prepared.train[0]
+    assert tokenizer.convert_ids_to_tokens(first["input_ids"]).count("[SEP]") == 2
+    assert prepared.train["labels"][:] == [1, 0, 2]
+    batch = prepared.collator([prepared.train[0], prepared.train[2]])
+    assert batch["input_ids"].shape[1] % 8 == 0 and batch["input_ids"].shape[1] < 512
+
+
+def test_long_contexts_are_split_with_stride_and_answers_located(bert):
+    from datasets import Dataset
+
+    from kubetune.trainer.tasks.base import MapCache
+
+    tokenizer, model = bert
+    filler = " ".join(["the film was very good ."] * 6)
+    context = f"{filler} bob lives in lima . {filler}"
+    start = context.index("lima")
+    rows = [
+        {
+            "question": "where bob lives ?",
+            "context": context,
+            "answers": {"text": ["lima"], "answer_start": [start]},
+        }
+    ]
+    task = task_for("AutoModelForQuestionAnswering", TaskSettings(max_length=32))
+    task.resolve_columns(["question", "context", "answers"])
+    prepared = task.prepare(Dataset.from_list(rows), None, tokenizer, model, MapCache(None, "test"))
+    features = prepared.train
+    assert len(features) > 1 and all(len(ids) <= 32 for ids in features["input_ids"])
+    located = [
+        tokenizer.convert_ids_to_tokens(
+            f["input_ids"][f["start_positions"] : f["end_positions"] + 1]
+        )
+        for f in features
+        if f["start_positions"] > 0
+    ]
+    assert located and all(tokens == ["lima"] for tokens in located)
+
+
+def test_threads_are_shared_between_local_processes(monkeypatch):
+    import os
+
+    import torch
+
+    from kubetune.trainer.startup import configure_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    try:
+        assert (
+            configure_threads()
+            == max(1, len(os.sched_getaffinity(0)) // 2)
+            == torch.get_num_threads()
+        )
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")
+        assert configure_threads() is None
+    finally:
+        torch.set_num_threads(before)

@@ -73,8 +73,8 @@ def main() -> int:
 
     threads = args.threads or (1 if args.quick else len(os.sched_getaffinity(0)))
     rounds = args.rounds or (2 if args.quick else 3)
-    samples = args.samples or (600 if args.quick else 2400)
-    hidden, layers = (128, 2) if args.quick else (256, 4)
+    samples = args.samples or (200 if args.quick else 700)
+    hidden, layers = 128, 2
     max_length, batch_size = 256, 16
     output = args.output or bl.RESULTS / ("overhead-quick.json" if args.quick else "overhead.json")
     scratch = Path(tempfile.mkdtemp(prefix="kubetune-overhead-"))
@@ -113,7 +113,10 @@ def main() -> int:
                         "transformer_type": "AutoModelForSequenceClassification",
                         "lora": LORA,
                         "max_length": max_length,
-                        "env_vars": {"OMP_NUM_THREADS": str(threads)},
+                        "env_vars": {
+                            "OMP_NUM_THREADS": str(threads),
+                            "MKL_NUM_THREADS": str(threads),
+                        },
                         "timeout": timeout,
                         "result": str(result),
                     }

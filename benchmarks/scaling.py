@@ -56,7 +56,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     rounds = args.rounds or (1 if args.quick else 2)
-    samples = args.samples or (640 if args.quick else 2400)
+    samples = args.samples or (384 if args.quick else 1536)
     hidden, layers = (128, 2) if args.quick else (256, 4)
     max_length = 256
     output = args.output or bl.RESULTS / ("scaling-quick.json" if args.quick else "scaling.json")
@@ -111,7 +111,9 @@ def main() -> int:
                     "max_length": max_length,
                     "num_workers": workers,
                     "num_procs_per_worker": procs,
-                    "env_vars": {"OMP_NUM_THREADS": str(threads)} if threads else {},
+                    "env_vars": {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+                    if threads
+                    else {},
                     "timeout": 1800,
                     "result": str(result),
                 }

@@ -20,7 +20,7 @@ suite), peak RSS of the process, and FLOPs utilisation: 6 x matmul parameters x 
 measured matmul peak (CPU: float32 torch.matmul; GPU: the card's dense bf16 peak).
 
     python benchmarks/throughput.py --quick          # small models, 2 rounds, a few minutes
-    python benchmarks/throughput.py                  # the full run (about half an hour on 2 cores)
+    python benchmarks/throughput.py                  # the full run (about 45 minutes on 2 cores)
     python benchmarks/throughput.py --gpu            # add the GPU suite (needs CUDA)
 """
 
@@ -81,8 +81,8 @@ FULL = Scale(
     rounds=3,
     encoder={"hidden": 256, "layers": 4},
     decoder={"hidden": 256, "layers": 4},
-    classification_samples=3000,
-    lm_samples=2000,
+    classification_samples=1200,
+    lm_samples=1000,
 )
 
 

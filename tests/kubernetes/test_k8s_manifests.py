@@ -388,3 +388,32 @@ def test_builders_are_pure(seed_params: dict[str, Any]) -> None:
     first = manifests.build_objects(spec, secrets, images, "pytorchjob")
     assert manifests.build_objects(spec, secrets, images, "pytorchjob") == first
     assert spec.to_json() == first[0]["data"]["spec.json"]
+
+
+@pytest.mark.parametrize(("rank", "runs_initializer"), [("0", True), ("1", False)])
+def test_trainjob_node_script_runs_initializer_on_node_0_then_torchrun(
+    rank: str, runs_initializer: bool, seed_params: dict[str, Any], tmp_path: Path
+) -> None:
+    """Runs the TrainJob's node command under sh with stub `python`/`torchrun` that record
+    their arguments and the initializer's environment (values with quotes and `$`)."""
+    import subprocess
+
+    tricky = 'it\'s $HOME "quoted"'
+    trainjob = by_kind(render("trainjob", seed_params, init_env_vars={"TRICKY": tricky}))[
+        "TrainJob"
+    ]
+    shell, flag, script = trainjob["spec"]["trainer"]["command"]
+    record = tmp_path / "calls.txt"
+    for program in ("python", "torchrun"):
+        stub = tmp_path / program
+        stub.write_text(f'#!/bin/sh\necho "{program} $* TRICKY=${{TRICKY:-unset}}" >> {record}\n')
+        stub.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "PET_NODE_RANK": rank, "HOME": "/home/x"}
+    subprocess.run([shell, flag, script], env=env, check=True, timeout=30)
+    calls = record.read_text().splitlines()
+    torchrun = "torchrun -m kubetune.trainer --spec /etc/kubetune/spec.json --workspace /workspace TRICKY=unset"
+    initializer = (
+        "python -m kubetune.storage_initializer --spec /etc/kubetune/spec.json "
+        f"--workspace /workspace TRICKY={tricky}"
+    )
+    assert calls == ([initializer, torchrun] if runs_initializer else [torchrun])

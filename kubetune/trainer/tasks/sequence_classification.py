@@ -54,6 +54,10 @@ class SequenceClassification(Task):
     ) -> Prepared:
         from transformers import DataCollatorWithPadding
 
+        if processor.pad_token_id is None and processor.eos_token is not None:
+            processor.pad_token = processor.eos_token  # decoder models: pad with end-of-sequence
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = processor.pad_token_id  # lets the head find the last token
         text, pair, label = self.column("text"), self.columns["text_pair"], self.column("label")
         max_length = model_max_length(processor, model, "encoder", self.settings.max_length)
         ids = self.labels.ids

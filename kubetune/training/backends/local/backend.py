@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kubetune import workspace
@@ -161,14 +161,13 @@ class LocalBackend(Backend):
         return logs.follow_logs(files, done=lambda: self._ended(job))
 
     def follow_job_logs(
-        self, name: str, namespace: str, on_poll: object = None
+        self, name: str, namespace: str, on_poll: Callable[[], None] | None = None
     ) -> Iterator[LogLine]:
         """Like `get_job_logs(follow=True)`, calling `on_poll()` at every polling round."""
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
         files = [(source, job.log_path(source)) for source in job.sources(status.num_workers)]
-        callback = on_poll if callable(on_poll) else None
-        return logs.follow_logs(files, done=lambda: self._ended(job), on_poll=callback)
+        return logs.follow_logs(files, done=lambda: self._ended(job), on_poll=on_poll)
 
     def job_dir(self, name: str, namespace: str) -> Path:
         """The directory of a job (whether or not it exists)."""

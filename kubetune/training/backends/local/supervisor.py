@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -75,7 +76,7 @@ class Supervisor:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def run(self, ready: object = None) -> int:
+    def run(self, ready: Callable[[], None] | None = None) -> int:
         """Runs the job; calls `ready()` once the supervisor is recorded. Returns the exit code."""
         processes.become_subreaper()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -86,7 +87,7 @@ class Supervisor:
         )
         self.status.start_time = _now()
         self.write()
-        if callable(ready):
+        if ready is not None:
             ready()
         logger.info("supervising job %s/%s", self.spec.namespace, self.spec.name)
         try:

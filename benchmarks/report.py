@@ -89,6 +89,7 @@ whether a target was met.
 
 ## Commands
 
+<!-- not run: each benchmark takes minutes (the full runs most of an hour), loads every core and rewrites benchmarks/results/ -->
 ```bash
 python benchmarks/throughput.py --quick      # a few minutes on 2 cores
 python benchmarks/throughput.py              # full run: larger models, 3 rounds

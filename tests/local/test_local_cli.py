@@ -88,7 +88,7 @@ def test_example_job_file_becomes_train_arguments():
     assert dataset.path == str(REPO / "examples" / "data" / "tiny-sentiment.csv")
     trainer = kwargs["trainer_parameters"]
     assert trainer.training_parameters.num_train_epochs == 4
-    assert trainer.lora_config.r == 8 and trainer.max_length == 32
+    assert trainer.lora_config is None and trainer.max_length == 32
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -48,9 +51,28 @@ def main(argv: list[str] | None = None) -> int:
     shutdown_distributed()
     if message is not None:
         sys.stdout.flush()
-        one_line = " ".join(message.split())
-        print(f"{PROG}: error: {one_line}", file=sys.stderr, flush=True)
+        line = f"{PROG}: error: {' '.join(message.split())}"
+        record_for_torchrun(line)
+        print(line, file=sys.stderr, flush=True)
     return code
+
+
+def record_for_torchrun(line: str) -> None:
+    """Hands the error line to torchrun's agent, which shows it in its failure summary."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if not path:
+        return
+    record = {
+        "message": {
+            "message": line,
+            "extraInfo": {"py_callstack": line, "timestamp": str(int(time.time()))},
+        }
+    }
+    try:
+        with open(path, "w") as f:
+            json.dump(record, f)
+    except OSError:
+        pass
 
 
 def shutdown_distributed() -> None:

@@ -30,7 +30,11 @@ def test_missing_marker_times_out_naming_the_path(tmp_path, capsys):
     assert str(tmp_path / workspace.MARKER_FILE) in last
 
 
-def test_missing_column_is_one_line_naming_the_column_and_listing_the_columns(tmp_path, capsys):
+def test_missing_column_is_one_line_naming_the_column_and_listing_the_columns(
+    tmp_path, capsys, monkeypatch
+):
+    error_file = tmp_path / "error.json"  # where torchrun's agent looks for a worker's failure
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
     rows = [{"review": r["text"], "stars": r["label"]} for r in tm.sentiment_rows(8)]
     build_workspace(tmp_path, tm.tiny_bert_classifier, rows)
     spec = job_spec(
@@ -42,6 +46,7 @@ def test_missing_column_is_one_line_naming_the_column_and_listing_the_columns(tm
         ERROR_PREFIX + "columns['text']='body': no such column in the dataset; "
         "the dataset has columns ['review', 'stars']"
     )
+    assert json.loads(error_file.read_text())["message"]["message"] == last
     spec = job_spec("AutoModelForSequenceClassification", {})
     code, last = run_main(capsys, tmp_path, spec)
     assert (

@@ -262,3 +262,28 @@ def test_threads_are_shared_between_local_processes(monkeypatch):
         assert configure_threads() is None
     finally:
         torch.set_num_threads(before)
+
+
+def test_packing_fills_max_length_blocks_and_keeps_the_prompt_mask(tmp_path):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from kubetune.trainer.tasks.base import MapCache
+
+    path = tm.tiny_llama(tmp_path / "llama")
+    tokenizer, model = (
+        AutoTokenizer.from_pretrained(path),
+        AutoModelForCausalLM.from_pretrained(path),
+    )
+    rows = tm.prompt_completion_rows(20)
+    task = task_for("AutoModelForCausalLM", TaskSettings(max_length=16, packing=True))
+    task.resolve_columns(["prompt", "completion"])
+    prepared = task.prepare(
+        Dataset.from_list(rows), None, tokenizer, model, MapCache(tmp_path / "cache", "t")
+    )
+    lengths = [len(ids) for ids in prepared.train["input_ids"]]
+    assert all(n == 16 for n in lengths[:-1]) and 0 < lengths[-1] <= 16
+    assert sum(lengths) == 20 * 8  # '<s> say w :' + 'w w . </s>' per row, nothing dropped
+    labels = [t for row in prepared.train["labels"] for t in row]
+    assert labels.count(IGNORE_INDEX) == 20 * 4
+    assert list((tmp_path / "cache").glob("t-*.arrow"))

@@ -168,6 +168,7 @@ def test_progress_file_permissions_and_loss_curve(sequence_run):
     assert not list((root / workspace.DATASET_DIR).rglob("cache-*")), (
         "cache files written into dataset/"
     )
+    assert list((root / ".kubetune-cache").glob("*.arrow")), "preprocessing was not cached"
 
 
 def test_token_classification_resumes_after_a_worker_is_killed(tmp_path):

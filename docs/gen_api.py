@@ -6,6 +6,7 @@ python docs/gen_api.py --check   # exit 1 if docs/api.md is out of date (a test 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import sys
 from pathlib import Path
@@ -43,7 +44,13 @@ def _signature(obj: object) -> str:
         text = str(inspect.signature(obj))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return "(...)"
-    return text.replace("'", "")
+    text = text.replace("'", "")
+    if dataclasses.is_dataclass(obj):
+        for field in dataclasses.fields(obj):
+            if field.default_factory is not dataclasses.MISSING:
+                factory = getattr(field.default_factory, "__name__", "factory")
+                text = text.replace("<factory>", f"{factory}()", 1)
+    return text
 
 
 def _doc(obj: object) -> str:

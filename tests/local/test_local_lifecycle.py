@@ -218,7 +218,7 @@ def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
             tiny_model,
             sentiment_data,
             num_workers=2,
-            max_steps=60,
+            max_steps=100,
             save_strategy="steps",
             save_steps=5,
         )
@@ -231,8 +231,9 @@ def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
 
     wait_until(checkpointed, JOB_TIMEOUT, "a checkpoint while training runs")
     agent = status_of(home, name).workers["worker-1"].pid
-    trainer = psutil.Process(agent).children()[0]
-    trainer.send_signal(signal.SIGKILL)
+    trainers = psutil.Process(agent).children()
+    assert trainers, "worker-1's training process ended before the test could kill it"
+    trainers[0].send_signal(signal.SIGKILL)
 
     job = client.wait_for_job_conditions(name, timeout=JOB_TIMEOUT, polling_interval=0.5)
     assert job.status == "Succeeded"
@@ -241,7 +242,7 @@ def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
     assert restarting and "restart 1/3" in restarting[0].message, job.conditions
     # The restarted group went on from a checkpoint (not from 0) and finished training.
     assert job.progress is not None and job.progress["status"] == "done", job.progress
-    assert job.progress["total_steps"] == 60 and job.progress["step"] >= 60, job.progress
+    assert job.progress["total_steps"] == 100 and job.progress["step"] >= 100, job.progress
     assert (job.progress.get("restarted_from_step") or 0) >= 5, job.progress
     status = status_of(home, name)
     assert len(status.attempts) == 2 and status.attempts[-1]["exit_codes"] == {

@@ -5,7 +5,7 @@
 3. build TrainingArguments (outputs inside the workspace, distributed settings per task)
 4. load processor and model; wrap with LoRA unless full fine-tuning
 5. preprocess once per node; build the Trainer
-6. train, resuming from the latest checkpoint in the output directory
+6. optionally evaluate the untrained model; train, resuming from the latest checkpoint
 7. evaluate; rank 0 saves the model (and merged model), metrics, loss curve, progress "done"
 """
 
@@ -65,9 +65,19 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     if checkpoint:
         log.info("resuming from %s", checkpoint)
 
+    before: dict[str, Any] = {}
+    if (
+        spec.trainer.get("evaluate_before_training")
+        and prepared.eval is not None
+        and not checkpoint
+    ):
+        progress.report("evaluating")
+        before = trainer.evaluate(metric_key_prefix="eval_before")
+        before.update(task.derived_metrics(before, "eval_before"))
+
     started_epoch = _checkpoint_epoch(checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    metrics: dict[str, Any] = dict(result.metrics)
+    metrics: dict[str, Any] = {**before, **result.metrics}
     metrics.update(task.derived_metrics(metrics, "train"))
     if prepared.train_tokens is not None and metrics.get("train_runtime"):
         epochs = (trainer.state.epoch or 0.0) - started_epoch

@@ -7,6 +7,8 @@ WORKSPACE/
   .kubetune-initialized  completion marker (JSON), written last by the storage initializer
   outputs/<output_dir>/  checkpoints, final model, metrics.json, loss_curve.png
   progress.json          training progress written by rank 0 at every logging step
+  .kubetune-cache/       the trainer's preprocessed data, once per node (never inside dataset/)
+  .kubetune-initialize.lock   held by the storage initializer while it fetches
 ```
 """
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from kubetune.trainer.tasks import metrics
-from kubetune.trainer.tasks.base import MapCache, Prepared, Task, ensure_list
-from kubetune.trainer.tasks.labels import LabelSet, feature_names, label_set
+from kubetune.trainer.tasks.base import MapCache, Prepared, Task
+from kubetune.trainer.tasks.labels import LabelSet, column_labels
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -37,12 +37,7 @@ class ImageClassification(Task):
     def model_kwargs(self, train: Dataset, eval: Dataset | None) -> dict[str, Any]:
         column = self.column("label")
         assert column is not None
-        values = ensure_list(train[column]) + (
-            ensure_list(eval[column]) if eval is not None else []
-        )
-        self.labels = label_set(
-            values, feature_names(train, column), self.settings.num_labels, column
-        )
+        self.labels = column_labels(train, eval, column, self.settings.num_labels)
         return self.labels.model_kwargs()
 
     def prepare(

@@ -87,3 +87,15 @@ def feature_names(dataset: Any, column: str) -> list[str] | None:
         if feature is None:
             return None
     return None
+
+
+def column_labels(
+    train: Any, eval: Any | None, column: str, num_labels: int | None, per_token: bool = False
+) -> LabelSet:
+    """The label set of `column` over the train and eval splits; `per_token`: rows hold lists."""
+    from kubetune.trainer.tasks.base import ensure_list
+
+    splits = [train] if eval is None else [train, eval]
+    rows = [row for split in splits for row in ensure_list(split[column])]
+    values = [tag for row in rows for tag in row] if per_token else rows
+    return label_set(values, feature_names(train, column), num_labels, column)

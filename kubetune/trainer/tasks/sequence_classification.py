@@ -11,10 +11,9 @@ from kubetune.trainer.tasks.base import (
     MapCache,
     Prepared,
     Task,
-    ensure_list,
     model_max_length,
 )
-from kubetune.trainer.tasks.labels import LabelSet, feature_names, label_set
+from kubetune.trainer.tasks.labels import LabelSet, column_labels
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -36,12 +35,7 @@ class SequenceClassification(Task):
     def model_kwargs(self, train: Dataset, eval: Dataset | None) -> dict[str, Any]:
         column = self.column("label")
         assert column is not None
-        values = ensure_list(train[column]) + (
-            ensure_list(eval[column]) if eval is not None else []
-        )
-        self.labels = label_set(
-            values, feature_names(train, column), self.settings.num_labels, column
-        )
+        self.labels = column_labels(train, eval, column, self.settings.num_labels)
         return self.labels.model_kwargs()
 
     def prepare(

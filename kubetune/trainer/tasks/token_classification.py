@@ -15,10 +15,9 @@ from kubetune.trainer.tasks.base import (
     MapCache,
     Prepared,
     Task,
-    ensure_list,
     model_max_length,
 )
-from kubetune.trainer.tasks.labels import LabelSet, feature_names, label_set
+from kubetune.trainer.tasks.labels import LabelSet, column_labels
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -40,11 +39,7 @@ class TokenClassification(Task):
     def model_kwargs(self, train: Dataset, eval: Dataset | None) -> dict[str, Any]:
         column = self.column("tags")
         assert column is not None
-        splits = [train] if eval is None else [train, eval]
-        values = [tag for split in splits for row in ensure_list(split[column]) for tag in row]
-        self.labels = label_set(
-            values, feature_names(train, column), self.settings.num_labels, column
-        )
+        self.labels = column_labels(train, eval, column, self.settings.num_labels, per_token=True)
         return self.labels.model_kwargs()
 
     def prepare(

@@ -42,7 +42,7 @@ logger = logging.getLogger("kubetune.supervisor")
 
 POLL_INTERVAL = 0.2
 # How long the other workers get to end by themselves once one has failed, before they are stopped.
-FAILURE_GRACE = 15.0
+FAILURE_GRACE = 5.0
 STOP_GRACE = 10.0
 
 

@@ -518,7 +518,9 @@ def bar_chart(
         ax.set_title(group, fontsize=10)
         ax.set_ylabel(ylabel, fontsize=9)
         for i, v in enumerate(values):
-            ax.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=7)
+            ax.text(
+                i, v, f"{v:,.1f}" if v < 100 else f"{v:,.0f}", ha="center", va="bottom", fontsize=7
+            )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -193,6 +193,12 @@ def main() -> int:
         "seconds": round(time.time() - started, 1),
     }
     bl.write_json(output, results)
+    bl.bar_chart(
+        output.with_suffix(".png"),
+        "Whole local job against bare torchrun (median wall seconds)",
+        {"same training work": {k: c["wall_s"] for k, c in configs.items()}},
+        "seconds",
+    )
     if args.keep:
         print(f"kept {scratch}")
     else:

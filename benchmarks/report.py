@@ -39,6 +39,12 @@ def which(path: Path, data: dict[str, Any]) -> str:
     return f"From the {kind}: `{data['command']}` → [`{path.name}`]({relative(path)})."
 
 
+def plot(path: Path) -> str:
+    """A Markdown image of the PNG beside a results file, if there is one."""
+    png = path.with_suffix(".png")
+    return f"![{png.stem}]({relative(png)})\n" if png.is_file() else ""
+
+
 def machine_section(data: dict[str, Any]) -> str:
     m = data["machine"]
     rows = [
@@ -72,9 +78,7 @@ def throughput_section(path: Path, data: dict[str, Any]) -> str:
             parts.append(f"\n### {name}\n\n{suite['skipped']}.\n")
         else:
             parts.append("\n" + throughput.report(name, suite).replace("### ", "### Suite: ", 1))
-    png = path.with_suffix(".png")
-    if png.is_file():
-        parts.append(f"![throughput]({relative(png)})\n")
+    parts.append(plot(path))
     return "\n".join(parts)
 
 
@@ -125,7 +129,11 @@ over the same samples in every configuration, so packing runs fewer, fuller step
 
 Columns: *samples/s* and *tokens/s* divide the samples of the epoch and their **non-padding**
 tokens (the same count for every configuration of a suite) by the Trainer's `train_runtime`;
-*train s* is that runtime; *peak RSS* is the largest resident set of the process (wait4's
+*train s* is that runtime; *tokens/CPU-s* divides the same tokens by the CPU seconds
+(all threads) of the `Trainer.train` call, measured by `benchmarks/timed.py`, which wraps every
+benchmarked process without changing what it runs: it barely moves when other processes take
+turns on the cores, so its ratios ("per CPU-second") are the steadier cross-check on a shared
+machine (wall-clock ratios decide the targets); *peak RSS* is the largest resident set of the process (wait4's
 `ru_maxrss`); *CPU FLOPs util.* is 6 × (parameters in matrix multiplications) × tokens/s over the
 measured float32 `torch.matmul` peak: useful work only, so padding and attention scores count as
 waste. The GPU suite reports the same quantity against the card's dense bf16 peak (MFU).
@@ -188,8 +196,10 @@ def main() -> int:
         machine=machine_section((tp or first)[1]),
         throughput=throughput_section(*tp) if tp else "Not run yet.",
         gpu_note=gpu_note,
-        overhead=f"{which(*oh)}\n\n{overhead.report(oh[1])}" if oh else "Not run yet.",
-        scaling=f"{which(*sc)}\n\n{scaling.report(sc[1])}\n{SCALING_NOTE}"
+        overhead=f"{which(*oh)}\n\n{overhead.report(oh[1])}\n{plot(oh[0])}"
+        if oh
+        else "Not run yet.",
+        scaling=f"{which(*sc)}\n\n{scaling.report(sc[1])}\n{SCALING_NOTE}\n\n{plot(sc[0])}"
         if sc
         else "Not run yet.",
     )

@@ -175,6 +175,12 @@ def main() -> int:
         "seconds": round(time.time() - started, 1),
     }
     bl.write_json(output, results)
+    bl.bar_chart(
+        output.with_suffix(".png"),
+        "Data-parallel layouts, same global batch (median samples/s)",
+        {"layout (workers x processes)": {k: c["samples_per_s"] for k, c in configs.items()}},
+        "samples/s",
+    )
     if args.keep:
         print(f"kept {scratch}")
     else:

@@ -127,7 +127,7 @@ def _model_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
         return None
     uri = fields.get("model_uri")
     if isinstance(uri, str) and (uri.startswith("./") or uri.startswith("../")):
-        fields["model_uri"] = str((base_dir / uri).resolve())
+        fields["model_uri"] = os.path.normpath(base_dir / uri)
         if not Path(fields["model_uri"]).is_dir():
             problems.append(
                 f"{where}.model_uri={uri!r}: {fields['model_uri']} (relative to the job file) is not a folder"
@@ -160,7 +160,7 @@ def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
     }
     if kind == "local" and isinstance(fields.get("path"), str):
         given = fields["path"]
-        fields["path"] = str((base_dir / os.path.expanduser(given)).resolve())
+        fields["path"] = os.path.normpath(base_dir / os.path.expanduser(given))
         if not os.path.exists(fields["path"]):
             problems.append(
                 f"{where}.path={given!r}: {fields['path']} (relative to the job file) does not exist"

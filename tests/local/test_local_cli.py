@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -32,8 +33,20 @@ def kubetune(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
     )
 
 
+def prepare_example_model() -> Path:
+    """examples/models/all-MiniLM-L6-v2, as `python examples/prepare_models.py` links it."""
+    spec = importlib.util.spec_from_file_location(
+        "prepare_models", REPO / "examples" / "prepare_models.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Path(module.minilm())
+
+
 def test_train_follow_the_example_then_list_status_logs_delete(home, tmp_path):
     assert KUBETUNE.exists(), f"{KUBETUNE}: the console script is missing; pip install -e ."
+    prepare_example_model()
     trained = kubetune("train", "examples/tiny-sentiment.yaml", "--follow", timeout=600)
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     out, err = trained.stdout, trained.stderr
@@ -42,7 +55,8 @@ def test_train_follow_the_example_then_list_status_logs_delete(home, tmp_path):
         assert source in out
     assert "job default/tiny-sentiment Succeeded" in out
     output_dir = Path(out.split("outputs: ")[-1].strip().splitlines()[0])
-    assert (output_dir / "model").is_dir() and (output_dir / "metrics.json").is_file()
+    assert (output_dir / "model" / "adapter_config.json").is_file()  # the LoRA adapter
+    assert (output_dir / "metrics.json").is_file()
     # The live progress bar (on stderr): steps, loss and ETA.
     assert "tiny-sentiment:" in err and "step" in err and "loss=" in err and "eta=" in err
 
@@ -78,17 +92,18 @@ def test_namespace_applies_to_every_command(home):
 
 
 def test_example_job_file_becomes_train_arguments():
+    prepare_example_model()
     kwargs = load_job_file(EXAMPLE)
     assert kwargs["name"] == "tiny-sentiment" and kwargs["num_workers"] == 2
     model = kwargs["model_provider_parameters"]
-    assert model.model_uri == str(REPO / "examples" / "data" / "tiny-bert")
+    assert model.model_uri == str(REPO / "examples" / "models" / "all-MiniLM-L6-v2")
     assert model.transformer_type_name == "AutoModelForSequenceClassification"
     dataset = kwargs["dataset_provider_parameters"]
     assert type(dataset).__name__ == "LocalDatasetParams"
-    assert dataset.path == str(REPO / "examples" / "data" / "tiny-sentiment.csv")
+    assert dataset.path == str(REPO / "examples" / "data" / "sentiment")
     trainer = kwargs["trainer_parameters"]
-    assert trainer.training_parameters.num_train_epochs == 4
-    assert trainer.lora_config is None and trainer.max_length == 32
+    assert trainer.training_parameters.num_train_epochs == 2
+    assert trainer.lora_config.r == 8 and trainer.max_length == 48
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -166,7 +181,7 @@ def test_local_paths_resolve_against_the_job_file_and_null_lora_means_full_fine_
         """,
     )
     kwargs = load_job_file(path)
-    assert kwargs["model_provider_parameters"].model_uri == str(tiny_model.resolve())
+    assert kwargs["model_provider_parameters"].model_uri == str(tmp_path / "models" / "bert")
     assert kwargs["dataset_provider_parameters"].path == str(tmp_path / "data.csv")
     assert kwargs["trainer_parameters"].lora_config is None
 

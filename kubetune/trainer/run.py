@@ -156,12 +156,28 @@ def training_arguments(spec: JobSpec, task: Task, output_dir: Path, has_eval: bo
     }
     if spec.trainer.get("lora_config") is not None:
         overrides["ddp_find_unused_parameters"] = False
+    if not _has_accelerator():
+        # Without use_cpu the Trainer stays NOT_PARALLEL on a CPU-only machine even under
+        # torchrun: every rank would train on all the data alone, with its own weights.
+        overrides["use_cpu"] = True
     if task.prediction_loss_only:
         overrides["prediction_loss_only"] = True
     try:
         return spec.training_arguments(**overrides)
     except (ValueError, TypeError) as e:
         raise TrainerError(f"training_arguments: {e}") from e
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return bool(
+        torch.cuda.is_available()
+        or (mps is not None and mps.is_available())
+        or (xpu is not None and xpu.is_available())
+    )
 
 
 def cache_key(spec: JobSpec) -> str:

@@ -52,7 +52,6 @@ def job_spec(
         "output_dir": "out",
         "report_to": "none",
         "disable_tqdm": True,
-        "use_cpu": True,
         "save_strategy": "no",
         "seed": 0,
         **training,

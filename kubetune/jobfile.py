@@ -45,7 +45,6 @@ PLAIN_KEYS = (
 TOP_LEVEL_KEYS = (*PLAIN_KEYS, *PARAMS_KEYS)
 REQUIRED_KEYS = ("name", *PARAMS_KEYS)
 DATASET_KINDS = ("hf", "s3", "local")
-TRAINER_EXTRA_KEYS = ("max_length", "columns", "packing", "merge_adapter")
 
 
 class JobFileError(ValueError):
@@ -163,7 +162,8 @@ def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
         fields["path"] = os.path.normpath(base_dir / os.path.expanduser(given))
         if not os.path.exists(fields["path"]):
             problems.append(
-                f"{where}.path={given!r}: {fields['path']} (relative to the job file) does not exist"
+                f"{where}.path={given!r}: {fields['path']}"
+                f"{'' if os.path.isabs(given) else ' (relative to the job file)'} does not exist"
             )
     return _build(classes[kind], fields, where, problems)
 
@@ -178,7 +178,12 @@ def _trainer_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
     fields = _mapping(value, where, problems)
     if fields is None:
         return None
-    allowed = ("training_parameters", "lora_config", *TRAINER_EXTRA_KEYS)
+    extra_keys = [
+        f.name
+        for f in dataclasses.fields(HuggingFaceTrainerParams)
+        if f.name not in ("training_parameters", "lora_config")
+    ]
+    allowed = ("training_parameters", "lora_config", *extra_keys)
     for key in fields:
         if key not in allowed:
             problems.append(_unknown(f"{where}.{key}", key, allowed))
@@ -187,7 +192,7 @@ def _trainer_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
             f"{where}.training_parameters: missing (required: TrainingArguments fields)"
         )
         return None
-    kwargs: dict[str, Any] = {k: fields[k] for k in TRAINER_EXTRA_KEYS if k in fields}
+    kwargs: dict[str, Any] = {k: fields[k] for k in extra_keys if k in fields}
     training = _mapping(fields["training_parameters"], f"{where}.training_parameters", problems)
     if training is None:
         return None

@@ -508,7 +508,9 @@ def bar_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(groups), figsize=(max(6.0, 4.2 * len(groups)), 3.4), squeeze=False
+    )
     for ax, (group, bars) in zip(axes[0], groups.items(), strict=True):
         names = list(bars)
         values = [bars[n] or 0.0 for n in names]

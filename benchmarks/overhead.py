@@ -14,7 +14,7 @@ job / bare (target: under 1.2x for a job of about 60 seconds) and the seconds ku
 with where they go (storage initializer, the rest).
 
     python benchmarks/overhead.py            # a job of about 60 s, 3 rounds
-    python benchmarks/overhead.py --quick    # a job of about 20 s, 2 rounds
+    python benchmarks/overhead.py --quick    # a job of about 30 s, 2 rounds
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="a job of about 20 s, 2 rounds")
+    parser.add_argument("--quick", action="store_true", help="a job of about 30 s, 2 rounds")
     parser.add_argument("--samples", type=int, help="training samples (sets the job's length)")
     parser.add_argument("--rounds", type=int, help="rounds (default 2 quick, 3 full)")
     parser.add_argument(
@@ -73,7 +73,7 @@ def main() -> int:
 
     threads = args.threads or (1 if args.quick else len(os.sched_getaffinity(0)))
     rounds = args.rounds or (2 if args.quick else 3)
-    samples = args.samples or (200 if args.quick else 700)
+    samples = args.samples or (400 if args.quick else 1800)
     hidden, layers = 128, 2
     max_length, batch_size = 256, 16
     output = args.output or bl.RESULTS / ("overhead-quick.json" if args.quick else "overhead.json")
@@ -127,6 +127,8 @@ def main() -> int:
             summary = bl.read_metrics(result) or {}
             metrics_file = Path(summary.get("output_dir") or "/nonexistent") / "metrics.json"
             row["initializer_s"] = summary.get("initializer_s")
+            row["import_s"] = summary.get("import_s")
+            row["phases"] = summary.get("phases")
         else:
             out_name = f"bare-{round_}"
             spec = scratch / f"{out_name}.spec.json"
@@ -188,6 +190,26 @@ def main() -> int:
             "target": 1.2,
             "met": None if ratio is None else ratio < 1.2,
         },
+        "job_phases": {
+            key: bl.median(
+                (r.get("phases") or {}).get(key)
+                for r in runs
+                if r["config"] == "kubetune-job" and "error" not in r
+            )
+            for key in (
+                "until_initializer_s",
+                "initializer_s",
+                "workers_s",
+                "after_workers_s",
+            )
+        }
+        | {
+            "import_s": bl.median(
+                r.get("import_s")
+                for r in runs
+                if r["config"] == "kubetune-job" and "error" not in r
+            )
+        },
         "added_seconds": {"median": bl.median(added), "per_round": [round(v, 2) for v in added]},
         "runs": runs,
         "seconds": round(time.time() - started, 1),
@@ -233,7 +255,34 @@ def report(results: dict[str, Any]) -> str:
         ],
         ["ratio", "median", "per round", "seconds added", "target", ""],
     )
-    return f"{results['description']}\n\n{first}\n\n{second}\n"
+    phases = results.get("job_phases") or {}
+    third = ""
+    if phases.get("workers_s") is not None:
+        third = (
+            "\n"
+            + bl.table(
+                [
+                    [
+                        bl.fmt(phases.get("import_s"), ".1f"),
+                        bl.fmt(phases.get("until_initializer_s"), ".1f"),
+                        bl.fmt(phases.get("initializer_s"), ".1f"),
+                        bl.fmt(phases.get("workers_s"), ".1f"),
+                        bl.fmt(phases.get("after_workers_s"), ".1f"),
+                        bl.fmt(results["configs"]["bare-torchrun"]["wall_s"], ".1f"),
+                    ]
+                ],
+                [
+                    "job: script imports s",
+                    "train() to initializer s",
+                    "initializer s",
+                    "torchrun agents s",
+                    "agents to Succeeded s",
+                    "bare torchrun s",
+                ],
+            )
+            + "\n\nPhases are medians from the job's status times (whole seconds).\n"
+        )
+    return f"{results['description']}\n\n{first}\n\n{second}\n{third}"
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ whether a target was met.
 python benchmarks/throughput.py --quick      # a few minutes on 2 cores
 python benchmarks/throughput.py              # full run: larger models, 3 rounds
 python benchmarks/throughput.py --gpu        # adds the GPU suite (needs CUDA; automatic when present)
-python benchmarks/overhead.py --quick        # a ~20 s job; without --quick a ~60 s job
+python benchmarks/overhead.py --quick        # a ~30 s job; without --quick a ~60 s job
 python benchmarks/scaling.py --quick
 python benchmarks/report.py                  # rewrites this page from benchmarks/results/
 ```
@@ -137,6 +137,10 @@ machine (wall-clock ratios decide the targets); *peak RSS* is the largest reside
 `ru_maxrss`); *CPU FLOPs util.* is 6 × (parameters in matrix multiplications) × tokens/s over the
 measured float32 `torch.matmul` peak: useful work only, so padding and attention scores count as
 waste. The GPU suite reports the same quantity against the card's dense bf16 peak (MFU).
+
+## Summary against the targets
+
+{summary}
 
 ## Machine
 
@@ -179,6 +183,39 @@ TFLOP/s; other cards from a table, else a measured bf16 matmul). {gpu_note}
 """
 
 
+def scaling_section() -> str:
+    """Every scaling run in the results (the default threading, then fixed threads), with the note."""
+    parts = []
+    for path in sorted(bl.RESULTS.glob("scaling*.json"), key=lambda p: (len(p.name), p.name)):
+        data = json.loads(path.read_text())
+        parts.append(f"{which(path, data)}\n\n{scaling.report(data)}\n{plot(path)}")
+    return "\n".join(parts) + "\n" + SCALING_NOTE
+
+
+def summary(tp: dict[str, Any] | None, oh: dict[str, Any] | None) -> str:
+    """One line per target: the measured ratio (wall clock and per CPU-second) and whether it was met."""
+    lines = []
+    for name, suite in (tp or {}).get("suites", {}).items():
+        for r in suite.get("ratios", []):
+            if r["target"] is None or r["median"] is None:
+                continue
+            cpu = r.get("cpu_time_median")
+            lines.append(
+                f"* {name}, {r['label']}: **{r['median']:.2f}x** wall clock"
+                + (f" ({cpu:.2f}x per CPU-second)" if cpu is not None else "")
+                + f", target >= {r['target']:.1f}x: {'met' if r['met'] else '**not met**'}"
+            )
+    if oh and oh["ratio"]["median"] is not None:
+        r = oh["ratio"]
+        lines.append(
+            f"* whole local job / bare torchrun: **{r['median']:.2f}x**, "
+            f"{oh['added_seconds']['median']:.1f} s added to a "
+            f"{oh['configs']['bare-torchrun']['wall_s']:.0f} s run, target < 1.2x: "
+            f"{'met' if r['met'] else '**not met**'}"
+        )
+    return "\n".join(lines) or "No results yet."
+
+
 def main() -> int:
     found = {stem: latest(stem) for stem in ("throughput", "overhead", "scaling")}
     first = next((v for v in found.values() if v is not None), None)
@@ -193,15 +230,14 @@ def main() -> int:
         else "**It did not run for this page: the machine has no CUDA GPU.**"
     )
     text = TEMPLATE.format(
+        summary=summary(tp[1] if tp else None, oh[1] if oh else None),
         machine=machine_section((tp or first)[1]),
         throughput=throughput_section(*tp) if tp else "Not run yet.",
         gpu_note=gpu_note,
         overhead=f"{which(*oh)}\n\n{overhead.report(oh[1])}\n{plot(oh[0])}"
         if oh
         else "Not run yet.",
-        scaling=f"{which(*sc)}\n\n{scaling.report(sc[1])}\n{SCALING_NOTE}\n\n{plot(sc[0])}"
-        if sc
-        else "Not run yet.",
+        scaling=scaling_section() if sc else "Not run yet.",
     )
     DOC.write_text(text)
     print(f"wrote {DOC}")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 
 def main(request_path: Path) -> int:
@@ -31,6 +33,7 @@ def main(request_path: Path) -> int:
     request = json.loads(request_path.read_text())
     client = TrainingClient(home=request["home"])
     imported = time.perf_counter()
+    called_at = time.time()
     client.train(
         name=request["name"],
         num_workers=request.get("num_workers", 1),
@@ -49,6 +52,7 @@ def main(request_path: Path) -> int:
         timeout=request["timeout"],
     )
     finished = time.perf_counter()
+    returned_at = time.time()
     job = client.get_job(request["name"])
     job_dir = Path(request["home"]) / "jobs" / job.namespace / request["name"]
     marker = workspace.read_json(job_dir / "workspace" / workspace.MARKER_FILE) or {}
@@ -60,9 +64,33 @@ def main(request_path: Path) -> int:
         "output_dir": job.output_dir,
         "initializer_s": marker.get("seconds"),
         "launch": status.get("launch"),
+        "phases": phases(status, called_at, returned_at),
     }
     Path(request["result"]).write_text(json.dumps(summary))
     return 0
+
+
+def phases(status: dict[str, Any], called_at: float, returned_at: float) -> dict[str, float]:
+    """Seconds of train(): until the initializer starts, the initializer, the torchrun agents,
+    and after the agents until train() returns (status polling). Whole seconds where the job
+    status records ISO times."""
+    try:
+        initializer = float(status["initializer"]["create_time"])
+        attempt = status["attempts"][-1]
+        workers_start = _epoch(attempt["start_time"])
+        workers_end = _epoch(attempt["end_time"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return {}
+    return {
+        "until_initializer_s": round(initializer - called_at, 2),
+        "initializer_s": round(workers_start - initializer, 2),
+        "workers_s": round(workers_end - workers_start, 2),
+        "after_workers_s": round(returned_at - workers_end, 2),
+    }
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 if __name__ == "__main__":

@@ -39,10 +39,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="small model and data, 1 round")
+    parser.add_argument("--quick", action="store_true", help="small model and data, 2 rounds")
     parser.add_argument("--samples", type=int, help="training samples")
     parser.add_argument("--global-batch", type=int, default=32, help="global batch size (32)")
-    parser.add_argument("--rounds", type=int, help="rounds (default 1 quick, 2 full)")
+    parser.add_argument("--rounds", type=int, help="rounds (default 2)")
     parser.add_argument(
         "--threads-per-process",
         type=int,
@@ -55,8 +55,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    rounds = args.rounds or (1 if args.quick else 2)
-    samples = args.samples or (384 if args.quick else 1536)
+    rounds = args.rounds or 2
+    samples = args.samples or (768 if args.quick else 1536)
     hidden, layers = (128, 2) if args.quick else (256, 4)
     max_length = 256
     output = args.output or bl.RESULTS / ("scaling-quick.json" if args.quick else "scaling.json")

@@ -170,15 +170,17 @@ TFLOP/s; other cards from a table, else a measured bf16 matmul). {gpu_note}
 ## Reading the figures
 
 * kubetune pads each batch to its longest sample (to a multiple of 8), so on variable-length
-  data it does the same work as a well-written dynamic-padding script: the ratio against that
-  baseline is about 1.0 and moves a few percent either way with the noise of the machine. The
-  gain is against the pad-to-`max_length` behaviour of Kubeflow V1, which grows with the spread
-  of the lengths.
-* So the two ">= 1.0x the dynamic-padding baseline" targets sit exactly at the line: kubetune
-  spends the same CPU-seconds per epoch as the baseline, and single runs land either side of
-  1.0x with the load of the machine. Beating that baseline would need fewer padded tokens than
-  it pads, e.g. length-grouped batches (`train_sampling_strategy="group_by_length"`, which a
-  user can set in `TrainingArguments` and kubetune does not set by default).
+  data it should do the same work as a well-written dynamic-padding script; its gain is against
+  the pad-to-`max_length` behaviour of Kubeflow V1, which grows with the spread of the lengths.
+* The ">= 1.0x the dynamic-padding baseline" targets are **not met** in these runs: per round
+  kubetune landed between about 0.72x and 1.09x of the baseline, with medians of 0.82x-0.94x
+  over this session's runs (wall clock and per CPU-second alike), in both suites. The cause is
+  not established; candidates are per-step costs that only a tiny model exposes (padding to a
+  multiple of 8; kubetune's own token-level loss for causal LM; the preprocessed dataset read
+  from memory-mapped cache files rather than held in memory). Beating the baseline would need
+  fewer padded tokens than it pads, e.g. length-grouped batches
+  (`train_sampling_strategy="group_by_length"`, which a user can set in `TrainingArguments`
+  and kubetune does not set by default).
 * Packing (`HuggingFaceTrainerParams(packing=True)`) concatenates causal-LM samples into full
   `max_length` blocks: no padding at all, so tokens/s rises by about the padding fraction of the
   unpacked batches. Packed samples attend across document boundaries (no per-document mask).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -75,7 +76,23 @@ def _run(block: Block, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         if block.kind == "python"
         else ["bash", "-euo", "pipefail", "-c", block.code]
     )
-    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    # A session of its own, so a timeout stops everything the block started, not just bash.
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        stderr += "\n(killed after 900 s)"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_every_skipped_block_says_why() -> None:

@@ -16,11 +16,11 @@ from kubetune.trainer.errors import TrainerError
 from kubetune.trainer.tasks import losses
 from kubetune.trainer.tasks.base import (
     IGNORE_INDEX,
-    PAD_TO_MULTIPLE_OF,
     MapCache,
     Prepared,
     Task,
     model_max_length,
+    pad_multiple,
 )
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class CausalLM(Task):
         return Prepared(
             train=train_features,
             eval=run(eval, "eval") if eval is not None else None,
-            collator=CausalCollator(tokenizer.pad_token_id),
+            collator=CausalCollator(tokenizer.pad_token_id, pad_multiple()),
             train_tokens=sum(len(x) for x in train_features["input_ids"]),
         )
 
@@ -221,14 +221,16 @@ def pack(batch: dict[str, list[list[int]]], block: int) -> dict[str, list[list[i
 
 
 class CausalCollator:
-    """Pads input_ids (pad token), attention_mask (0) and labels (-100) to the longest, multiple of 8."""
+    """Pads input_ids (pad token), attention_mask (0) and labels (-100) to the longest sample,
+    rounded up to `multiple` (see `pad_multiple`)."""
 
-    def __init__(self, pad_token_id: int) -> None:
+    def __init__(self, pad_token_id: int, multiple: int | None = None) -> None:
         self.pad_token_id = pad_token_id
+        self.multiple = multiple or 1
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         longest = max(len(f["input_ids"]) for f in features)
-        length = -(-longest // PAD_TO_MULTIPLE_OF) * PAD_TO_MULTIPLE_OF
+        length = -(-longest // self.multiple) * self.multiple
         input_ids, attention, labels = [], [], []
         for f in features:
             pad = length - len(f["input_ids"])

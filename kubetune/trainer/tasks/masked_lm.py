@@ -10,11 +10,11 @@ import torch
 from kubetune.trainer.errors import TrainerError
 from kubetune.trainer.tasks import losses
 from kubetune.trainer.tasks.base import (
-    PAD_TO_MULTIPLE_OF,
     MapCache,
     Prepared,
     Task,
     model_max_length,
+    pad_multiple,
 )
 from kubetune.trainer.tasks.causal_lm import perplexity
 
@@ -68,7 +68,7 @@ class MaskedLM(Task):
                 processor,
                 mlm=True,
                 mlm_probability=MLM_PROBABILITY,
-                pad_to_multiple_of=PAD_TO_MULTIPLE_OF,
+                pad_to_multiple_of=pad_multiple(),
             ),
             train_tokens=sum(len(x) for x in train_features["input_ids"]),
         )

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from kubetune.trainer.errors import TrainerError
 from kubetune.trainer.tasks import metrics
 from kubetune.trainer.tasks.base import (
-    PAD_TO_MULTIPLE_OF,
     MapCache,
     Prepared,
     Task,
     model_max_length,
+    pad_multiple,
 )
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class QuestionAnswering(Task):
         return Prepared(
             train=train_features,
             eval=eval_model_features,
-            collator=DataCollatorWithPadding(processor, pad_to_multiple_of=PAD_TO_MULTIPLE_OF),
+            collator=DataCollatorWithPadding(processor, pad_to_multiple_of=pad_multiple()),
             compute_metrics=scorer if eval is not None else None,
             train_tokens=sum(len(x) for x in train_features["input_ids"]),
         )

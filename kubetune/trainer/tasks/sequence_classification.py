@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from kubetune.trainer.tasks import metrics
 from kubetune.trainer.tasks.base import (
-    PAD_TO_MULTIPLE_OF,
     MapCache,
     Prepared,
     Task,
     model_max_length,
+    pad_multiple,
 )
 from kubetune.trainer.tasks.labels import LabelSet, column_labels
 
@@ -70,7 +70,7 @@ class SequenceClassification(Task):
         return Prepared(
             train=train_features,
             eval=run(eval, "eval") if eval is not None else None,
-            collator=DataCollatorWithPadding(processor, pad_to_multiple_of=PAD_TO_MULTIPLE_OF),
+            collator=DataCollatorWithPadding(processor, pad_to_multiple_of=pad_multiple()),
             compute_metrics=classification_metrics,
             train_tokens=sum(len(x) for x in train_features["input_ids"]),
         )

@@ -11,11 +11,11 @@ from kubetune.trainer.errors import TrainerError
 from kubetune.trainer.tasks import losses, metrics
 from kubetune.trainer.tasks.base import (
     IGNORE_INDEX,
-    PAD_TO_MULTIPLE_OF,
     MapCache,
     Prepared,
     Task,
     model_max_length,
+    pad_multiple,
 )
 from kubetune.trainer.tasks.labels import LabelSet, column_labels
 
@@ -78,7 +78,7 @@ class TokenClassification(Task):
             train=train_features,
             eval=run(eval, "eval") if eval is not None else None,
             collator=DataCollatorForTokenClassification(
-                processor, pad_to_multiple_of=PAD_TO_MULTIPLE_OF
+                processor, pad_to_multiple_of=pad_multiple()
             ),
             compute_metrics=self.entity_metrics,
             preprocess_logits_for_metrics=argmax_logits,

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from kubetune.trainer.tasks import metrics
-from kubetune.trainer.tasks.base import MapCache, Prepared, Task
-from kubetune.trainer.tasks.labels import LabelSet, column_labels
+from kubetune.trainer.tasks.base import MapCache, Prepared
+from kubetune.trainer.tasks.labels import LabelledTask
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import EvalPrediction, PreTrainedModel
 
 
-class ImageClassification(Task):
+class ImageClassification(LabelledTask):
     transformer_type = "AutoModelForImageClassification"
     # PEFT has no task type for images: the classifier is trained fully through modules_to_save.
     head_modules = ("classifier", "score", "head", "fc")
@@ -27,18 +27,10 @@ class ImageClassification(Task):
     }
     required_roles = ("image", "label")
 
-    labels: LabelSet
-
     def load_processor(self, model_dir: Path) -> Any:
         from transformers import AutoImageProcessor
 
         return AutoImageProcessor.from_pretrained(model_dir)
-
-    def model_kwargs(self, train: Dataset, eval: Dataset | None) -> dict[str, Any]:
-        column = self.column("label")
-        assert column is not None
-        self.labels = column_labels(train, eval, column, self.settings.num_labels)
-        return self.labels.model_kwargs()
 
     def prepare(
         self,

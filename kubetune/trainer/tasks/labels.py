@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubetune.trainer.errors import TrainerError
+from kubetune.trainer.tasks.base import Task, ensure_list
 
 
 @dataclass
@@ -93,9 +94,30 @@ def column_labels(
     train: Any, eval: Any | None, column: str, num_labels: int | None, per_token: bool = False
 ) -> LabelSet:
     """The label set of `column` over the train and eval splits; `per_token`: rows hold lists."""
-    from kubetune.trainer.tasks.base import ensure_list
-
     splits = [train] if eval is None else [train, eval]
     rows = [row for split in splits for row in ensure_list(split[column])]
     values = [tag for row in rows for tag in row] if per_token else rows
     return label_set(values, feature_names(train, column), num_labels, column)
+
+
+class LabelledTask(Task):
+    """A task with a classification head: its label set comes from one column of the data.
+
+    `label_role` names the column's role; `per_token_labels` says each row holds a list.
+    """
+
+    label_role: str = "label"
+    per_token_labels: bool = False
+    labels: LabelSet
+
+    def model_kwargs(self, train: Any, eval: Any | None) -> dict[str, Any]:
+        column = self.column(self.label_role)
+        assert column is not None
+        self.labels = column_labels(
+            train,
+            eval,
+            column,
+            self.settings.num_labels,
+            per_token=self.per_token_labels,
+        )
+        return self.labels.model_kwargs()

@@ -9,18 +9,17 @@ from kubetune.trainer.tasks import metrics
 from kubetune.trainer.tasks.base import (
     MapCache,
     Prepared,
-    Task,
     model_max_length,
     pad_multiple,
 )
-from kubetune.trainer.tasks.labels import LabelSet, column_labels
+from kubetune.trainer.tasks.labels import LabelledTask
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import EvalPrediction, PreTrainedModel
 
 
-class SequenceClassification(Task):
+class SequenceClassification(LabelledTask):
     transformer_type = "AutoModelForSequenceClassification"
     peft_task_type = "SEQ_CLS"
     column_conventions: ClassVar[Mapping[str, tuple[str, ...]]] = {
@@ -29,14 +28,6 @@ class SequenceClassification(Task):
         "label": ("label", "labels", "class", "target"),
     }
     required_roles = ("text", "label")
-
-    labels: LabelSet
-
-    def model_kwargs(self, train: Dataset, eval: Dataset | None) -> dict[str, Any]:
-        column = self.column("label")
-        assert column is not None
-        self.labels = column_labels(train, eval, column, self.settings.num_labels)
-        return self.labels.model_kwargs()
 
     def prepare(
         self,

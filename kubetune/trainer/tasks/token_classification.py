@@ -13,18 +13,17 @@ from kubetune.trainer.tasks.base import (
     IGNORE_INDEX,
     MapCache,
     Prepared,
-    Task,
     model_max_length,
     pad_multiple,
 )
-from kubetune.trainer.tasks.labels import LabelSet, column_labels
+from kubetune.trainer.tasks.labels import LabelledTask
 
 if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import EvalPrediction, PreTrainedModel
 
 
-class TokenClassification(Task):
+class TokenClassification(LabelledTask):
     transformer_type = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
     token_level_loss = True
@@ -34,13 +33,8 @@ class TokenClassification(Task):
     }
     required_roles = ("tokens", "tags")
 
-    labels: LabelSet
-
-    def model_kwargs(self, train: Dataset, eval: Dataset | None) -> dict[str, Any]:
-        column = self.column("tags")
-        assert column is not None
-        self.labels = column_labels(train, eval, column, self.settings.num_labels, per_token=True)
-        return self.labels.model_kwargs()
+    label_role = "tags"
+    per_token_labels = True
 
     def prepare(
         self,

@@ -12,6 +12,7 @@ import math
 import os
 import platform
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -538,3 +539,23 @@ def read_metrics(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def finish(
+    output: Path,
+    results: dict[str, Any],
+    chart: tuple[str, dict[str, dict[str, float | None]], str],
+    scratch: Path,
+    keep: bool,
+    text: str,
+) -> int:
+    """Writes the results JSON and its bar chart (title, groups, y label) beside it, removes the
+    scratch folder unless kept, prints the report; returns 1 when a run failed."""
+    write_json(output, results)
+    bar_chart(output.with_suffix(".png"), *chart)
+    if keep:
+        print(f"kept {scratch}")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print("\n" + text)
+    return 1 if any("error" in r for r in results["runs"]) else 0

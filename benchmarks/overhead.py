@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -214,19 +213,18 @@ def main() -> int:
         "runs": runs,
         "seconds": round(time.time() - started, 1),
     }
-    bl.write_json(output, results)
-    bl.bar_chart(
-        output.with_suffix(".png"),
-        "Whole local job against bare torchrun (median wall seconds)",
-        {"same training work": {k: c["wall_s"] for k, c in configs.items()}},
-        "seconds",
+    return bl.finish(
+        output,
+        results,
+        (
+            "Whole local job against bare torchrun (median wall seconds)",
+            {"same training work": {k: c["wall_s"] for k, c in configs.items()}},
+            "seconds",
+        ),
+        scratch,
+        args.keep,
+        report(results),
     )
-    if args.keep:
-        print(f"kept {scratch}")
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print("\n" + report(results))
-    return 1 if any("error" in r for r in runs) else 0
 
 
 def report(results: dict[str, Any]) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -174,19 +173,18 @@ def main() -> int:
         "runs": runs,
         "seconds": round(time.time() - started, 1),
     }
-    bl.write_json(output, results)
-    bl.bar_chart(
-        output.with_suffix(".png"),
-        "Data-parallel layouts, same global batch (median samples/s)",
-        {"layout (workers x processes)": {k: c["samples_per_s"] for k, c in configs.items()}},
-        "samples/s",
+    return bl.finish(
+        output,
+        results,
+        (
+            "Data-parallel layouts, same global batch (median samples/s)",
+            {"layout (workers x processes)": {k: c["samples_per_s"] for k, c in configs.items()}},
+            "samples/s",
+        ),
+        scratch,
+        args.keep,
+        report(results),
     )
-    if args.keep:
-        print(f"kept {scratch}")
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
-    print("\n" + report(results))
-    return 1 if any("error" in r for r in runs) else 0
 
 
 def report(results: dict[str, Any]) -> str:

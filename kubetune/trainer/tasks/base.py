@@ -208,6 +208,21 @@ class MapCache:
         name = f"{self.key}-{step}-{dataset._fingerprint}.arrow"
         return dataset.map(function, cache_file_name=str(self.folder / name), **kwargs)
 
+    def map_splits(
+        self, train: Dataset, eval: Dataset | None, function: Callable[..., Any]
+    ) -> tuple[Dataset, Dataset | None]:
+        """Both splits through batched `function`, keeping only the columns it returns."""
+
+        def run(split: Dataset, name: str) -> Dataset:
+            return self.map(split, function, name, batched=True, remove_columns=split.column_names)
+
+        return run(train, "train"), run(eval, "eval") if eval is not None else None
+
+
+def token_count(features: Dataset) -> int:
+    """How many tokens the `input_ids` of a preprocessed split hold (padding excluded)."""
+    return sum(len(x) for x in features["input_ids"])
+
 
 def ensure_list(value: Any) -> list[Any]:
     """A list from a list, tuple or datasets Column."""

@@ -21,6 +21,7 @@ from kubetune.trainer.tasks.base import (
     Task,
     model_max_length,
     pad_multiple,
+    token_count,
 )
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class CausalLM(Task):
             train=train_features,
             eval=run(eval, "eval") if eval is not None else None,
             collator=CausalCollator(tokenizer.pad_token_id, pad_multiple()),
-            train_tokens=sum(len(x) for x in train_features["input_ids"]),
+            train_tokens=token_count(train_features),
         )
 
     def loss_function(self) -> Callable[..., torch.Tensor]:

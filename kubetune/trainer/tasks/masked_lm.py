@@ -15,6 +15,7 @@ from kubetune.trainer.tasks.base import (
     Task,
     model_max_length,
     pad_multiple,
+    token_count,
 )
 from kubetune.trainer.tasks.causal_lm import perplexity
 
@@ -57,20 +58,17 @@ class MaskedLM(Task):
             )
             return dict(encoded)
 
-        def run(split: Dataset, name: str) -> Dataset:
-            return cache.map(split, tokenize, name, batched=True, remove_columns=split.column_names)
-
-        train_features = run(train, "train")
+        train_features, eval_features = cache.map_splits(train, eval, tokenize)
         return Prepared(
             train=train_features,
-            eval=run(eval, "eval") if eval is not None else None,
+            eval=eval_features,
             collator=DataCollatorForLanguageModeling(
                 processor,
                 mlm=True,
                 mlm_probability=MLM_PROBABILITY,
                 pad_to_multiple_of=pad_multiple(),
             ),
-            train_tokens=sum(len(x) for x in train_features["input_ids"]),
+            train_tokens=token_count(train_features),
         )
 
     def loss_function(self) -> Callable[..., torch.Tensor]:

@@ -13,6 +13,7 @@ from kubetune.trainer.tasks.base import (
     Task,
     model_max_length,
     pad_multiple,
+    token_count,
 )
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ class QuestionAnswering(Task):
             eval=eval_model_features,
             collator=DataCollatorWithPadding(processor, pad_to_multiple_of=pad_multiple()),
             compute_metrics=scorer if eval is not None else None,
-            train_tokens=sum(len(x) for x in train_features["input_ids"]),
+            train_tokens=token_count(train_features),
         )
 
 

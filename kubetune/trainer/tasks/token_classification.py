@@ -15,6 +15,7 @@ from kubetune.trainer.tasks.base import (
     Prepared,
     model_max_length,
     pad_multiple,
+    token_count,
 )
 from kubetune.trainer.tasks.labels import LabelledTask
 
@@ -64,19 +65,16 @@ class TokenClassification(LabelledTask):
             ]
             return dict(encoded)
 
-        def run(split: Dataset, name: str) -> Dataset:
-            return cache.map(split, tokenize, name, batched=True, remove_columns=split.column_names)
-
-        train_features = run(train, "train")
+        train_features, eval_features = cache.map_splits(train, eval, tokenize)
         return Prepared(
             train=train_features,
-            eval=run(eval, "eval") if eval is not None else None,
+            eval=eval_features,
             collator=DataCollatorForTokenClassification(
                 processor, pad_to_multiple_of=pad_multiple()
             ),
             compute_metrics=self.entity_metrics,
             preprocess_logits_for_metrics=argmax_logits,
-            train_tokens=sum(len(x) for x in train_features["input_ids"]),
+            train_tokens=token_count(train_features),
         )
 
     def loss_function(self) -> Callable[..., torch.Tensor]:

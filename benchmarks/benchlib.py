@@ -266,6 +266,7 @@ def job_spec_json(
     lora: dict[str, Any] | None,
     max_length: int,
     packing: bool = False,
+    length_grouping: bool = True,
 ) -> str:
     """The JSON job spec kubetune's trainer reads, built through the public params classes."""
     from peft import LoraConfig
@@ -289,6 +290,7 @@ def job_spec_json(
             lora_config=LoraConfig(**lora) if lora is not None else None,
             max_length=max_length,
             packing=packing,
+            length_grouping=length_grouping,
         ),
     )
     return spec.to_json()

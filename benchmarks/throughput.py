@@ -187,6 +187,7 @@ def kubetune_config(
     lora: dict[str, Any] | None,
     max_length: int,
     packing: bool,
+    length_grouping: bool = True,
 ) -> Config:
     """The trainer run alone (`python -m kubetune.trainer`) on a pre-built workspace."""
     from kubetune import workspace
@@ -202,6 +203,7 @@ def kubetune_config(
             lora=lora,
             max_length=max_length,
             packing=packing,
+            length_grouping=length_grouping,
         )
     )
     out = workspace.output_path(ws, name)
@@ -221,9 +223,11 @@ def classification_suite(root: Path, scale: Scale, threads: int, peak: float) ->
     tokens = sum(bl.token_counts(model.path, rows["text"], scale.max_length, eos=False))
     args = training_arguments("", scale, use_cpu=True)
     lora = lora_settings("encoder")
+    # kubetune groups samples of similar length by default; "random order" is kubetune with
+    # the baselines' plain shuffle (length_grouping=False), to show what the grouping adds.
     configs = [
         kubetune_config(
-            "kubetune",
+            name,
             root,
             ws,
             model,
@@ -232,7 +236,9 @@ def classification_suite(root: Path, scale: Scale, threads: int, peak: float) ->
             lora,
             scale.max_length,
             False,
+            length_grouping=grouping,
         )
+        for name, grouping in (("kubetune", True), ("kubetune-random-order", False))
     ]
     for name, script in (
         ("hf-dynamic-padding", "pad_dynamic.py"),
@@ -268,6 +274,12 @@ def classification_suite(root: Path, scale: Scale, threads: int, peak: float) ->
         ratios=[
             Ratio("kubetune / HF dynamic padding", "kubetune", "hf-dynamic-padding", 1.0),
             Ratio("kubetune / HF pad to max_length", "kubetune", "hf-max-length", 1.5),
+            Ratio(
+                "kubetune random order / HF dynamic padding",
+                "kubetune-random-order",
+                "hf-dynamic-padding",
+                None,
+            ),
         ],
         peak_flops=peak,
         peak_source="measured float32 matmul",
@@ -289,9 +301,22 @@ def causal_suite(
     lora = lora_settings("decoder")
     configs = [
         kubetune_config(
-            name, root, ws, model, "AutoModelForCausalLM", args, lora, scale.max_length, packing
+            name,
+            root,
+            ws,
+            model,
+            "AutoModelForCausalLM",
+            args,
+            lora,
+            scale.max_length,
+            packing,
+            length_grouping=grouping,
         )
-        for name, packing in (("kubetune-packed", True), ("kubetune-unpacked", False))
+        for name, packing, grouping in (
+            ("kubetune-packed", True, True),
+            ("kubetune-unpacked", False, True),
+            ("kubetune-unpacked-random-order", False, False),
+        )
     ]
     baselines = [("hf-dynamic-padding", "pad_dynamic.py")]
     if with_max_length:
@@ -321,6 +346,12 @@ def causal_suite(
         ),
         Ratio(
             "kubetune packed / HF dynamic padding", "kubetune-packed", "hf-dynamic-padding", None
+        ),
+        Ratio(
+            "kubetune unpacked random order / HF dynamic padding",
+            "kubetune-unpacked-random-order",
+            "hf-dynamic-padding",
+            None,
         ),
     ]
     if with_max_length:

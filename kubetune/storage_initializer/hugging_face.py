@@ -157,11 +157,17 @@ class HuggingFaceDatasetParams:
 class HuggingFaceTrainerParams:
     """How to train: `TrainingArguments`, and a `LoraConfig` (None trains all parameters).
 
+    Only the `TrainingArguments` fields you set travel to the workers.
+
     Extras: `max_length` truncates inputs (None: the model's limit, at most 512 for encoders and
     1024 for decoders); `columns` names dataset columns when detection by convention is not
     enough (e.g. {'text': 'review', 'label': 'stars'}); `packing` packs causal-LM samples into
     full sequences; `merge_adapter` also saves a merged full model after LoRA training;
-    `evaluate_before_training` evaluates the untrained model first (metrics prefixed `eval_before_`).
+    `evaluate_before_training` evaluates the untrained model first (metrics prefixed `eval_before_`);
+    `length_grouping` puts samples of similar length in each training step (steps shuffled,
+    the longest first), so batches carry little padding: False keeps the order of
+    `TrainingArguments.train_sampling_strategy` (whose default is a plain shuffle), and any
+    other strategy set there wins.
     """
 
     training_parameters: TrainingArguments
@@ -171,6 +177,7 @@ class HuggingFaceTrainerParams:
     packing: bool = False
     merge_adapter: bool = False
     evaluate_before_training: bool = False
+    length_grouping: bool = True
 
     def __post_init__(self) -> None:
         problems = validation.Problems("HuggingFaceTrainerParams")
@@ -195,7 +202,7 @@ class HuggingFaceTrainerParams:
             problems.add(
                 f"columns={self.columns!r}: must map roles to column names, e.g. {{'text': 'review'}}"
             )
-        for flag in ("packing", "merge_adapter", "evaluate_before_training"):
+        for flag in ("packing", "merge_adapter", "evaluate_before_training", "length_grouping"):
             if not isinstance(getattr(self, flag), bool):
                 problems.add(f"{flag}={getattr(self, flag)!r}: must be True or False")
         if self.merge_adapter is True and self.lora_config is None:

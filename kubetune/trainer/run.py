@@ -4,7 +4,7 @@
 2. load the dataset splits and resolve the task's columns
 3. build TrainingArguments (outputs inside the workspace, distributed settings per task)
 4. load processor and model; wrap with LoRA unless full fine-tuning
-5. preprocess once per node; build the Trainer
+5. preprocess once per node; build the Trainer (batches of similar lengths unless the user chose an order)
 6. optionally evaluate the untrained model; train, resuming from the latest checkpoint
 7. evaluate; rank 0 saves the model (and merged model), metrics, loss curve, progress "done"
 """
@@ -61,7 +61,7 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     progress = ProgressReporter(
         root / workspace.PROGRESS_FILE, restarted_from, enabled=args.process_index == 0
     )
-    trainer = build_trainer(args, model, processor, task, prepared, progress)
+    trainer = build_trainer(args, model, processor, task, prepared, progress, spec)
     if checkpoint:
         log.info("resuming from %s", checkpoint)
 
@@ -198,11 +198,30 @@ def cache_key(spec: JobSpec) -> str:
 
 
 def build_trainer(
-    args: Any, model: Any, processor: Any, task: Task, prepared: Any, progress: ProgressReporter
+    args: Any,
+    model: Any,
+    processor: Any,
+    task: Task,
+    prepared: Any,
+    progress: ProgressReporter,
+    spec: JobSpec,
 ) -> Any:
+    """A Trainer over the prepared splits; length-grouped batches unless turned off."""
     from transformers import Trainer
 
-    return Trainer(
+    from kubetune.trainer import sampling
+
+    extra: dict[str, Any] = {}
+    trainer_class: type = Trainer
+    if sampling.groups_by_length(spec.trainer, prepared.train_lengths):
+        trainer_class = sampling.LengthGroupedTrainer
+        extra["train_lengths"] = prepared.train_lengths
+        log.info(
+            "train order: each step's batches hold samples of similar length (less padding); "
+            "length_grouping=False turns this off"
+        )
+    return trainer_class(
+        **extra,
         model=model,
         args=args,
         train_dataset=debugging.traced(prepared.train),

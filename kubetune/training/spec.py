@@ -353,6 +353,7 @@ def trainer_spec(params: Any) -> dict[str, Any]:
         "packing": params.packing,
         "merge_adapter": params.merge_adapter,
         "evaluate_before_training": params.evaluate_before_training,
+        "length_grouping": params.length_grouping,
     }
 
 

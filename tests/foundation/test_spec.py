@@ -179,6 +179,19 @@ def test_full_fine_tuning_records_no_lora() -> None:
     )
     assert spec.lora_config() is None
     assert spec.trainer["lora_config"] is None
+    assert spec.trainer["length_grouping"] is True  # the default
+
+
+def test_length_grouping_off_travels() -> None:
+    spec, _ = build_job_spec(
+        name="plain-order",
+        model_provider_parameters=HuggingFaceModelParams("org/m", "AutoModelForCausalLM"),
+        dataset_provider_parameters=LocalDatasetParams("/data/x.jsonl"),
+        trainer_parameters=HuggingFaceTrainerParams(
+            transformers.TrainingArguments(output_dir="o"), length_grouping=False
+        ),
+    )
+    assert JobSpec.from_json(spec.to_json()).trainer["length_grouping"] is False
 
 
 def test_unknown_spec_keys_are_rejected() -> None:

@@ -132,6 +132,7 @@ BAD_INPUTS = [
     ("max_length zero", lambda: trainer(max_length=0), "max_length"),
     ("columns not mapping", lambda: trainer(columns=["text"]), "columns"),
     ("packing not bool", lambda: trainer(packing="yes"), "packing"),
+    ("length_grouping not bool", lambda: trainer(length_grouping=0), "length_grouping"),
     (
         "merge_adapter without lora",
         lambda: trainer(lora_config=None, merge_adapter=True),

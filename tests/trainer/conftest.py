@@ -73,6 +73,7 @@ def job_spec(
             "packing": trainer.get("packing", False),
             "merge_adapter": trainer.get("merge_adapter", False),
             "evaluate_before_training": trainer.get("evaluate_before_training", False),
+            "length_grouping": trainer.get("length_grouping", True),
         },
     }
 

@@ -126,7 +126,9 @@ def test_fractional_logging_and_save_steps(sequence_run):
 
 
 def test_each_sample_is_seen_once_per_epoch_across_ranks(sequence_run):
-    root, _, _ = sequence_run
+    """With the default length-grouped order, which must stay one partition per epoch."""
+    root, _, run = sequence_run
+    assert "train order: each step's batches hold samples of similar length" in run.stderr
     ranks = [
         [int(line) for line in (root / "trace" / f"rank-{r}.txt").read_text().split()]
         for r in (0, 1)
@@ -136,6 +138,7 @@ def test_each_sample_is_seen_once_per_epoch_across_ranks(sequence_run):
         seen = ranks[0][epoch * 32 : (epoch + 1) * 32] + ranks[1][epoch * 32 : (epoch + 1) * 32]
         assert sorted(seen) == list(range(64)), f"epoch {epoch}: {sorted(seen)}"
     assert set(ranks[0][:32]).isdisjoint(ranks[1][:32])
+    assert ranks[0][:32] != ranks[0][32:]  # a new order each epoch
 
 
 def test_two_process_loss_matches_one_process_with_same_global_batch(sequence_run, tmp_path):
@@ -266,8 +269,10 @@ def test_question_answering_with_lora_without_task_type(tmp_path):
         training,
         lora={"r": 8, "lora_alpha": 16},
         merge_adapter=True,
+        length_grouping=False,
     )
     run = run_trainer(root, spec).check()
+    assert "train order" not in run.stderr  # length_grouping=False keeps the plain shuffle
     assert loss_went_down(run.losses), run.losses
     assert {"eval_exact_match", "eval_f1", "eval_loss"} <= set(run.metrics), run.metrics
     model = AutoModelForQuestionAnswering.from_pretrained(run.output_dir / "merged_model").eval()

@@ -50,8 +50,13 @@ class Prepared:
     compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None
     # Reduces logits before they are gathered for metrics (e.g. argmax), to save memory.
     preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None
-    # Tokens in one pass over the train split (None where tokens mean nothing, e.g. images).
-    train_tokens: int | None = None
+    # Tokens of each train sample, padding excluded (None where tokens mean nothing, e.g. images).
+    train_lengths: list[int] | None = None
+
+    @property
+    def train_tokens(self) -> int | None:
+        """Tokens in one pass over the train split."""
+        return sum(self.train_lengths) if self.train_lengths is not None else None
 
 
 class Task:
@@ -219,9 +224,12 @@ class MapCache:
         return run(train, "train"), run(eval, "eval") if eval is not None else None
 
 
-def token_count(features: Dataset) -> int:
-    """How many tokens the `input_ids` of a preprocessed split hold (padding excluded)."""
-    return sum(len(x) for x in features["input_ids"])
+def token_lengths(features: Dataset) -> list[int]:
+    """The number of tokens in each sample's `input_ids` of a preprocessed split."""
+    import pyarrow.compute as pc
+
+    column = features.with_format("arrow")["input_ids"]
+    return [int(n) for n in pc.list_value_length(column).to_pylist()]
 
 
 def ensure_list(value: Any) -> list[Any]:

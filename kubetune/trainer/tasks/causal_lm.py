@@ -21,7 +21,7 @@ from kubetune.trainer.tasks.base import (
     Task,
     model_max_length,
     pad_multiple,
-    token_count,
+    token_lengths,
 )
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class CausalLM(Task):
             train=train_features,
             eval=run(eval, "eval") if eval is not None else None,
             collator=CausalCollator(tokenizer.pad_token_id, pad_multiple()),
-            train_tokens=token_count(train_features),
+            train_lengths=token_lengths(train_features),
         )
 
     def loss_function(self) -> Callable[..., torch.Tensor]:

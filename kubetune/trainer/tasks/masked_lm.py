@@ -15,7 +15,7 @@ from kubetune.trainer.tasks.base import (
     Task,
     model_max_length,
     pad_multiple,
-    token_count,
+    token_lengths,
 )
 from kubetune.trainer.tasks.causal_lm import perplexity
 
@@ -68,7 +68,7 @@ class MaskedLM(Task):
                 mlm_probability=MLM_PROBABILITY,
                 pad_to_multiple_of=pad_multiple(),
             ),
-            train_tokens=token_count(train_features),
+            train_lengths=token_lengths(train_features),
         )
 
     def loss_function(self) -> Callable[..., torch.Tensor]:

@@ -13,7 +13,7 @@ from kubetune.trainer.tasks.base import (
     Task,
     model_max_length,
     pad_multiple,
-    token_count,
+    token_lengths,
 )
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class QuestionAnswering(Task):
             eval=eval_model_features,
             collator=DataCollatorWithPadding(processor, pad_to_multiple_of=pad_multiple()),
             compute_metrics=scorer if eval is not None else None,
-            train_tokens=token_count(train_features),
+            train_lengths=token_lengths(train_features),
         )
 
 

@@ -11,7 +11,7 @@ from kubetune.trainer.tasks.base import (
     Prepared,
     model_max_length,
     pad_multiple,
-    token_count,
+    token_lengths,
 )
 from kubetune.trainer.tasks.labels import LabelledTask
 
@@ -61,7 +61,7 @@ class SequenceClassification(LabelledTask):
             eval=eval_features,
             collator=DataCollatorWithPadding(processor, pad_to_multiple_of=pad_multiple()),
             compute_metrics=classification_metrics,
-            train_tokens=token_count(train_features),
+            train_lengths=token_lengths(train_features),
         )
 
 

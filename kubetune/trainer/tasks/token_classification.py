@@ -15,7 +15,7 @@ from kubetune.trainer.tasks.base import (
     Prepared,
     model_max_length,
     pad_multiple,
-    token_count,
+    token_lengths,
 )
 from kubetune.trainer.tasks.labels import LabelledTask
 
@@ -74,7 +74,7 @@ class TokenClassification(LabelledTask):
             ),
             compute_metrics=self.entity_metrics,
             preprocess_logits_for_metrics=argmax_logits,
-            train_tokens=token_count(train_features),
+            train_lengths=token_lengths(train_features),
         )
 
     def loss_function(self) -> Callable[..., torch.Tensor]:

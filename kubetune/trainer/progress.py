@@ -44,7 +44,7 @@ class ProgressReporter(TrainerCallback):
             args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
         )
         self._update(state)
-        self.report("training")
+        self.report("evaluating" if args.eval_on_start and state.global_step == 0 else "training")
 
     def on_log(
         self,
@@ -73,6 +73,8 @@ class ProgressReporter(TrainerCallback):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         self.record["status"] = "training"
+        if state.global_step == self._start_step:  # eval_on_start: rates count from here
+            self._started = time.monotonic()
 
     def _update(self, state: TrainerState) -> None:
         done = state.global_step - self._start_step

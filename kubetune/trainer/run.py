@@ -3,7 +3,7 @@
 1. read the job spec; size the thread pool; wait for the storage initializer's marker
 2. load the dataset splits and resolve the task's columns
 3. build TrainingArguments (outputs inside the workspace, distributed settings per task)
-4. load processor and model; wrap with LoRA unless full fine-tuning
+4. seed; load processor and model; wrap with LoRA unless full fine-tuning
 5. preprocess once per node; build the Trainer (batches of similar lengths unless the user chose an order)
 6. optionally evaluate the untrained model; train, resuming from the latest checkpoint
 7. evaluate; rank 0 saves the model (and merged model), metrics, loss curve, progress "done"
@@ -44,8 +44,20 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     task.resolve_columns(list(train_split.column_names))
 
     output_dir = workspace.output_path(root, spec.trainer["training_arguments"].get("output_dir"))
-    args = training_arguments(spec, task, output_dir, has_eval=eval_split is not None)
+    checkpoint = outputs.latest_checkpoint(output_dir)
+    restarted_from = outputs.checkpoint_step(checkpoint) if checkpoint else None
+    # The untrained model is evaluated inside train() (eval_on_start): a Trainer.evaluate()
+    # before train() marks the model as prepared, and train() then skips the DDP wrapper,
+    # so every rank would train its own copy without exchanging gradients.
+    evaluate_first = bool(
+        spec.trainer.get("evaluate_before_training") and eval_split is not None and not checkpoint
+    )
+    args = training_arguments(
+        spec, task, output_dir, has_eval=eval_split is not None, evaluate_first=evaluate_first
+    )
 
+    # Seeded before loading: new heads and LoRA weights start the same in every run and rank.
+    seed_everything(args)
     model_dir = workspace.model_path(root)
     processor = task.load_processor(model_dir)
     model = task.load_model(model_dir, **task.model_kwargs(train_split, eval_split))
@@ -56,8 +68,6 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
             train_split, eval_split, processor, model, MapCache(root / CACHE_DIR, cache_key(spec))
         )
 
-    checkpoint = outputs.latest_checkpoint(output_dir)
-    restarted_from = outputs.checkpoint_step(checkpoint) if checkpoint else None
     progress = ProgressReporter(
         root / workspace.PROGRESS_FILE, restarted_from, enabled=args.process_index == 0
     )
@@ -65,19 +75,14 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     if checkpoint:
         log.info("resuming from %s", checkpoint)
 
-    before: dict[str, Any] = {}
-    if (
-        spec.trainer.get("evaluate_before_training")
-        and prepared.eval is not None
-        and not checkpoint
-    ):
-        progress.report("evaluating")
-        before = trainer.evaluate(metric_key_prefix="eval_before")
-        before.update(task.derived_metrics(before, "eval_before"))
-
     started_epoch = _checkpoint_epoch(checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    metrics: dict[str, Any] = {**before, **result.metrics}
+    metrics: dict[str, Any] = dict(result.metrics)
+    if evaluate_first:
+        before = metrics_before_training(trainer.state.log_history)
+        exclude_from_train_time(metrics, before.get("eval_before_runtime", 0.0))
+        metrics.update(before)
+        metrics.update(task.derived_metrics(before, "eval_before"))
     metrics.update(task.derived_metrics(metrics, "train"))
     if prepared.train_tokens is not None and metrics.get("train_runtime"):
         epochs = (trainer.state.epoch or 0.0) - started_epoch
@@ -137,7 +142,9 @@ def load_splits(root: Path) -> tuple[Any, Any | None]:
     return data[workspace.TRAIN_SPLIT], data.get(workspace.EVAL_SPLIT)
 
 
-def training_arguments(spec: JobSpec, task: Task, output_dir: Path, has_eval: bool) -> Any:
+def training_arguments(
+    spec: JobSpec, task: Task, output_dir: Path, has_eval: bool, evaluate_first: bool = False
+) -> Any:
     """The user's TrainingArguments with the output directory and distributed settings filled in."""
     given = spec.trainer["training_arguments"]
     eval_strategy = str(given.get("eval_strategy", "no"))
@@ -162,10 +169,45 @@ def training_arguments(spec: JobSpec, task: Task, output_dir: Path, has_eval: bo
         overrides["use_cpu"] = True
     if task.prediction_loss_only:
         overrides["prediction_loss_only"] = True
+    if evaluate_first:
+        overrides["eval_on_start"] = True
     try:
         return spec.training_arguments(**overrides)
     except (ValueError, TypeError) as e:
         raise TrainerError(f"training_arguments: {e}") from e
+
+
+def seed_everything(args: Any) -> None:
+    from transformers import enable_full_determinism, set_seed
+
+    if args.full_determinism:
+        enable_full_determinism(args.seed)
+    else:
+        set_seed(args.seed)
+
+
+def metrics_before_training(log_history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation of the untrained model (eval_on_start, logged at step 0), as eval_before_*."""
+    for entry in log_history:
+        if entry.get("step") == 0 and "eval_loss" in entry:
+            return {
+                f"eval_before_{key.removeprefix('eval_')}": value
+                for key, value in entry.items()
+                if key.startswith("eval_")
+            }
+    return {}
+
+
+def exclude_from_train_time(metrics: dict[str, Any], seconds: float) -> None:
+    """Takes the evaluation run inside train() out of its runtime and rates."""
+    runtime = metrics.get("train_runtime")
+    if not runtime or not seconds or seconds >= runtime:
+        return
+    factor = runtime / (runtime - seconds)
+    metrics["train_runtime"] = round(runtime - seconds, 4)
+    for key in ("train_samples_per_second", "train_steps_per_second"):
+        if metrics.get(key):
+            metrics[key] = round(metrics[key] * factor, 3)
 
 
 def _has_accelerator() -> bool:

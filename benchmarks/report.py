@@ -36,7 +36,10 @@ def relative(path: Path) -> str:
 
 def which(path: Path, data: dict[str, Any]) -> str:
     kind = "quick run (`--quick`)" if data.get("quick") else "full run"
-    return f"From the {kind}: `{data['command']}` → [`{path.name}`]({relative(path)})."
+    line = f"From the {kind}: `{data['command']}` → [`{path.name}`]({relative(path)})."
+    if data.get("rescored_by"):
+        line += f" Ratios recomputed from its runs by `{data['rescored_by']}`."
+    return line
 
 
 def plot(path: Path) -> str:
@@ -106,6 +109,8 @@ python benchmarks/report.py                  # rewrites this page from benchmark
 Flags: `--output PATH` (results JSON; the PNG goes beside it), `--rounds N`, `--threads N`
 (threads of every benchmarked process), `--keep` (keep the scratch folder with models,
 workspaces and logs). `throughput.py --suites classification causal-lm gpu` picks suites;
+`throughput.py --rescore RESULTS.json` runs nothing and recomputes a results file's ratios from
+its stored runs with the script's current ratio definitions;
 `--gpu-smoke` runs the GPU suite's steps on the CPU with a tiny model, to check the plumbing.
 
 ## What is compared
@@ -113,6 +118,8 @@ workspaces and logs). `throughput.py --suites classification causal-lm gpu` pick
 * **kubetune**: `python -m kubetune.trainer --spec SPEC.json --workspace DIR` on a workspace built
   beforehand (model folder linked in place, dataset saved, marker written), with a job spec
   made by `build_job_spec` from the public params classes.
+* **kubetune random order**: the same with `HuggingFaceTrainerParams(length_grouping=False)`,
+  i.e. the baselines' plain shuffle instead of kubetune's default length-grouped batches.
 * **HF pad to max_length** (`benchmarks/baselines/pad_max_length.py`): a plain Hugging Face
   `Trainer` + PEFT script that tokenises with `padding="max_length", truncation=True`, as Kubeflow
   Training Operator V1's trainer does.
@@ -169,26 +176,28 @@ TFLOP/s; other cards from a table, else a measured bf16 matmul). {gpu_note}
 
 ## Reading the figures
 
-* kubetune pads each batch to its longest sample (rounded up to a multiple of 8 only on a GPU),
-  so on variable-length data it does the same work as a well-written dynamic-padding script; its
-  gain is against the pad-to-`max_length` behaviour of Kubeflow V1, which grows with the spread
-  of the lengths.
-* Until commit 54bc3da kubetune also rounded up to a multiple of 8 on the CPU; a profile showed
-  ~10% more step time than the dynamic-padding baseline from those extra positions alone, and
-  earlier runs of this page had kubetune at 0.82x-0.94x of that baseline. Since the change the
-  medians are 1.01x (classification) and 0.93x (causal LM, where kubetune computes its own
-  token-level loss so that DDP ranks average correctly). Single rounds swing from 0.75x to 1.22x
-  on this shared 2-core machine, so the dynamic-padding targets sit within the noise: read them
-  as "the same speed", not as met or missed with any confidence. Beating that baseline needs
-  fewer padded tokens than it pads, e.g. length-grouped batches
-  (`train_sampling_strategy="group_by_length"`, which a user can set in `TrainingArguments`
-  and kubetune does not set by default).
+* kubetune pads each batch to its longest sample (rounded up to a multiple of 8 only on a GPU)
+  and by default orders each epoch so that every step's batches hold samples of similar length,
+  the steps shuffled (`HuggingFaceTrainerParams(length_grouping=True)`, see
+  [data-formats.md](data-formats.md)). On lengths spread like these most of the padding that
+  the dynamic-padding baseline still computes disappears: that is kubetune's lead over it. The
+  *random order* rows are kubetune with `length_grouping=False`, the baselines' plain shuffle:
+  they run at about the dynamic-padding baseline's speed, so the rest of kubetune's trainer
+  (its own token-level loss for causal LMs, progress file, metrics) costs next to nothing.
+* Against pad-to-`max_length` (Kubeflow V1's behaviour) the gain grows with the spread of the
+  lengths; with grouping it compounds both savings.
+* History: until commit 54bc3da kubetune also rounded batches up to a multiple of 8 on the CPU
+  (about 10% more step time); until length grouping became the default (commit 4ce9772) it used
+  the plain shuffle and measured 0.93x-1.01x of the dynamic-padding baseline, within the
+  +-20% a single round swings on this shared 2-core machine.
 * Packing (`HuggingFaceTrainerParams(packing=True)`) concatenates causal-LM samples into full
-  `max_length` blocks: no padding at all, so tokens/s rises by about the padding fraction of the
-  unpacked batches. Packed samples attend across document boundaries (no per-document mask).
-* `python benchmarks/throughput.py --quick` (2 rounds) took 6.9 minutes on this machine while
-  other test suites were running; the table above may come from a run with more rounds
-  (its command is shown above the table).
+  `max_length` blocks: no padding at all. Against unpacked batches in plain shuffled order that
+  is the large gain the packing target asks for; against kubetune's default length-grouped
+  order, which already removes most of the padding, packing adds only a little (the
+  "length-grouped" row), so for causal LMs grouping is the default and packing an option.
+  Packed samples attend across document boundaries (no per-document mask).
+* `python benchmarks/throughput.py --quick` (2 rounds) took 5.2 minutes on this machine, idle;
+  the tables above may come from a run with more rounds (its command is shown above each table).
 * These are tiny models on 2 shared CPU cores: per-step fixed costs (Python, the optimizer,
   LoRA bookkeeping) weigh more than they would on real models, and other processes on the
   machine move every figure; the ratios within a round are the figures to read.

@@ -265,15 +265,17 @@ def main() -> int:
     return 0
 
 
-SCALING_NOTE = """Read the two tables together. With the local backend's default threading, 1x1 gets
+SCALING_NOTE = """Read the tables together. With the local backend's default threading, 1x1 gets
 both cores as two intra-op threads of one process, and each process of 2x1 and 1x2 gets one
-core. On a 2-core machine that other processes share, two OpenMP threads collapse whenever
-something else competes for a core (about 2.5x slower than one thread in the runs above), so
-the first table's speed-up mostly measures that collapse. With one thread per process
-everywhere (`--threads-per-process 1`; 1x1 then uses one core, the others two), the speed-up
-is what data parallelism buys: two processes on two cores against one process on one core,
-same global batch and the same loss. 2x1 simulates two nodes on one machine (two torchrun
-agents over loopback gloo); nothing here measures scaling across machines."""
+core. On the idle machine of the full run that makes 2x1 and 1x2 about 1.3-1.4x faster than
+1x1: two processes keep two cores busier than two threads of one. The quick runs are older
+(before length-grouped batches, commit 4ce9772) and ran beside other test suites: there two
+OpenMP threads collapsed whenever something else competed for a core (about 2.5x slower than
+one thread), so the first quick table's speed-up mostly measures that collapse. With one
+thread per process everywhere (`--threads-per-process 1`; 1x1 then uses one core, the others
+two), the speed-up is what data parallelism buys: two processes on two cores against one
+process on one core, same global batch and the same loss. 2x1 simulates two nodes on one
+machine (two torchrun agents over loopback gloo); nothing here measures scaling across machines."""
 
 
 if __name__ == "__main__":

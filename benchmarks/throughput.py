@@ -474,25 +474,11 @@ def gpu_suite(root: Path, threads: int, smoke: bool, documents: int) -> Suite:
         samples=documents,
         tokens=tokens,
         configs=configs,
+        # The GPU suite has no random-order configuration.
         ratios=[
-            Ratio(
-                "packed / unpacked, length-grouped (kubetune)",
-                "kubetune-packed",
-                "kubetune-unpacked",
-                None,
-            ),
-            Ratio(
-                "kubetune unpacked / HF dynamic padding",
-                "kubetune-unpacked",
-                "hf-dynamic-padding",
-                1.0,
-            ),
-            Ratio(
-                "kubetune packed / HF dynamic padding",
-                "kubetune-packed",
-                "hf-dynamic-padding",
-                None,
-            ),
+            r
+            for r in causal_ratios(with_max_length=False)
+            if "random-order" not in r.numerator + r.denominator
         ],
         peak_flops=peak,
         peak_source=peak_source,

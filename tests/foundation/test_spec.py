@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import string
+from typing import Any
 
 import transformers
 from hypothesis import HealthCheck, given, settings
@@ -168,30 +169,27 @@ def test_training_arguments_and_lora_rebuild_equal_with_exact_values() -> None:
     assert rebuilt.training_arguments(output_dir="/abs/out").output_dir == "/abs/out"
 
 
-def test_full_fine_tuning_records_no_lora() -> None:
+def causal_lm_spec(**trainer: Any) -> JobSpec:
     spec, _ = build_job_spec(
-        name="full",
+        name="causal",
         model_provider_parameters=HuggingFaceModelParams("org/m", "AutoModelForCausalLM"),
         dataset_provider_parameters=LocalDatasetParams("/data/x.jsonl"),
         trainer_parameters=HuggingFaceTrainerParams(
-            transformers.TrainingArguments(output_dir="o"), lora_config=None
+            transformers.TrainingArguments(output_dir="o"), **trainer
         ),
     )
+    return JobSpec.from_json(spec.to_json())
+
+
+def test_full_fine_tuning_records_no_lora() -> None:
+    spec = causal_lm_spec(lora_config=None)
     assert spec.lora_config() is None
     assert spec.trainer["lora_config"] is None
     assert spec.trainer["length_grouping"] is True  # the default
 
 
 def test_length_grouping_off_travels() -> None:
-    spec, _ = build_job_spec(
-        name="plain-order",
-        model_provider_parameters=HuggingFaceModelParams("org/m", "AutoModelForCausalLM"),
-        dataset_provider_parameters=LocalDatasetParams("/data/x.jsonl"),
-        trainer_parameters=HuggingFaceTrainerParams(
-            transformers.TrainingArguments(output_dir="o"), length_grouping=False
-        ),
-    )
-    assert JobSpec.from_json(spec.to_json()).trainer["length_grouping"] is False
+    assert causal_lm_spec(length_grouping=False).trainer["length_grouping"] is False
 
 
 def test_unknown_spec_keys_are_rejected() -> None:

@@ -5,7 +5,7 @@
 3. build TrainingArguments (outputs inside the workspace, distributed settings per task)
 4. seed; load processor and model; wrap with LoRA unless full fine-tuning
 5. preprocess once per node; build the Trainer (batches of similar lengths unless the user chose an order)
-6. optionally evaluate the untrained model; train, resuming from the latest checkpoint
+6. train, resuming from the latest checkpoint (evaluating the untrained model first if asked)
 7. evaluate; rank 0 saves the model (and merged model), metrics, loss curve, progress "done"
 """
 
@@ -178,6 +178,7 @@ def training_arguments(
 
 
 def seed_everything(args: Any) -> None:
+    """Seeds Python, NumPy and torch from `args.seed` (deterministic kernels with full_determinism)."""
     from transformers import enable_full_determinism, set_seed
 
     if args.full_determinism:

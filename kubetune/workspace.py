@@ -7,6 +7,8 @@ WORKSPACE/
   .kubetune-initialized  completion marker (JSON), written last by the storage initializer
   outputs/<output_dir>/  checkpoints, final model, metrics.json, loss_curve.png
   progress.json          training progress written by rank 0 at every logging step
+                         (with PROGRESS_LOG_ENV=1 also printed as one log line, for backends
+                         that cannot read the workspace)
   .kubetune-cache/       the trainer's preprocessed data, once per node (never inside dataset/)
   .kubetune-initialize.lock   held by the storage initializer while it fetches
 ```
@@ -25,6 +27,10 @@ DATASET_DIR = "dataset"
 MARKER_FILE = ".kubetune-initialized"
 OUTPUTS_DIR = "outputs"
 PROGRESS_FILE = "progress.json"
+# Where the workspace lies in a volume the client cannot read (Kubernetes), the backend sets
+# this variable to "1" and rank 0 also prints each progress record as PROGRESS_LOG_PREFIX + JSON.
+PROGRESS_LOG_ENV = "KUBETUNE_PROGRESS_LOG"
+PROGRESS_LOG_PREFIX = "kubetune-progress "
 # When a local model folder is used in place, model/ is not created; this file names the folder.
 MODEL_LINK_FILE = "model.path"
 
@@ -69,3 +75,24 @@ def read_json(path: str | os.PathLike[str]) -> Any | None:
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def progress_log_line(record: dict[str, Any]) -> str:
+    """One log line carrying a progress record."""
+    return PROGRESS_LOG_PREFIX + json.dumps(record, sort_keys=True, default=str)
+
+
+def last_progress_in_log(text: str) -> dict[str, Any] | None:
+    """The last progress record printed in `text` (a log), or None when it holds none."""
+    for line in reversed(text.splitlines()):
+        # A progress bar's carriage-return redraws may share the line.
+        _, found, payload = line.rpartition(PROGRESS_LOG_PREFIX)
+        if not found:
+            continue
+        try:
+            record = json.loads(payload)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            return record
+    return None

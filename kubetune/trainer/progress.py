@@ -1,4 +1,5 @@
-"""The progress file (workspace/progress.json) that backends read, written by rank 0."""
+"""The progress file (workspace/progress.json) that backends read, written by rank 0; where the
+backend asks for it, each record is also printed as one log line."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from kubetune.workspace import write_json_atomic
+from kubetune.workspace import progress_log_line, write_json_atomic
 
 STATUSES = ("training", "evaluating", "saving", "done")
 
@@ -16,9 +17,16 @@ STATUSES = ("training", "evaluating", "saving", "done")
 class ProgressReporter(TrainerCallback):
     """Writes step, total steps, epoch, loss, learning rate, samples/s and ETA at every log."""
 
-    def __init__(self, path: Path, restarted_from_step: int | None, enabled: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        restarted_from_step: int | None,
+        enabled: bool,
+        print_records: bool = False,
+    ) -> None:
         self.path = path
         self.enabled = enabled
+        self.print_records = print_records
         self.record: dict[str, Any] = {
             "step": 0,
             "total_steps": None,
@@ -96,3 +104,5 @@ class ProgressReporter(TrainerCallback):
         self.record["updated_at"] = time.time()
         if self.enabled:
             write_json_atomic(self.path, self.record)
+            if self.print_records:
+                print(progress_log_line(self.record), flush=True)

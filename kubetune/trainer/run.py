@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,10 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
         )
 
     progress = ProgressReporter(
-        root / workspace.PROGRESS_FILE, restarted_from, enabled=args.process_index == 0
+        root / workspace.PROGRESS_FILE,
+        restarted_from,
+        enabled=args.process_index == 0,
+        print_records=os.environ.get(workspace.PROGRESS_LOG_ENV) == "1",
     )
     trainer = build_trainer(args, model, processor, task, prepared, progress, spec)
     if checkpoint:

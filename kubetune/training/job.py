@@ -51,9 +51,10 @@ class Job:
     """A fine-tuning job as a backend sees it.
 
     `progress` holds the trainer's latest report (step, total_steps, epoch, loss, learning_rate,
-    samples_per_second, eta_seconds) or None before training starts. `output_dir` is where the
-    final model, metrics.json and loss_curve.png are written (a path on this machine for the
-    local backend, a path inside the job's volume on Kubernetes).
+    samples_per_second, eta_seconds, status) or None before training starts; `restarts` counts
+    the worker group's restarts (on Kubernetes: the most of any pod's trainer container).
+    `output_dir` is where the final model, metrics.json and loss_curve.png are written (a path
+    on this machine for the local backend, a path inside the job's volume on Kubernetes).
     """
 
     name: str

@@ -361,7 +361,10 @@ class FakeApiServer:
             return
         if query.get("follow") != "true":
             with self.changed:
-                text = "".join(line + "\n" for line in self.logs.get(key, []))
+                lines = self.logs.get(key, [])
+                if "tailLines" in query:
+                    lines = lines[-int(query["tailLines"]) :]
+                text = "".join(line + "\n" for line in lines)
             handler._send(200, text.encode(), "text/plain")
             return
         handler.send_response(200)

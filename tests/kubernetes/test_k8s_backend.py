@@ -12,7 +12,9 @@ import pytest
 from fake_apiserver import FakeApiServer
 from k8s_helpers import MODEL_TOKEN, S3_SECRET
 
+from kubetune.training.backends.kubernetes.backend import PROGRESS_TAIL_LINES
 from kubetune.training.job import LogLine
+from kubetune.workspace import progress_log_line
 
 PYTORCHJOBS = "pytorchjobs"
 CORE_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims")
@@ -328,6 +330,8 @@ def job_with_pods(apiserver: FakeApiServer, client: Any, params: dict[str, Any])
         "fine-tune-bert-master-0", "storage-initializer", "fetching model", "marker written"
     )
     apiserver.write_log("fine-tune-bert-master-0", "pytorch", "step 1 loss 2.0")
+    # get_job reports the progress records; the logs leave them out
+    apiserver.write_log("fine-tune-bert-master-0", "pytorch", progress_log_line({"step": 1}))
     return job
 
 
@@ -372,6 +376,74 @@ def test_follow_streams_new_lines_and_pods_until_the_job_ends(
         "fine-tune-bert-master-0/pytorch": ["step 1 loss 2.0", "step 2 loss 1.5", "saved model"],
         "fine-tune-bert-worker-0/pytorch": ["worker ready"],
     }
+
+
+# --- progress and restarts from the pods -----------------------------------------------------
+
+
+def test_get_job_reads_rank_0s_latest_progress_and_the_restarts(
+    apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
+) -> None:
+    client = make_client()
+    job_with_pods(apiserver, client, seed_params)
+    apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
+    running = client.get_job("fine-tune-bert")
+    assert running.progress == {"step": 1} and running.restarts == 0
+
+    earlier = {"step": 10, "total_steps": 94, "loss": 0.69, "status": "training"}
+    latest = {"step": 20, "total_steps": 94, "loss": 0.41, "status": "training"}
+    apiserver.write_log(
+        "fine-tune-bert-master-0",
+        "pytorch",
+        progress_log_line(earlier),
+        "{'loss': 0.41, 'grad_norm': 1.2}",
+        " 20%|##  | 19/94\r 21%|##  | 20/94" + progress_log_line(latest),
+        "a line after it",
+    )
+    worker = apiserver.objects[("pods", "default", "fine-tune-bert-worker-0")]
+    worker["status"]["containerStatuses"][0].update(
+        state={"running": {"startedAt": "t"}}, restartCount=2
+    )
+    got = client.get_job("fine-tune-bert")
+    assert got.progress == latest
+    assert got.restarts == 2
+    assert got.to_dict()["progress"]["step"] == 20
+
+
+def test_only_the_end_of_the_log_is_read_for_progress(
+    apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
+) -> None:
+    client = make_client()
+    job_with_pods(apiserver, client, seed_params)
+    apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
+    apiserver.write_log(
+        "fine-tune-bert-master-0", "pytorch", progress_log_line({"step": 1, "status": "training"})
+    )
+    apiserver.write_log("fine-tune-bert-master-0", "pytorch", *["noise"] * PROGRESS_TAIL_LINES)
+    assert client.get_job("fine-tune-bert").progress is None
+    tails = [path for method, path in apiserver.requests if path.endswith("/log")]
+    assert tails, "the trainer's log was not read"
+
+
+def test_unreadable_pods_leave_the_status_standing(
+    apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
+) -> None:
+    client = make_client()
+    job_with_pods(apiserver, client, seed_params)
+    apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
+    apiserver.fail("GET", "pods", 403, 'pods is forbidden: cannot list resource "pods"')
+    job = client.get_job("fine-tune-bert")
+    assert job.status == "Running" and job.progress is None and job.restarts == 0
+
+
+def test_a_created_job_reads_no_pods(
+    apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
+) -> None:
+    client = make_client()
+    client.train(**seed_params)
+    apiserver.requests.clear()
+    assert client.get_job("fine-tune-bert").status == "Created"
+    assert not [path for _, path in apiserver.requests if "/pods" in path]
 
 
 # --- delete ------------------------------------------------------------------------------------

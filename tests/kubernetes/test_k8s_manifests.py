@@ -122,6 +122,7 @@ def test_trainjob_patches_target_the_torch_distributed_runtime(
         assert {v["name"] for v in pod["volumes"]} == {"workspace", "job-spec"}
     trainer = trainjob["spec"]["trainer"]
     assert trainer["numNodes"] == 4 and trainer["numProcPerNode"] == 2
+    assert {"name": "KUBETUNE_PROGRESS_LOG", "value": "1"} in trainer["env"]
     assert trainer["resourcesPerNode"]["limits"] == {
         "nvidia.com/gpu": "2",
         "cpu": "5",
@@ -230,6 +231,7 @@ def test_env_labels_annotations_queue_and_storage_reach_the_objects(
         assert template["metadata"]["annotations"]["example.com/owner"] == "alice"
         env = {e["name"]: e.get("value") for e in template["spec"]["containers"][0]["env"]}
         assert env["WANDB_MODE"] == "offline" and "HF_ENDPOINT" not in env
+        assert env["KUBETUNE_PROGRESS_LOG"] == "1"  # progress.json stays in the volume
         resources = template["spec"]["containers"][0]["resources"]
         assert resources["limits"] == {"cpu": "2", "memory": "4Gi"}
     init_env = {

@@ -64,7 +64,10 @@ def sequence_run(tmp_path_factory: pytest.TempPathFactory):
         evaluate_before_training=True,
     )
     run = run_trainer(
-        root, spec, nproc=2, env={"KUBETUNE_TRACE_SAMPLES": str(root / "trace")}
+        root,
+        spec,
+        nproc=2,
+        env={"KUBETUNE_TRACE_SAMPLES": str(root / "trace"), workspace.PROGRESS_LOG_ENV: "1"},
     ).check()
     return root, spec, run
 
@@ -180,6 +183,11 @@ def test_progress_file_permissions_and_loss_curve(sequence_run):
     for key in ("loss", "learning_rate", "samples_per_second", "eta_seconds", "updated_at"):
         assert progress[key] is not None, key
     assert progress["restarted_from_step"] is None
+    # As on Kubernetes: rank 0 alone also prints each record, the last one as the file holds it.
+    printed = [line for line in run.stdout.splitlines() if line.startswith("kubetune-progress ")]
+    assert workspace.last_progress_in_log(run.stdout) == progress
+    statuses = [json.loads(line.split(" ", 1)[1])["status"] for line in printed]
+    assert statuses.count("done") == 1 and statuses.count("saving") == 1, statuses
     assert (run.output_dir / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for path in [run.output_dir, *run.output_dir.rglob("*")]:
         assert mode(path) == (0o755 if path.is_dir() else 0o644), path

@@ -12,12 +12,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kubetune import workspace
 from kubetune.training import job as conditions
 from kubetune.training.backends.base import Backend
 from kubetune.training.backends.kubernetes import errors, manifests
 from kubetune.training.backends.kubernetes.images import resolve_images
 from kubetune.training.backends.kubernetes.logs import LogFollower, split_lines, started_containers
-from kubetune.training.backends.kubernetes.status import job_from_object
+from kubetune.training.backends.kubernetes.status import (
+    job_from_object,
+    progress_sources,
+    trainer_restarts,
+)
 from kubetune.training.job import Job, LogLine
 from kubetune.training.spec import JobSpec
 
@@ -27,6 +32,8 @@ IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/names
 MERGE_PATCH = "application/merge-patch+json"
 # Seconds an API call may take (log streams that follow a job have none).
 REQUEST_TIMEOUT = 60
+# Log lines read back from the end of a trainer's log to find its latest progress record.
+PROGRESS_TAIL_LINES = 200
 
 # kind -> (REST plural, CoreV1Api method suffix)
 _CORE = {
@@ -320,8 +327,33 @@ class KubernetesBackend(Backend):
         return obj
 
     def get_job(self, name: str, namespace: str) -> Job:
-        """The job's conditions and times from its PyTorchJob/TrainJob; output_dir inside the volume."""
-        return job_from_object(self._get_object(name, namespace))
+        """The job's conditions and times from its PyTorchJob/TrainJob, output_dir inside the
+        volume; once it runs, restarts from its pods and progress from rank 0's latest record."""
+        job = job_from_object(self._get_object(name, namespace))
+        if job.status != conditions.CREATED:
+            self._add_pod_report(job)
+        return job
+
+    def _add_pod_report(self, job: Job) -> None:
+        """Fills `restarts` and (unless the job object had it) `progress`; leaves them as they
+        are when the pods or their logs cannot be read, since the job's status stands without."""
+        try:
+            pods = self._pods(job.name, job.namespace)
+        except RuntimeError:
+            return
+        job.restarts = trainer_restarts(pods)
+        if job.progress is not None:
+            return
+        for pod, container in progress_sources(pods):
+            try:
+                response = self._read_log(
+                    pod, container, job.namespace, follow=False, tail_lines=PROGRESS_TAIL_LINES
+                )
+            except RuntimeError:
+                continue
+            job.progress = workspace.last_progress_in_log(response.data.decode(errors="replace"))
+            if job.progress is not None:
+                return
 
     def list_jobs(self, namespace: str) -> list[Job]:
         """kubetune's jobs in the namespace (by label), oldest first."""
@@ -362,8 +394,11 @@ class KubernetesBackend(Backend):
         items: list[dict[str, Any]] = self._json(listed).get("items") or []
         return items
 
-    def _read_log(self, pod: str, container: str, namespace: str, follow: bool) -> Any:
+    def _read_log(
+        self, pod: str, container: str, namespace: str, follow: bool, tail_lines: int | None = None
+    ) -> Any:
         core = self._core()
+        tail = {"tail_lines": tail_lines} if tail_lines else {}
         return self._call(
             f"read the log of {namespace}/{pod}/{container}",
             namespace,
@@ -375,6 +410,7 @@ class KubernetesBackend(Backend):
                 follow=follow,
                 _preload_content=False,
                 _request_timeout=None if follow else REQUEST_TIMEOUT,
+                **tail,
             ),
         )
 
@@ -387,7 +423,9 @@ class KubernetesBackend(Backend):
 
         def job_ended() -> bool:
             try:
-                return self.get_job(name, namespace).status in conditions.TERMINAL
+                return (
+                    job_from_object(self._get_object(name, namespace)).status in conditions.TERMINAL
+                )
             except RuntimeError:
                 return True
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kubetune import workspace
 from kubetune.training.job import LogLine
 
 # (pod name, container name) in the order to show them, for containers that have started.
@@ -35,9 +36,20 @@ def started_containers(pods: list[dict[str, Any]]) -> Started:
     return result
 
 
+def shown_line(line: str) -> str | None:
+    """`line` without a progress record the trainer printed in it (`get_job` reports those);
+    None when nothing else is left."""
+    shown, found, _ = line.partition(workspace.PROGRESS_LOG_PREFIX)
+    if not found:
+        return line
+    return shown.rstrip("\r") or None
+
+
 def split_lines(text: str, source: str) -> Iterator[LogLine]:
     for line in text.splitlines():
-        yield LogLine(source, line)
+        shown = shown_line(line)
+        if shown is not None:
+            yield LogLine(source, shown)
 
 
 class LogFollower:
@@ -72,11 +84,16 @@ class LogFollower:
                 pending += chunk
                 *complete, pending = pending.split(b"\n")
                 for raw in complete:
-                    self._lines.put(LogLine(source, raw.decode(errors="replace").rstrip("\r")))
+                    self._put(source, raw)
         except Exception:  # a pod deleted under us ends its stream; the others go on
             pass
         if pending:
-            self._lines.put(LogLine(source, pending.decode(errors="replace").rstrip("\r")))
+            self._put(source, pending)
+
+    def _put(self, source: str, raw: bytes) -> None:
+        shown = shown_line(raw.decode(errors="replace").rstrip("\r"))
+        if shown is not None:
+            self._lines.put(LogLine(source, shown))
 
     def _start_new_streams(self) -> None:
         for pod, container, restarts in started_containers(self.list_pods()):

@@ -184,6 +184,12 @@ def initializer_container(spec: JobSpec, image: str, secret_keys: list[str]) -> 
     }
 
 
+def trainer_env(spec: JobSpec) -> dict[str, str]:
+    """The trainer's plain environment: unbuffered output, progress records in the log (the
+    workspace volume is out of the client's reach), then the user's `env`."""
+    return {"PYTHONUNBUFFERED": "1", workspace.PROGRESS_LOG_ENV: "1", **spec.env}
+
+
 def trainer_container(spec: JobSpec, image: str) -> dict[str, Any]:
     """A `pytorch` container running torchrun; the operator supplies the PET_* rendezvous variables."""
     container: dict[str, Any] = {
@@ -191,7 +197,7 @@ def trainer_container(spec: JobSpec, image: str) -> dict[str, Any]:
         "image": image,
         "command": list(TRAINER_COMMAND),
         "args": list(JOB_ARGS),
-        "env": plain_env({"PYTHONUNBUFFERED": "1", **spec.env}),
+        "env": plain_env(trainer_env(spec)),
         "volumeMounts": volume_mounts(),
     }
     resources = resource_requirements(spec.resources_per_worker)
@@ -280,7 +286,7 @@ def build_trainjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> dic
     trainer: dict[str, Any] = {
         "image": images.trainer,
         "command": ["/bin/sh", "-c", trainjob_script(spec)],
-        "env": plain_env({"PYTHONUNBUFFERED": "1", **spec.env}) + secret_env(spec, secret_keys),
+        "env": plain_env(trainer_env(spec)) + secret_env(spec, secret_keys),
         "numNodes": spec.num_workers,
     }
     if isinstance(spec.num_procs_per_worker, int):

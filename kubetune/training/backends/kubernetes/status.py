@@ -1,14 +1,20 @@
-"""Pure mapping of a PyTorchJob's or TrainJob's status to kubetune's `Job`."""
+"""Pure mapping of a PyTorchJob's or TrainJob's status (and its pods') to kubetune's `Job`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kubetune.training import job as conditions
-from kubetune.training.backends.kubernetes.manifests import OUTPUT_DIR_ANNOTATION
+from kubetune.training.backends.kubernetes.logs import started_containers
+from kubetune.training.backends.kubernetes.manifests import (
+    OUTPUT_DIR_ANNOTATION,
+    PYTORCH_CONTAINER,
+    TRAINJOB_CONTAINER,
+)
 from kubetune.training.job import Job, JobCondition
 
 BACKEND = "kubernetes"
+TRAINER_CONTAINERS = (PYTORCH_CONTAINER, TRAINJOB_CONTAINER)
 
 # TrainJob condition types -> kubetune's (Kubeflow V1) condition types.
 _TRAINJOB_CONDITIONS = {
@@ -91,3 +97,22 @@ def job_from_object(obj: dict[str, Any]) -> Job:
     if obj.get("kind") == "TrainJob":
         return job_from_trainjob(obj)
     return job_from_pytorchjob(obj)
+
+
+def trainer_restarts(pods: list[dict[str, Any]]) -> int:
+    """The most restarts of any pod's trainer container (replicas restart `OnFailure`)."""
+    return max(
+        (
+            count
+            for _, container, count in started_containers(pods)
+            if container in TRAINER_CONTAINERS
+        ),
+        default=0,
+    )
+
+
+def progress_sources(pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(pod, container) of every started trainer container, by pod name: the logs to search for
+    the progress records that the trainer's rank 0 prints. Node rank 0's pod comes first in that
+    order (PyTorchJob `NAME-master-0` before `NAME-worker-N`; TrainJob `NAME-node-0-0-…`)."""
+    return [(pod, c) for pod, c, _ in started_containers(pods) if c in TRAINER_CONTAINERS]

@@ -381,12 +381,16 @@ def test_follow_streams_new_lines_and_pods_until_the_job_ends(
 # --- progress and restarts from the pods -----------------------------------------------------
 
 
+def running_job_with_pods(apiserver: FakeApiServer, client: Any, params: dict[str, Any]) -> Any:
+    job_with_pods(apiserver, client, params)
+    apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
+    return client
+
+
 def test_get_job_reads_rank_0s_latest_progress_and_the_restarts(
     apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
 ) -> None:
-    client = make_client()
-    job_with_pods(apiserver, client, seed_params)
-    apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
+    client = running_job_with_pods(apiserver, make_client(), seed_params)
     running = client.get_job("fine-tune-bert")
     assert running.progress == {"step": 1} and running.restarts == 0
 
@@ -413,24 +417,17 @@ def test_get_job_reads_rank_0s_latest_progress_and_the_restarts(
 def test_only_the_end_of_the_log_is_read_for_progress(
     apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
 ) -> None:
-    client = make_client()
-    job_with_pods(apiserver, client, seed_params)
-    apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
-    apiserver.write_log(
-        "fine-tune-bert-master-0", "pytorch", progress_log_line({"step": 1, "status": "training"})
-    )
+    client = running_job_with_pods(apiserver, make_client(), seed_params)
+    # job_with_pods printed a record at step 1; as many lines as are read back follow it
     apiserver.write_log("fine-tune-bert-master-0", "pytorch", *["noise"] * PROGRESS_TAIL_LINES)
     assert client.get_job("fine-tune-bert").progress is None
-    tails = [path for method, path in apiserver.requests if path.endswith("/log")]
-    assert tails, "the trainer's log was not read"
+    assert any(path.endswith("/log") for _, path in apiserver.requests)
 
 
 def test_unreadable_pods_leave_the_status_standing(
     apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
 ) -> None:
-    client = make_client()
-    job_with_pods(apiserver, client, seed_params)
-    apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
+    client = running_job_with_pods(apiserver, make_client(), seed_params)
     apiserver.fail("GET", "pods", 403, 'pods is forbidden: cannot list resource "pods"')
     job = client.get_job("fine-tune-bert")
     assert job.status == "Running" and job.progress is None and job.restarts == 0

@@ -7,7 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    PrinterCallback,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 from kubetune.workspace import progress_log_line, write_json_atomic
 
@@ -106,3 +112,25 @@ class ProgressReporter(TrainerCallback):
             write_json_atomic(self.path, self.record)
             if self.print_records:
                 print(progress_log_line(self.record), flush=True)
+
+
+class MainProcessPrinter(PrinterCallback):
+    """Prints the logged values on the global main process only (with `disable_tqdm`):
+    every node logs the same values, and transformers' printer would repeat them per node."""
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if state.is_world_process_zero:
+            super().on_log(args, state, control, logs=logs, **kwargs)
+
+
+def print_on_main_process_only(trainer: Any) -> None:
+    """Swaps the Trainer's PrinterCallback, if it has one, for MainProcessPrinter."""
+    if trainer.pop_callback(PrinterCallback) is not None:
+        trainer.add_callback(MainProcessPrinter)

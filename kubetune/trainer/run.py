@@ -22,7 +22,7 @@ from kubetune import workspace
 from kubetune.trainer import debugging, outputs
 from kubetune.trainer.errors import TrainerError
 from kubetune.trainer.lora import apply_lora
-from kubetune.trainer.progress import ProgressReporter
+from kubetune.trainer.progress import ProgressReporter, print_on_main_process_only
 from kubetune.trainer.startup import configure_threads, wait_for_marker
 from kubetune.trainer.tasks import Task, TaskSettings, task_for
 from kubetune.trainer.tasks.base import MapCache
@@ -267,7 +267,7 @@ def build_trainer(
             "train order: each step's batches hold samples of similar length (less padding); "
             "length_grouping=False turns this off"
         )
-    return trainer_class(
+    trainer = trainer_class(
         **extra,
         model=model,
         args=args,
@@ -280,6 +280,8 @@ def build_trainer(
         compute_loss_func=task.loss_function(),
         callbacks=[progress, *debugging.debug_callbacks()],
     )
+    print_on_main_process_only(trainer)
+    return trainer
 
 
 def save_outputs(

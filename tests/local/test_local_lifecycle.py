@@ -95,6 +95,9 @@ def test_seed_bert_example_runs_to_succeeded(client, home, tiny_model, sentiment
         assert any("Running training" in line for line in by_source[worker]), by_source[worker][
             -20:
         ]
+    # The logged values are the same on both nodes: only the main process prints them.
+    summaries = {w: [x for x in by_source[w] if "'train_runtime'" in x] for w in by_source}
+    assert len(summaries["worker-0"]) == 1 and summaries["worker-1"] == [], summaries
 
     output_dir = Path(job.output_dir)
     assert output_dir.is_absolute() and output_dir.is_relative_to(the_job_dir(home, name).path)

@@ -1,5 +1,6 @@
-"""The progress file (workspace/progress.json) that backends read, written by rank 0; where the
-backend asks for it, each record is also printed as one log line."""
+"""What the trainer reports while it runs: the progress file (workspace/progress.json) that
+backends read, written by rank 0 (and, where the backend asks for it, also printed as one log line
+per record), and the logged values, printed once per job rather than once per node."""
 
 from __future__ import annotations
 

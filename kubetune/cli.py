@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -135,7 +136,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{progress['step']}/{progress.get('total_steps', '?')}" if "step" in progress else "-"
         )
         loss = _number(progress.get("loss"))
-        rows.append((job.name, job.status, step, loss, str(job.restarts), job.creation_time or "-"))
+        rows.append(
+            (job.name, _status_cell(job), step, loss, str(job.restarts), job.creation_time or "-")
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print(
@@ -151,7 +154,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(job.to_dict(), indent=2))
         return 0
     print(f"job:         {job.namespace}/{job.name} ({job.backend})")
-    print(f"status:      {job.status}" + (f": {job.message}" if job.message else ""))
+    print(f"status:      {_status_cell(job)}" + (f": {job.message}" if job.message else ""))
     print(f"restarts:    {job.restarts}")
     print(f"created:     {job.creation_time or '-'}")
     print(f"started:     {job.start_time or '-'}")
@@ -309,6 +312,15 @@ class ProgressBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _status_cell(job: Any) -> str:
+    """The job's status; a job waiting in the local queue shows 'Queued N/M' (its place)."""
+    true = [c for c in job.conditions if c.status == "True"]
+    if job.status == "Created" and true and true[-1].reason == "Queued":
+        place = re.search(r"place (\d+) of (\d+)", true[-1].message)
+        return f"Queued {place.group(1)}/{place.group(2)}" if place else "Queued"
+    return str(job.status)
 
 
 def _progress_text(progress: dict[str, Any]) -> str:

@@ -29,6 +29,9 @@ DATASET_TOKEN_ENV = "KUBETUNE_HF_DATASET_TOKEN"
 S3_ACCESS_KEY_ENV = "KUBETUNE_S3_ACCESS_KEY"
 S3_SECRET_KEY_ENV = "KUBETUNE_S3_SECRET_KEY"
 SECRET_ENV_VARS = (MODEL_TOKEN_ENV, DATASET_TOKEN_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)
+# The secrets the trainer needs; every other one reaches only the storage initializer (locally the
+# supervisor keeps it out of the workers' environment, as on Kubernetes only the initializer gets it).
+TRAINER_SECRET_ENV_VARS: tuple[str, ...] = ()
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 DEFAULT_STORAGE_SIZE = "10Gi"

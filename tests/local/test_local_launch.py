@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import pytest
 from local_jobs import bert_job
 
-from kubetune.training.backends.local import launch, logs
+from kubetune.training.backends.local import launch, logs, outcomes
 from kubetune.training.backends.local.jobdir import JobStatus
 from kubetune.training.job import LogLine
 
@@ -20,16 +19,16 @@ def test_gpus_are_sliced_per_worker():
     plan = launch.plan_launch(
         2, 1, {"gpu": 2}, gpus=["0", "1", "2", "3"], cores=8, memory_bytes=GiB
     )
-    assert plan.gpu_slices == ["0,1", "2,3"]
+    assert plan.gpus == 4 and plan.gpu_slices(["0", "1", "2", "3"]) == ["0,1", "2,3"]
     plan = launch.plan_launch(
         1, "auto", {"nvidia.com/gpu": "2"}, gpus=["4", "5"], cores=8, memory_bytes=GiB
     )
-    assert plan.gpu_slices == ["4,5"] and plan.procs_per_worker == 2
+    assert plan.gpu_slices(["4", "5"]) == ["4,5"] and plan.procs_per_worker == 2
 
 
 def test_no_gpu_requested_hides_every_gpu_as_on_kubernetes():
     plan = launch.plan_launch(2, 1, {}, gpus=["0", "1"], cores=4, memory_bytes=GiB)
-    assert plan.gpu_slices == ["", ""]
+    assert plan.gpus == 0 and plan.gpu_slices([]) == ["", ""]
 
 
 def test_more_gpus_than_the_machine_has_is_an_error_naming_the_field():
@@ -54,16 +53,14 @@ def test_threads_per_process(workers, procs, resources, cores, threads):
     assert plan.threads == threads
 
 
-def test_more_memory_or_cores_than_the_machine_has_is_warned_about():
-    plan = launch.plan_launch(
-        2, 1, {"memory": "10Gi", "cpu": 4}, gpus=[], cores=4, memory_bytes=8 * GiB
-    )
-    assert len(plan.warnings) == 2
-    assert (
-        "resources_per_worker['memory']='10Gi'" in plan.warnings[1]
-        and "20.0 GiB" in plan.warnings[1]
-    )
-    assert "resources_per_worker['cpu']=4" in plan.warnings[0]
+def test_more_memory_or_cores_than_the_machine_has_is_refused_in_one_error():
+    with pytest.raises(ValueError) as refused:
+        launch.plan_launch(
+            2, 1, {"memory": "10Gi", "cpu": 4}, gpus=[], cores=4, memory_bytes=8 * GiB
+        )
+    message = str(refused.value)
+    assert "resources_per_worker['memory']='10Gi'" in message and "20.0 GiB" in message
+    assert "resources_per_worker['cpu']=4" in message and "this machine has 4" in message
 
 
 @pytest.mark.parametrize(
@@ -82,6 +79,7 @@ def test_agent_command_is_one_node_of_a_static_rendezvous_on_localhost(tmp_path)
         node_rank=1,
         procs_per_worker=2,
         port=4321,
+        log_dir=tmp_path / "elastic",
     )
     assert command[1:3] == ["-m", "torch.distributed.run"]
     for flag in (
@@ -92,10 +90,12 @@ def test_agent_command_is_one_node_of_a_static_rendezvous_on_localhost(tmp_path)
         "--master-addr=127.0.0.1",
         "--master-port=4321",
         "--max-restarts=0",
+        f"--log-dir={tmp_path / 'elastic'}",  # torchrun's files stay in the job folder
     ):
         assert flag in command
-    assert command[-6:] == [
+    assert command[-7:] == [
         "-m",
+        launch.ENTRY_MODULE,  # binds each process to its agent, records how it ended
         "kubetune.trainer",
         "--spec",
         str(tmp_path / "spec.json"),
@@ -127,17 +127,17 @@ def test_asking_for_gpus_on_this_machine_fails_before_anything_is_created(
     assert client.list_jobs() == []
 
 
-def test_a_memory_warning_reaches_the_caller(client, tiny_model, sentiment_data, monkeypatch):
-    # The job is created (and deleted by the fixture); only the warning matters here.
+def test_a_job_that_can_never_fit_this_machine_is_refused_before_anything_is_created(
+    client, home, tiny_model, sentiment_data
+):
     kwargs = bert_job("big", tiny_model, sentiment_data, num_workers=1)
-    kwargs["resources_per_worker"] = {"memory": "64Pi"}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    kwargs["resources_per_worker"] = {"memory": "64Pi", "cpu": 100_000}
+    with pytest.raises(ValueError) as refused:
         client.train(**kwargs)
-    assert any(
-        "64Pi" in str(w.message) and "may run out of memory" in str(w.message) for w in caught
-    )
-    client.delete_job("big")
+    assert "resources_per_worker['memory']='64Pi'" in str(refused.value)
+    assert "resources_per_worker['cpu']=100000" in str(refused.value)
+    assert not (home / "jobs" / "default" / "big").exists()
+    assert client.list_jobs() == []
 
 
 def test_failure_reason_prefers_the_component_error_line(tmp_path):
@@ -151,13 +151,10 @@ def test_failure_reason_prefers_the_component_error_line(tmp_path):
         logs.failure_reason(log)
         == "kubetune.trainer: error: column 'nope' not found; the dataset has: text, label"
     )
-    assert not logs.retryable_failure(log)
     log.write_text(
         "step 3\n  exitcode  : -9 (pid: 77)\n  traceback : Signal 9 (SIGKILL) received by PID 77\n"
     )
-    assert logs.retryable_failure(log)
     assert "Signal 9" in logs.failure_reason(log)
-    assert not logs.retryable_failure(log, offset=log.stat().st_size)
 
 
 def test_following_logs_yields_lines_as_written_and_ends_with_the_job(tmp_path):
@@ -220,11 +217,15 @@ def test_a_job_being_created_is_not_taken_for_a_dead_one(home):
     assert failed.status == "Failed" and "never started" in failed.message
 
 
-def test_a_taken_rendezvous_port_is_worth_a_restart(tmp_path):
-    log = tmp_path / "worker-0.log"
-    log.write_text(
-        "torch.distributed.DistNetworkError: The server socket has failed to listen on any local "
-        "network address. port: 41234, useIpv6: false, code: -98, name: EADDRINUSE, message: "
-        "address already in use\n"
+def test_a_taken_rendezvous_port_is_worth_a_restart():
+    # What torchrun's agent records in its reply file when it cannot bind the rendezvous port.
+    report = outcomes.WorkerReport(
+        "worker-0",
+        1,
+        reply={
+            "message": "DistNetworkError: The server socket has failed to listen on any local "
+            "network address. port: 41234, useIpv6: false, code: -98, name: EADDRINUSE"
+        },
     )
-    assert logs.retryable_failure(log)
+    verdict = outcomes.judge(report)
+    assert verdict.retryable and "EADDRINUSE" in verdict.reason

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +22,7 @@ from kubetune.training.backends.local import launch, logs, processes
 from kubetune.training.backends.local.jobdir import (
     JobDir,
     JobStatus,
+    StatusDamaged,
     default_home,
     job_dir,
     kept_outputs_dir,
@@ -33,7 +37,7 @@ START_TIMEOUT = 120.0
 
 
 class LocalResourceWarning(UserWarning):
-    """A job asks for more of this machine (cores, memory) than it has."""
+    """A job will share this machine's cores among more processes than it has cores."""
 
 
 class LocalBackend(Backend):
@@ -54,11 +58,12 @@ class LocalBackend(Backend):
     # --- create ----------------------------------------------------------------------------------
 
     def create_job(self, spec: JobSpec, secrets: dict[str, str]) -> None:
-        """Writes the job directory and starts its supervisor; returns once the supervisor runs.
+        """Writes the job directory and starts its supervisor; returns once the supervisor runs
+        (the job may wait in the local queue: condition Created, reason Queued).
 
-        Raises ValueError when this machine cannot hold the job (GPUs), RuntimeError when a job
-        of that name exists (AlreadyExists) or the supervisor did not start. Nothing is left
-        behind on error.
+        Raises ValueError when this machine can never hold the job (CPUs, memory, GPUs),
+        RuntimeError when a job of that name exists (AlreadyExists), the job folder cannot be
+        written (a full disk) or the supervisor did not start. Nothing is left behind on error.
         """
         plan = launch.plan_launch(
             spec.num_workers, spec.num_procs_per_worker, spec.resources_per_worker
@@ -71,9 +76,6 @@ class LocalBackend(Backend):
 
         uid = uuid.uuid4().hex
         staging = JobDir(namespace_dir(self.home, spec.namespace) / f".{spec.name}.creating-{uid}")
-        staging.logs_dir.mkdir(parents=True)
-        staging.workspace.mkdir()
-        staging.spec_path.write_text(spec.to_json())
         output_dir = spec.trainer.get("training_arguments", {}).get("output_dir")
         status = JobStatus(
             uid=uid,
@@ -82,16 +84,19 @@ class LocalBackend(Backend):
             num_workers=spec.num_workers,
             output_dir=str(workspace.output_path(job.workspace, output_dir)),
             creation_time=now_iso(),
-            launch={
-                "gpu_slices": plan.gpu_slices,
-                "threads": plan.threads,
-                "procs_per_worker": plan.procs_per_worker,
-            },
+            launch=plan.to_dict(),
         )
         status.set_condition(
             conditions.CREATED, "JobCreated", f"job {spec.namespace}/{spec.name} created"
         )
-        staging.write_status(status)
+        try:
+            staging.logs_dir.mkdir(parents=True)
+            staging.workspace.mkdir()
+            staging.spec_path.write_text(spec.to_json())
+            staging.write_status(status)
+        except OSError as e:
+            shutil.rmtree(staging.path, ignore_errors=True)
+            raise _cannot_write(spec, namespace_dir(self.home, spec.namespace), e) from None
         try:
             # Atomic: fails when a job of that name appeared meanwhile (a non-empty directory).
             os.rename(staging.path, job.path)
@@ -101,8 +106,9 @@ class LocalBackend(Backend):
         self._start_supervisor(job, uid, secrets)
 
     def _start_supervisor(self, job: JobDir, uid: str, secrets: dict[str, str]) -> None:
-        env = {**os.environ, **secrets, launch.JOB_UID_ENV: uid}
-        with job.supervisor_log.open("ab") as log:
+        # Secrets go to the supervisor on its standard input, never in its environment.
+        env = {**launch.without_secrets(dict(os.environ)), launch.JOB_UID_ENV: uid}
+        try:
             launcher = subprocess.Popen(
                 [
                     sys.executable,
@@ -110,29 +116,33 @@ class LocalBackend(Backend):
                     "kubetune.training.backends.local.supervisor",
                     str(job.path),
                 ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=job.path,
                 start_new_session=True,
             )
-        try:
-            code = launcher.wait(timeout=START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            launcher.kill()
-            launcher.wait()
-            code = -1
+            try:
+                out, _ = launcher.communicate(json.dumps(secrets).encode(), timeout=START_TIMEOUT)
+                code = launcher.returncode
+            except subprocess.TimeoutExpired:
+                launcher.kill()
+                out, _ = launcher.communicate()
+                code = -1
+            said = out.decode(errors="replace")
+        except OSError as e:
+            code, said = -1, f"{type(e).__name__}: {e}"
         if code != 0:
-            reason = " | ".join(line for line in logs.tail(job.supervisor_log)[-8:] if line)
+            reason = " | ".join(line for line in said.splitlines()[-8:] if line.strip())
             processes.stop_job(uid, grace=5.0)
             shutil.rmtree(job.path, ignore_errors=True)
             raise RuntimeError(
                 f"job {job.path.parent.name}/{job.path.name}: the supervisor did not start "
-                f"(exit code {code}): {reason}"
+                f"(exit code {code}): {reason or 'no reason given'}; nothing was created"
             )
 
-    # --- read ------------------------------------------------------------------------------------
+    # --- read (never writes) -----------------------------------------------------------------------
 
     def get_job(self, name: str, namespace: str) -> Job:
         job = job_dir(self.home, namespace, name)
@@ -147,9 +157,9 @@ class LocalBackend(Backend):
                 if path.name.startswith(".") or not path.is_dir():
                     continue
                 job = JobDir(path)
-                status = job.read_status()
+                status = self._read(job)
                 if status is not None:
-                    jobs.append(self._to_job(job, self._checked(job, status)))
+                    jobs.append(self._to_job(job, status))
         return sorted(jobs, key=lambda j: (j.creation_time or "", j.name))
 
     def get_job_logs(self, name: str, namespace: str, follow: bool) -> Iterator[LogLine]:
@@ -174,19 +184,34 @@ class LocalBackend(Backend):
         return job_dir(self.home, namespace, name).path
 
     def _ended(self, job: JobDir) -> bool:
-        status = job.read_status()
-        return status is None or self._checked(job, status).terminal
+        status = self._read(job)
+        return status is None or status.terminal
 
     def _status(self, job: JobDir, name: str, namespace: str) -> JobStatus:
-        status = job.read_status()
+        status = self._read(job)
         if status is None:
             raise RuntimeError(
                 f"job {namespace}/{name} not found (NotFound) in {namespace_dir(self.home, namespace)}"
             )
-        return self._checked(job, status)
+        return status
+
+    def _read(self, job: JobDir) -> JobStatus | None:
+        """The job's status as readers see it; None when the job is gone.
+
+        A damaged status.json becomes a status that says so; a job whose supervisor died is
+        Failed. Nothing is written: reading works on a full or read-only disk.
+        """
+        try:
+            status = job.read_status()
+        except StatusDamaged as e:
+            return _damaged_status(job, str(e))
+        except OSError as e:
+            return _damaged_status(job, f"{job.status_path} cannot be read: {e}")
+        return None if status is None else self._checked(job, status)
 
     def _checked(self, job: JobDir, status: JobStatus) -> JobStatus:
-        """The status, marked Failed (and saved) when its supervisor died without a result."""
+        """The status, Failed when its supervisor died without a result; what is left of the
+        job's processes is stopped then (a job reported Failed has no live process)."""
         if status.terminal:
             return status
         supervisor = status.supervisor
@@ -202,13 +227,18 @@ class LocalBackend(Backend):
             message = f"the job's supervisor (pid {supervisor.pid}) ended without a result" + (
                 f"; its last words: {' | '.join(last)}" if last else ""
             )
-        # Re-read: the supervisor may have written its final status just now.
-        latest = job.read_status()
-        if latest is None or latest.terminal:
-            return latest or status
-        latest.set_condition(conditions.FAILED, "SupervisorLost", message)
-        job.write_status(latest)
-        return latest
+        processes.stop_job(status.uid, known_pids=status.all_pids())
+        # Re-read: the supervisor may have written its final status just before it ended.
+        try:
+            latest = job.read_status()
+        except StatusDamaged:
+            latest = None
+        if latest is not None and latest.terminal:
+            return latest
+        status.set_condition(
+            conditions.FAILED, "SupervisorLost", message, stamp=_last_sign_of_life(job, status)
+        )
+        return status
 
     def _to_job(self, job: JobDir, status: JobStatus) -> Job:
         progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
@@ -228,41 +258,111 @@ class LocalBackend(Backend):
     # --- delete ----------------------------------------------------------------------------------
 
     def delete_job(self, name: str, namespace: str, keep_outputs: bool = False) -> None:
-        """Stops every process of the job, then removes its directory.
+        """Stops every process of the job (queued, running or ended), then removes its directory.
 
         With `keep_outputs`, outputs inside the job directory move to
         `kept_outputs_path(name, namespace)` first (an absolute output_dir is never touched).
+        A job whose status.json is damaged is deleted as well: its processes are those running
+        in its folder.
         """
         job = job_dir(self.home, namespace, name)
-        status = job.read_status()
+        status = self._read(job)
         if status is None:
             raise RuntimeError(
                 f"job {namespace}/{name} not found (NotFound) in {namespace_dir(self.home, namespace)}"
             )
-        processes.stop_job(status.uid, known_pids=status.all_pids())
-        left = [p.pid for p in processes.job_processes(status.uid)]
+        if status.uid:
+            processes.stop_job(status.uid, known_pids=status.all_pids())
+        processes.stop(processes.processes_in(job.path))
+        left = [p.pid for p in processes.processes_in(job.path)]
+        if status.uid:
+            left += [p.pid for p in processes.job_processes(status.uid) if p.pid not in left]
         if left:
             raise RuntimeError(
                 f"job {namespace}/{name}: processes {left} did not stop; the job directory was kept"
             )
         outputs = Path(status.output_dir)
         if keep_outputs and outputs.exists() and job.path in outputs.parents:
-            target = kept_outputs_dir(self.home, namespace, name, status.uid)
+            target = kept_outputs_dir(self.home, namespace, name, _kept_id(job, status))
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(outputs), str(target))
-        graveyard = job.path.with_name(f".{name}.deleting-{status.uid}")
+        graveyard = job.path.with_name(f".{name}.deleting-{uuid.uuid4().hex}")
         os.rename(job.path, graveyard)
         shutil.rmtree(graveyard, ignore_errors=True)
 
     def kept_outputs_path(self, name: str, namespace: str) -> Path | None:
         """Where `delete_job(keep_outputs=True)` would move this job's outputs (None: not moved)."""
         job = job_dir(self.home, namespace, name)
-        status = job.read_status()
+        status = self._read(job)
         if status is None:
             return None
         if job.path not in Path(status.output_dir).parents:
             return Path(status.output_dir)
-        return kept_outputs_dir(self.home, namespace, name, status.uid)
+        return kept_outputs_dir(self.home, namespace, name, _kept_id(job, status))
+
+
+def _damaged_status(job: JobDir, problem: str) -> JobStatus:
+    """What can be told of a job whose status.json is damaged: Failed (reason StatusUnreadable)
+    once none of its processes runs; Created with the same reason while some still do."""
+    spec = workspace.read_json(job.spec_path)
+    spec = spec if isinstance(spec, dict) else {}
+    trainer = spec.get("trainer") if isinstance(spec.get("trainer"), dict) else {}
+    arguments = trainer.get("training_arguments") if isinstance(trainer, dict) else None
+    output_dir = arguments.get("output_dir") if isinstance(arguments, dict) else None
+    workers = spec.get("num_workers")
+    if not isinstance(workers, int) or workers < 1:
+        workers = max(1, len(list(job.logs_dir.glob("worker-*.log"))))
+    try:
+        created = now_iso(job.path.stat().st_mtime)
+    except OSError:
+        created = None
+    status = JobStatus(
+        uid="",
+        name=job.path.name,
+        namespace=job.path.parent.name,
+        num_workers=workers,
+        output_dir=str(workspace.output_path(job.workspace, output_dir)),
+        creation_time=created,
+    )
+    running = processes.processes_in(job.path)
+    remedy = f"`kubetune -n {status.namespace} delete {status.name}` stops it and removes it"
+    if running:
+        message = (
+            f"{problem}; {len(running)} process(es) of the job still run (pids "
+            f"{', '.join(str(p.pid) for p in running)}); {remedy}"
+        )
+        status.set_condition(conditions.CREATED, "StatusUnreadable", message, stamp=created)
+    else:
+        message = f"{problem}: the job's state is unknown and none of its processes runs; {remedy}"
+        status.set_condition(conditions.CREATED, "StatusUnreadable", message, stamp=created)
+        status.set_condition(conditions.FAILED, "StatusUnreadable", message, stamp=created)
+    return status
+
+
+def _last_sign_of_life(job: JobDir, status: JobStatus) -> str:
+    """When a lost supervisor was last heard of (its last status or log line): a stable time."""
+    moments = [status.updated_at]
+    with contextlib.suppress(OSError):
+        moments.append(job.supervisor_log.stat().st_mtime)
+    return now_iso(max(moments))
+
+
+def _kept_id(job: JobDir, status: JobStatus) -> str:
+    """The job's uid; for a damaged job (uid unknown) a stable stand-in from its folder."""
+    if status.uid:
+        return status.uid
+    try:
+        return f"{job.path.stat().st_ino:016x}"[-8:]
+    except OSError:
+        return "unknown0"
+
+
+def _cannot_write(spec: JobSpec, folder: Path, error: OSError) -> RuntimeError:
+    full = " (the disk is full: free space and try again)" if error.errno == errno.ENOSPC else ""
+    return RuntimeError(
+        f"job {spec.namespace}/{spec.name}: cannot write its folder in {folder}: "
+        f"{error.strerror or error}{full}; nothing was created"
+    )
 
 
 def _already_exists(spec: JobSpec) -> RuntimeError:

@@ -4,17 +4,24 @@
 $KUBETUNE_HOME/jobs/<namespace>/<name>/      ($KUBETUNE_HOME defaults to ~/.kubetune)
   spec.json          the JobSpec (no secrets)
   status.json        conditions, restarts, process ids, exit codes, times (written by the supervisor)
+  .reserve           space the supervisor frees to record the job's end on a full disk
   logs/
     supervisor.log   what the supervisor itself reports
     initializer.log  the storage initializer's output
     worker-0.log     torchrun agent 0 and its processes (one file per simulated node)
+    torchelastic/attempt-<n>/worker-<i>/   torchrun's files of each attempt: its reply file,
+                     each process's error file and kubetune-rank.json (see outcomes.py)
   workspace/         model/, dataset/, outputs/, progress.json (see kubetune.workspace)
 ```
+
+A job folder whose status.json cannot be read (empty, truncated, not a job status) still is a
+job: `read_status` raises `StatusDamaged`, and the backend lists it with the reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -35,6 +42,12 @@ LOGS_DIR = "logs"
 WORKSPACE_DIR = "workspace"
 SUPERVISOR_LOG = "supervisor.log"
 INITIALIZER = "initializer"
+TORCHELASTIC_DIR = "torchelastic"
+RESERVE_FILE = ".reserve"
+
+
+class StatusDamaged(Exception):
+    """A job folder whose status.json is missing, empty, truncated or not a job status."""
 
 
 def default_home() -> Path:
@@ -42,9 +55,10 @@ def default_home() -> Path:
     return Path(os.environ.get(HOME_ENV) or Path.home() / ".kubetune").expanduser()
 
 
-def now_iso() -> str:
-    """The current UTC time as Kubernetes writes it: 2026-01-31T12:00:00Z."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_iso(timestamp: float | None = None) -> str:
+    """The current UTC time (or that of `timestamp`) as Kubernetes writes it: 2026-01-31T12:00:00Z."""
+    moment = datetime.now(UTC) if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def worker_source(index: int) -> str:
@@ -78,6 +92,19 @@ class JobDir:
     def supervisor_log(self) -> Path:
         return self.logs_dir / SUPERVISOR_LOG
 
+    @property
+    def reserve_path(self) -> Path:
+        return self.path / RESERVE_FILE
+
+    @property
+    def home(self) -> Path:
+        """The KUBETUNE_HOME the job belongs to (HOME/jobs/<namespace>/<name>)."""
+        return self.path.parent.parent.parent
+
+    def torchelastic_dir(self, attempt: int, source: str) -> Path:
+        """torchrun's folder (--log-dir) for worker `source` in attempt `attempt`."""
+        return self.logs_dir / TORCHELASTIC_DIR / f"attempt-{attempt}" / source
+
     def log_path(self, source: str) -> Path:
         """The log file of `source` ('initializer', 'worker-0', ...)."""
         return self.logs_dir / f"{source}.log"
@@ -90,12 +117,28 @@ class JobDir:
         return self.status_path.is_file()
 
     def read_status(self) -> JobStatus | None:
-        """The status file's content, or None when the job directory is gone."""
-        data = workspace.read_json(self.status_path)
-        if data is None:
-            # A half-written file cannot happen (atomic writes); a missing one means the job is gone.
-            return None
-        return JobStatus.from_dict(data)
+        """The status file's content; None when the job folder is gone.
+
+        Raises StatusDamaged when the folder is there but its status.json cannot be read as a job
+        status (kubetune writes it atomically, so only a fault outside kubetune damages it).
+        """
+        try:
+            raw = self.status_path.read_bytes()
+        except FileNotFoundError:
+            if not self.path.is_dir():
+                return None
+            raise StatusDamaged(f"{self.status_path} is missing") from None
+        except OSError as e:
+            raise StatusDamaged(f"{self.status_path} cannot be read: {e.strerror}") from None
+        if not raw.strip():
+            raise StatusDamaged(f"{self.status_path} is empty")
+        if b"\0" in raw:
+            raise StatusDamaged(f"{self.status_path} holds binary data (NUL bytes), not JSON")
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            raise StatusDamaged(f"{self.status_path} is not valid JSON (truncated?): {e}") from None
+        return JobStatus.from_valid_dict(data, self.status_path)
 
     def write_status(self, status: JobStatus) -> None:
         workspace.write_json_atomic(self.status_path, status.to_dict())
@@ -162,6 +205,26 @@ class JobStatus:
         values["workers"] = {k: ProcessRecord(**v) for k, v in data.get("workers", {}).items()}
         return cls(**values)
 
+    @classmethod
+    def from_valid_dict(cls, data: Any, path: Path) -> JobStatus:
+        """`from_dict` of what a status file held; StatusDamaged naming what is wrong with it."""
+        if not isinstance(data, dict):
+            raise StatusDamaged(f"{path} holds {type(data).__name__}, not a job status")
+        required = {
+            "uid": str,
+            "name": str,
+            "namespace": str,
+            "num_workers": int,
+            "output_dir": str,
+        }
+        wrong = [k for k, t in required.items() if not isinstance(data.get(k), t)]
+        if wrong:
+            raise StatusDamaged(f"{path} is not a job status: {', '.join(wrong)} missing or wrong")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise StatusDamaged(f"{path} is not a job status: {type(e).__name__}: {e}") from None
+
     @property
     def terminal(self) -> bool:
         """Whether the job has ended (Succeeded or Failed)."""
@@ -177,13 +240,15 @@ class JobStatus:
                 pids.update(record.children)
         return pids
 
-    def set_condition(self, condition_type: str, reason: str, message: str) -> None:
+    def set_condition(
+        self, condition_type: str, reason: str, message: str, stamp: str | None = None
+    ) -> None:
         """Makes `condition_type` the latest true condition, as the Training Operator does.
 
         A condition of the same type is replaced; Running and Restarting exclude each other, and
-        a terminal condition turns both off.
+        a terminal condition turns both off. `stamp`: the transition time (default: now).
         """
-        stamp = now_iso()
+        stamp = stamp or now_iso()
         excluded = {
             conditions.RUNNING: {conditions.RESTARTING},
             conditions.RESTARTING: {conditions.RUNNING},

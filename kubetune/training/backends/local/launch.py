@@ -7,6 +7,7 @@ two jobs never share a port and ranks follow the worker index (worker-0 holds ra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -14,14 +15,23 @@ import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from kubetune.training.spec import SECRET_ENV_VARS, TRAINER_SECRET_ENV_VARS
+
 LOCALHOST = "127.0.0.1"
 JOB_UID_ENV = "KUBETUNE_JOB_UID"
+TRAINER_MODULE = "kubetune.trainer"
+ENTRY_MODULE = "kubetune.training.backends.local.entry"
+# torchelastic's structured error file: each process's (set by torchrun), and the agent's reply.
+ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
+# torchrun prefixes each line a process prints with this (`${rank}`: the global rank).
+LOG_PREFIX_ENV = "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE"
+LOG_PREFIX = "[rank${rank}] "
 GPU_KEYS = ("gpu", "nvidia.com/gpu")
 
 _SUFFIXES = {
@@ -96,16 +106,39 @@ def visible_gpus() -> list[str]:
 
 @dataclass(frozen=True)
 class LaunchPlan:
-    """Per-worker settings derived from `resources_per_worker` and this machine.
+    """How a job maps onto this machine, derived from `resources_per_worker`.
 
-    `gpu_slices[i]`: the CUDA_VISIBLE_DEVICES value of worker i ('' hides every GPU).
-    `threads`: OMP_NUM_THREADS of each training process. `warnings`: things the user should know.
+    `threads`: OMP_NUM_THREADS of each training process. `cpus`, `memory` (bytes) and `gpus`:
+    what the job reserves in all (its workers together) while it runs; the local queue admits it
+    when that much is free. `warnings`: things the user should know.
     """
 
-    gpu_slices: list[str]
-    threads: int
+    num_workers: int
     procs_per_worker: int
-    warnings: list[str]
+    threads: int
+    gpus_per_worker: int
+    cpus: float
+    memory: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def gpus(self) -> int:
+        """The GPUs the job needs in all."""
+        return self.gpus_per_worker * self.num_workers
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan as status.json records it (without its warnings)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "warnings"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LaunchPlan:
+        known = {f.name for f in dataclasses.fields(cls)} - {"warnings"}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def gpu_slices(self, gpu_ids: list[str]) -> list[str]:
+        """CUDA_VISIBLE_DEVICES of each worker, given the GPU ids assigned to the job ('' hides all)."""
+        n = self.gpus_per_worker
+        return [",".join(gpu_ids[i * n : (i + 1) * n]) for i in range(self.num_workers)]
 
 
 def plan_launch(
@@ -116,21 +149,25 @@ def plan_launch(
     cores: int | None = None,
     memory_bytes: int | None = None,
 ) -> LaunchPlan:
-    """Maps the job's resources onto this machine; ValueError when it cannot hold them.
+    """Maps the job's resources onto this machine; one ValueError naming every request that can
+    never fit (more CPUs, memory or GPUs than the machine has).
 
-    gpu: each worker sees its own slice of the visible GPUs (none when not requested, as on
-    Kubernetes). cpu: threads per worker, split over its processes (default: this machine's
-    cores split over all processes). memory: compared with this machine's, a warning when larger.
+    gpu: GPUs per worker (none when not requested, as on Kubernetes). cpu: cores per worker,
+    split over its processes as threads (at least one each; the cores of those threads are what
+    is reserved). Without cpu the job reserves its share of the machine: every core for a job
+    without GPUs, cores x (its GPUs / the machine's GPUs) for a GPU job. memory: reserved, never
+    more than the machine has (it is not limited locally).
     """
     gpus = visible_gpus() if gpus is None else gpus
     cores = usable_cores() if cores is None else cores
     memory_bytes = psutil.virtual_memory().total if memory_bytes is None else memory_bytes
     warnings: list[str] = []
+    problems: list[str] = []
 
     gpu_key = next((k for k in GPU_KEYS if k in resources), "gpu")
     per_worker_gpus = int(parse_quantity(resources.get(gpu_key, 0)))
     if per_worker_gpus * num_workers > len(gpus):
-        raise ValueError(
+        problems.append(
             f"resources_per_worker[{gpu_key!r}]={resources.get(gpu_key)!r}: {num_workers} worker(s) x "
             f"{per_worker_gpus} GPU(s) = {per_worker_gpus * num_workers} GPU(s) asked, but this "
             f"machine has {len(gpus)} visible GPU(s)"
@@ -140,34 +177,58 @@ def plan_launch(
                 else ""
             )
         )
-    gpu_slices = [
-        ",".join(gpus[i * per_worker_gpus : (i + 1) * per_worker_gpus]) for i in range(num_workers)
-    ]
 
     if num_procs_per_worker == "auto":
         procs = per_worker_gpus or max(1, cores // num_workers)
     else:
         procs = int(num_procs_per_worker)
+    processes = procs * num_workers
     if "cpu" in resources:
         worker_cpus = parse_quantity(resources["cpu"])
         threads = max(1, math.floor(worker_cpus / procs))
-        if worker_cpus * num_workers > cores:
-            warnings.append(
-                f"resources_per_worker['cpu']={resources['cpu']!r}: {num_workers} worker(s) ask for "
-                f"{worker_cpus * num_workers:g} cores, this machine has {cores}; they will share them"
+        # A process runs at least one thread: a worker holds at least one core per process.
+        cpus = max(worker_cpus, threads * procs) * num_workers
+        if cpus > cores:
+            problems.append(
+                f"resources_per_worker['cpu']={resources['cpu']!r}: {num_workers} worker(s) x "
+                f"{procs} process(es) need {cpus:g} CPU core(s) (at least one per process), but "
+                f"this machine has {cores}"
             )
     else:
-        threads = max(1, cores // (num_workers * procs))
-
-    if "memory" in resources:
-        asked = parse_quantity(resources["memory"]) * num_workers
-        if asked > memory_bytes:
+        share = cores
+        if gpus and per_worker_gpus:
+            share = max(1, cores * per_worker_gpus * num_workers // len(gpus))
+        threads = max(1, share // processes)
+        cpus = float(min(cores, threads * processes))
+        if processes > cores:
             warnings.append(
-                f"resources_per_worker['memory']={resources['memory']!r}: {num_workers} worker(s) ask "
-                f"for {asked / 2**30:.1f} GiB in all, this machine has {memory_bytes / 2**30:.1f} GiB; "
-                "the job may run out of memory (memory is not limited locally)"
+                f"{num_workers} worker(s) x {procs} process(es) on {cores} CPU core(s): each process "
+                "gets one thread and they share the cores; the job runs alone"
             )
-    return LaunchPlan(gpu_slices, threads, procs, warnings)
+
+    memory = 0.0
+    if "memory" in resources:
+        memory = parse_quantity(resources["memory"]) * num_workers
+        if memory > memory_bytes:
+            problems.append(
+                f"resources_per_worker['memory']={resources['memory']!r}: {num_workers} worker(s) ask "
+                f"for {memory / 2**30:.1f} GiB in all, but this machine has "
+                f"{memory_bytes / 2**30:.1f} GiB"
+            )
+    if problems:
+        raise ValueError(
+            "this machine cannot run the job (a local job must fit on this machine; ask for less, "
+            "or run it on Kubernetes): " + "; ".join(problems)
+        )
+    return LaunchPlan(
+        num_workers=num_workers,
+        procs_per_worker=procs,
+        threads=threads,
+        gpus_per_worker=per_worker_gpus,
+        cpus=cpus,
+        memory=memory,
+        warnings=warnings,
+    )
 
 
 def initializer_command(spec_path: Path, workspace: Path) -> list[str]:
@@ -191,8 +252,16 @@ def agent_command(
     node_rank: int,
     procs_per_worker: int | str,
     port: int,
+    log_dir: Path,
+    module: str = TRAINER_MODULE,
 ) -> list[str]:
-    """The torchrun agent command line of worker `node_rank` (one simulated node)."""
+    """The torchrun agent command line of worker `node_rank` (one simulated node).
+
+    Each process runs `module` through kubetune's rank entry point (`entry.py`: it dies with its
+    agent and records how it ended). torchrun keeps its files (error files, each rank's output)
+    in `log_dir`, inside the job folder, and tees each rank's output into the worker log with the
+    rank as line prefix.
+    """
     return [
         sys.executable,
         "-m",
@@ -206,8 +275,11 @@ def agent_command(
         # The supervisor restarts the whole worker group (all agents) itself.
         "--max-restarts=0",
         "--monitor-interval=0.5",
+        f"--log-dir={log_dir}",
+        "--tee=3",
         "-m",
-        "kubetune.trainer",
+        ENTRY_MODULE,
+        module,
         "--spec",
         str(spec_path),
         "--workspace",
@@ -223,20 +295,50 @@ def loopback_interface() -> str | None:
     return None
 
 
+def without_secrets(env: dict[str, str]) -> dict[str, str]:
+    """`env` less every secret variable kubetune knows (spec.SECRET_ENV_VARS)."""
+    return {k: v for k, v in env.items() if k not in SECRET_ENV_VARS}
+
+
+def initializer_env(
+    base: dict[str, str], init_env: dict[str, str], secrets: dict[str, str], threads: int = 1
+) -> dict[str, str]:
+    """The storage initializer's environment: the supervisor's, `threads` threads (the job's
+    cores), the job's init_env_vars, and the secrets it needs (every secret but those only the
+    trainer uses)."""
+    env = without_secrets(base)
+    env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    env.update(init_env)
+    env.update({k: v for k, v in secrets.items() if k not in TRAINER_SECRET_ENV_VARS})
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 def worker_env(
     base: dict[str, str],
     user_env: dict[str, str],
     *,
     gpu_slice: str,
     threads: int,
+    error_file: Path | None = None,
+    secrets: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of one torchrun agent: the supervisor's (which holds the secrets), the
-    job's env_vars, its GPU slice and thread count. The user's env_vars win over the defaults."""
-    env = dict(base)
+    """The environment of one torchrun agent (and so of its processes).
+
+    The supervisor's environment without secrets, but for those the trainer needs
+    (spec.TRAINER_SECRET_ENV_VARS); the job's env_vars; its GPU slice and thread count; the
+    agent's torchelastic reply file (`error_file`) and the rank as log line prefix. The user's
+    env_vars win over the defaults.
+    """
+    env = without_secrets(base)
+    env.update({k: v for k, v in (secrets or {}).items() if k in TRAINER_SECRET_ENV_VARS})
     env["CUDA_VISIBLE_DEVICES"] = gpu_slice
     env["OMP_NUM_THREADS"] = str(threads)
     env["MKL_NUM_THREADS"] = str(threads)
     env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault(LOG_PREFIX_ENV, LOG_PREFIX)
+    if error_file is not None:
+        env[ERROR_FILE_ENV] = str(error_file)
     interface = loopback_interface()
     if interface and "GLOO_SOCKET_IFNAME" not in base:
         # Every rank is on this machine: keep gloo off interfaces the hostname may resolve to.

@@ -1,4 +1,7 @@
-"""Reading a local job's logs back, following them while it runs, and finding failure causes."""
+"""Reading a local job's logs back, following them while it runs, and quoting failure causes.
+
+Whether a failure is worth a restart is not read from logs: see outcomes.py.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,6 @@ from kubetune.training.job import LogLine
 
 # The one-line error the storage initializer and the trainer print last when they fail.
 ERROR_LINE = re.compile(r"kubetune\.(?:trainer|storage_initializer): error: .*")
-# torchrun's failure report: "exitcode  : -9 (pid: 123)" per failed process.
-_EXIT_CODE = re.compile(r"exitcode\s*:\s*(-?\d+)")
-_SIGNAL = re.compile(r"Signal (\d+) \(SIG\w+\) received by PID")
-# A rendezvous port taken by someone else between choosing it and binding it: worth a retry.
-_PORT_TAKEN = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
 _ERRORISH = re.compile(r"(Error|Exception|error:|Traceback|Killed|exitcode|Signal \d+)")
 
 
@@ -107,18 +105,3 @@ def failure_reason(path: Path, offset: int = 0, max_lines: int = 5) -> str:
     errorish = [line.strip() for line in lines if _ERRORISH.search(line)]
     chosen = errorish[-max_lines:] if errorish else [line.strip() for line in lines[-max_lines:]]
     return " | ".join(chosen) if chosen else f"no output in {path}"
-
-
-def retryable_failure(path: Path, offset: int = 0) -> bool:
-    """Whether the failure this log reports is worth a restart.
-
-    True when torchrun's failure report names a process killed by a signal or ended with a code
-    of 128 or more (the Training Operator's ExitCode policy), or the rendezvous port was taken.
-    """
-    text = "\n".join(tail(path, max_bytes=256 * 1024, offset=offset))
-    codes = [int(c) for c in _EXIT_CODE.findall(text)]
-    return (
-        any(code < 0 or code >= 128 for code in codes)
-        or bool(_SIGNAL.search(text))
-        or bool(_PORT_TAKEN.search(text))
-    )

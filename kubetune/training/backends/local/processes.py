@@ -1,9 +1,12 @@
-"""Finding and stopping a local job's processes.
+"""Finding, binding and stopping a local job's processes.
 
 Every process of a job carries KUBETUNE_JOB_UID=<uid> in its environment (torchrun passes its
 environment on to the processes it starts), so the job's processes are found even after a
-parent died and they were re-parented. Stopping: SIGTERM to each process and process group,
-a grace period, then SIGKILL; processes that are our children are reaped.
+parent died and they were re-parented; they also all run in the job folder (their working
+directory), which finds them when the uid is unknown. Each process dies with the process that
+started it: the supervisor's children through `die_with_parent`, torchrun's through `entry.py`.
+Stopping: SIGTERM to each process and process group, a grace period, then SIGKILL; processes
+that are our children are reaped.
 """
 
 from __future__ import annotations
@@ -13,13 +16,34 @@ import ctypes
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import psutil
 
 from kubetune.training.backends.local.launch import JOB_UID_ENV
 
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """A `preexec_fn` for subprocess.Popen: the child is SIGKILLed when `parent` ends (Linux).
+
+    `parent` is the pid of the process that calls Popen; a child whose parent is already gone
+    when it asks kills itself at once.
+    """
+
+    prctl = _prctl()  # looked up here: the child only calls it
+
+    def preexec() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 def is_alive(pid: int, create_time: float | None = None) -> bool:
@@ -45,6 +69,22 @@ def job_processes(uid: str, exclude: Iterable[int] = ()) -> list[psutil.Process]
                 found.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
+    return found
+
+
+def processes_in(folder: Path, exclude: Iterable[int] = ()) -> list[psutil.Process]:
+    """The live processes that run in `folder` or below it (their working directory)."""
+    skip = {os.getpid(), *exclude}
+    found = []
+    for process in psutil.process_iter():
+        if process.pid in skip:
+            continue
+        try:
+            cwd = Path(process.cwd())
+        except (psutil.Error, OSError):
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(process)
     return found
 
 
@@ -112,11 +152,16 @@ def reap_children(skip: Iterable[int] = ()) -> None:
 
 def become_subreaper() -> bool:
     """Makes orphaned descendants re-parent to this process (Linux), so it can reap them."""
+    prctl = _prctl()
+    return prctl is not None and prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+
+
+def _prctl() -> Any:
+    """libc's prctl, or None where there is none (not Linux)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return False
+        return None
 
 
 def _processes(pids: Iterable[int]) -> list[psutil.Process]:

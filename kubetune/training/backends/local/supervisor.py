@@ -1,21 +1,34 @@
 """The detached process that runs one local job: `python -m kubetune.training.backends.local.supervisor JOBDIR`.
 
-It runs the storage initializer, then `num_workers` torchrun agents, records what happens in
-JOBDIR/status.json and ends with Succeeded or Failed. A failed worker group is restarted from
-its last checkpoint up to `max_restarts` times when a process was killed or crashed by a signal,
-or the rendezvous port was taken (exit codes 1-127 are permanent errors, as the Training
-Operator's ExitCode restart policy has it: a bad column name does not get better by retrying). Secrets reach it, and through it the
-initializer and workers, only in the environment.
+It waits for its turn in the local queue (jobqueue.py: the machine's CPU cores, memory and GPUs,
+first come first served), runs the storage initializer, then `num_workers` torchrun agents,
+records what happens in JOBDIR/status.json and ends with Succeeded or Failed. A failed worker
+group is restarted from its last checkpoint up to `max_restarts` times when a process was killed
+or crashed (a signal, an exit code of 128 or more) or a torchrun agent failed, as torchelastic's
+error files and kubetune's rank records tell (outcomes.py); exit codes 1-127 are permanent
+errors, as the Training Operator's ExitCode restart policy has it: a bad column name does not
+get better by retrying.
+
+Secrets reach it as JSON on its standard input (never argv, a file or its environment); it
+hands them, as environment variables, only to the process that needs them: the storage
+initializer (and the trainer for spec.TRAINER_SECRET_ENV_VARS). Every process it starts is
+killed by the kernel if the supervisor dies, and each training process dies with its torchrun
+agent (entry.py). On a full disk it stops the job and records Failed with the reason, first
+freeing the space it set aside at start (JobDir.reserve_path), retrying until the write lands.
 
 Started by `LocalBackend.create_job`; the command forks once: the parent returns as soon as the
-supervisor has recorded itself, the child runs on, re-parented away from the caller.
+supervisor has recorded itself (queued or admitted), the child runs on, re-parented away from
+the caller, its output appended to logs/supervisor.log.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,11 +42,12 @@ from typing import IO
 import psutil
 
 from kubetune.training import job as conditions
-from kubetune.training.backends.local import launch, logs, processes
+from kubetune.training.backends.local import jobqueue, launch, logs, outcomes, processes
 from kubetune.training.backends.local.jobdir import (
     INITIALIZER,
     JobDir,
     ProcessRecord,
+    now_iso,
     worker_source,
 )
 from kubetune.training.spec import JobSpec
@@ -41,9 +55,14 @@ from kubetune.training.spec import JobSpec
 logger = logging.getLogger("kubetune.supervisor")
 
 POLL_INTERVAL = 0.2
+QUEUE_POLL_INTERVAL = 0.5
 # How long the other workers get to end by themselves once one has failed, before they are stopped.
 FAILURE_GRACE = 5.0
 STOP_GRACE = 10.0
+# Set aside at start, freed to record the job's end when the disk is full (incompressible bytes).
+RESERVE_BYTES = 256 * 1024
+# Below this much free space on the job's disk, a failure is put down to the full disk.
+DISK_FULL_BYTES = 1024 * 1024
 
 
 class Stopped(Exception):
@@ -63,21 +82,74 @@ class AttemptOutcome:
 class Supervisor:
     """Runs the job in `job` to its end, writing status.json as it goes."""
 
-    def __init__(self, job: JobDir) -> None:
+    def __init__(self, job: JobDir, secrets: dict[str, str] | None = None) -> None:
         self.job = job
         self.spec = JobSpec.from_json(job.spec_path.read_text())
         status = job.read_status()
         if status is None:
             raise RuntimeError(f"{job.status_path} is missing")
         self.status = status
+        self.secrets = dict(secrets or {})
+        self.plan = launch.LaunchPlan.from_dict(status.launch)
+        self.queue = jobqueue.LocalQueue(job.home)
+        self.machine = jobqueue.this_machine()
+        self.entry: jobqueue.Entry | None = None
+        self.gpu_slices = self.plan.gpu_slices([])
         self.stop_signal: int | None = None
         self.popens: dict[str, subprocess.Popen[bytes]] = {}
         self.log_files: list[IO[bytes]] = []
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def run(self, ready: Callable[[], None] | None = None) -> int:
-        """Runs the job; calls `ready()` once the supervisor is recorded. Returns the exit code."""
+    def run(
+        self, ready: Callable[[], None] | None = None, failed: Callable[[str], None] | None = None
+    ) -> int:
+        """Runs the job; calls `ready()` once the supervisor is recorded and queued (or
+        `failed(reason)` when it cannot get that far). Returns the exit code."""
+        try:
+            decision = self.start_up()
+        except Exception as e:
+            logger.exception("the supervisor could not start")
+            if self.entry is not None:
+                self._forget_queue_entry()
+            if failed is not None:
+                failed(_describe(e))
+            return 1
+        if ready is not None:
+            ready()
+        logger.info("supervising job %s/%s", self.spec.namespace, self.spec.name)
+        try:
+            if self.wait_for_admission(decision) and self.initialize():
+                self.train()
+        except Stopped:
+            self.stop_all()
+            name = signal.Signals(self.stop_signal or signal.SIGTERM).name
+            self.end_failed("Stopped", f"the job's supervisor received {name} and stopped the job")
+        except OSError as e:
+            logger.exception("supervisor error")
+            self.stop_all()
+            full = e.errno == errno.ENOSPC or self.disk_full()
+            self.end_failed(
+                "DiskFull" if full else "SupervisorError",
+                f"the job's supervisor could not write {e.filename or 'its files'}: {_describe(e)}"
+                + (f"; {self.disk_full_note()}" if full else ""),
+            )
+        except Exception as e:
+            logger.exception("supervisor error")
+            self.stop_all()
+            self.end_failed("SupervisorError", f"the job's supervisor failed: {_describe(e)}")
+        finally:
+            self.stop_all()
+            self.record_end()
+            self._forget_queue_entry()
+            self.job.reserve_path.unlink(missing_ok=True)
+            for f in self.log_files:
+                f.close()
+        logger.info("job %s/%s ended: %s", self.spec.namespace, self.spec.name, self.status_type())
+        return 0
+
+    def start_up(self) -> jobqueue.Decision:
+        """Records the supervisor, sets disk space aside and takes a place in the local queue."""
         processes.become_subreaper()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -85,28 +157,22 @@ class Supervisor:
         self.status.supervisor = ProcessRecord(
             pid=me.pid, pgid=os.getpgid(0), create_time=me.create_time()
         )
-        self.status.start_time = _now()
+        self.job.reserve_path.write_bytes(os.urandom(RESERVE_BYTES))
+        self.entry = jobqueue.Entry(
+            uid=self.status.uid,
+            namespace=self.spec.namespace,
+            name=self.spec.name,
+            pid=me.pid,
+            create_time=me.create_time(),
+            cpus=self.plan.cpus,
+            memory=self.plan.memory,
+            gpus=self.plan.gpus,
+        )
+        decision = self.queue.poll(self.entry, self.machine)
+        if not decision.admitted:
+            self.show_queued(decision)
         self.write()
-        if ready is not None:
-            ready()
-        logger.info("supervising job %s/%s", self.spec.namespace, self.spec.name)
-        try:
-            if self.initialize():
-                self.train()
-        except Stopped:
-            self.stop_all()
-            name = signal.Signals(self.stop_signal or signal.SIGTERM).name
-            self.fail("Stopped", f"the job's supervisor received {name} and stopped the job")
-        except Exception as e:
-            logger.exception("supervisor error")
-            self.stop_all()
-            self.fail("SupervisorError", f"the job's supervisor failed: {type(e).__name__}: {e}")
-        finally:
-            self.stop_all()
-            for f in self.log_files:
-                f.close()
-        logger.info("job %s/%s ended: %s", self.spec.namespace, self.spec.name, self.status_type())
-        return 0
+        return decision
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_signal = signum
@@ -128,11 +194,104 @@ class Supervisor:
         self.status.set_condition(conditions.FAILED, reason, message)
         self.write()
 
+    def end_failed(self, reason: str, message: str) -> None:
+        """Marks the job Failed unless it already ended (its result stands; `record_end` writes it)."""
+        if self.status.terminal:
+            return
+        logger.info("failed (%s): %s", reason, message)
+        self.status.set_condition(conditions.FAILED, reason, message)
+
+    def record_end(self) -> None:
+        """Writes the final status, freeing the reserved space if it must, retrying until it lands.
+
+        Gives up only when asked to stop (`delete` stops a supervisor stuck on a full disk).
+        """
+        delay = 0.5
+        while True:
+            try:
+                self.write()
+                return
+            except OSError as e:
+                if self.job.reserve_path.exists():
+                    self.job.reserve_path.unlink(missing_ok=True)
+                    continue
+                logger.warning("cannot record the job's end yet (%s); retrying", _describe(e))
+                if not self.job.path.is_dir():
+                    return  # the job folder is gone: nothing to record into
+            if self.stop_signal is not None and self.status.terminal and delay > 1:
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    def disk_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self.job.path).free < DISK_FULL_BYTES
+        except OSError:
+            return False
+
+    def disk_full_note(self) -> str:
+        return f"the disk holding {self.job.path} is full: free space, then start the job again"
+
+    # --- the local queue -------------------------------------------------------------------------
+
+    def show_queued(self, decision: jobqueue.Decision) -> None:
+        self.status.set_condition(
+            conditions.CREATED, jobqueue.QUEUED, jobqueue.queued_message(decision)
+        )
+
+    def wait_for_admission(self, decision: jobqueue.Decision) -> bool:
+        """Waits in the local queue until the job may start (False: it never can, job failed)."""
+        assert self.entry is not None
+        shown = self.status.conditions[-1].message if not decision.admitted else ""
+        waited = time.time()
+        while not decision.admitted:
+            if decision.never:
+                self.fail("Unschedulable", f"this machine cannot run the job: {decision.never}")
+                return False
+            message = jobqueue.queued_message(decision)
+            if message != shown:
+                self.show_queued(decision)
+                self.write()
+                shown = message
+            self.sleep(QUEUE_POLL_INTERVAL)
+            decision = self.queue.poll(self.entry, self.machine)
+        self.gpu_slices = self.plan.gpu_slices(decision.gpu_ids)
+        self.status.launch.update(gpu_ids=decision.gpu_ids, gpu_slices=self.gpu_slices)
+        waited = time.time() - waited
+        self.status.set_condition(
+            conditions.CREATED,
+            "JobCreated",
+            f"job {self.spec.namespace}/{self.spec.name} created"
+            + (f"; started after {waited:.0f} s in the local queue" if shown else ""),
+        )
+        self.status.start_time = now_iso()
+        self.write()
+        logger.info("admitted by the local queue (GPUs: %s)", decision.gpu_ids or "none")
+        return True
+
+    def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.check_stop()
+            time.sleep(min(POLL_INTERVAL, max(deadline - time.monotonic(), 0.0)))
+        self.check_stop()
+
+    def _forget_queue_entry(self) -> None:
+        try:
+            self.queue.remove(self.status.uid)
+        except OSError as e:  # the next supervisor that looks drops it (this one is gone by then)
+            logger.warning("could not leave the local queue: %s", _describe(e))
+
     # --- storage initializer ---------------------------------------------------------------------
 
     def initialize(self) -> bool:
         """Runs the storage initializer; False (job failed) when it fails."""
-        env = {**os.environ, **self.spec.init_env, "PYTHONUNBUFFERED": "1"}
+        env = launch.initializer_env(
+            dict(os.environ),
+            self.spec.init_env,
+            self.secrets,
+            threads=max(1, int(self.plan.cpus)),
+        )
         command = launch.initializer_command(self.job.spec_path, self.job.workspace)
         proc = self.start(INITIALIZER, command, env)
         self.status.initializer = _record(proc)
@@ -142,6 +301,8 @@ class Supervisor:
         self.write()
         if code != 0:
             reason = logs.failure_reason(self.job.log_path(INITIALIZER))
+            if self.disk_full():
+                reason += f"; {self.disk_full_note()}"
             self.fail("InitializerFailed", f"storage initializer exited with code {code}: {reason}")
             return False
         return True
@@ -162,6 +323,9 @@ class Supervisor:
                 self.write()
                 return
             message = f"{outcome.source} failed: {outcome.reason}"
+            if self.disk_full():
+                self.fail("DiskFull", f"{message}; {self.disk_full_note()}")
+                return
             if not outcome.retryable:
                 self.fail("WorkerFailed", message)
                 return
@@ -183,20 +347,21 @@ class Supervisor:
         """Starts every torchrun agent and waits until all succeed or one fails."""
         spec = self.spec
         port = launch.free_port()
-        launch_plan = self.status.launch
-        offsets: dict[str, int] = {}
         agents: dict[str, subprocess.Popen[bytes]] = {}
         for i in range(spec.num_workers):
             source = worker_source(i)
             log_path = self.job.log_path(source)
-            offsets[source] = log_path.stat().st_size if log_path.exists() else 0
             if attempt:
                 _append(log_path, f"[kubetune] restart {attempt}: starting {source} again\n")
+            folder = self.job.torchelastic_dir(attempt, source)
+            folder.mkdir(parents=True, exist_ok=True)
             env = launch.worker_env(
                 dict(os.environ),
                 spec.env,
-                gpu_slice=launch_plan["gpu_slices"][i],
-                threads=launch_plan["threads"],
+                gpu_slice=self.gpu_slices[i],
+                threads=self.plan.threads,
+                error_file=folder / outcomes.REPLY_FILE,
+                secrets=self.secrets,
             )
             command = launch.agent_command(
                 self.job.spec_path,
@@ -205,6 +370,7 @@ class Supervisor:
                 node_rank=i,
                 procs_per_worker=spec.num_procs_per_worker,
                 port=port,
+                log_dir=folder,
             )
             agents[source] = self.start(source, command, env)
             self.status.workers[source] = _record(agents[source])
@@ -236,6 +402,7 @@ class Supervisor:
 
         if not failed:
             self.record_exit_codes(agents, stopped=set())
+            self.drop_rank_output(attempt)
             return AttemptOutcome(succeeded=True)
 
         # Let the other agents notice the failure and report it themselves, then stop the rest.
@@ -247,18 +414,25 @@ class Supervisor:
         self.stop_all()
         self.record_exit_codes(agents, stopped)
         failures = [s for s, p in agents.items() if s not in stopped and p.returncode != 0]
-        # A process killed by a signal (or a port taken) is the root cause the others followed.
-        retryable = [
-            s
+        verdicts = {
+            s: outcomes.judge(
+                outcomes.read_report(s, agents[s].returncode, self.job.torchelastic_dir(attempt, s))
+            )
             for s in failures
-            if _signal_code(agents[s].returncode)
-            or logs.retryable_failure(self.job.log_path(s), offsets[s])
-        ]
+        }
+        self.drop_rank_output(attempt)
+        # A process killed or crashed (or an agent lost) is the root cause the others followed.
+        retryable = [s for s in failures if verdicts[s].retryable]
         root = retryable[0] if retryable else failed[0]
-        reason = logs.failure_reason(self.job.log_path(root), offsets[root])
         return AttemptOutcome(
-            succeeded=False, retryable=bool(retryable), source=root, reason=reason
+            succeeded=False, retryable=bool(retryable), source=root, reason=verdicts[root].reason
         )
+
+    def drop_rank_output(self, attempt: int) -> None:
+        """Removes torchrun's copies of each process's output (the worker logs hold it too)."""
+        for i in range(self.spec.num_workers):
+            for path in self.job.torchelastic_dir(attempt, worker_source(i)).rglob("std*.log"):
+                path.unlink(missing_ok=True)
 
     def record_children(self, agents: dict[str, subprocess.Popen[bytes]]) -> None:
         """Records the pids of each agent's worker processes in status.json when they change."""
@@ -288,7 +462,8 @@ class Supervisor:
     def start(
         self, source: str, command: list[str], env: dict[str, str]
     ) -> subprocess.Popen[bytes]:
-        """Starts one process in its own session, its output appended to its log."""
+        """Starts one process in its own session, its output appended to its log; the kernel
+        kills it if this supervisor dies."""
         log = self.job.log_path(source).open("ab")
         self.log_files.append(log)
         proc = subprocess.Popen(
@@ -299,6 +474,7 @@ class Supervisor:
             env=env,
             cwd=self.job.path,
             start_new_session=True,
+            preexec_fn=processes.die_with_parent(os.getpid()),
         )
         self.popens[f"{source}:{proc.pid}"] = proc
         return proc
@@ -346,8 +522,12 @@ def _record(proc: subprocess.Popen[bytes]) -> ProcessRecord:
     return ProcessRecord(pid=proc.pid, pgid=proc.pid, create_time=create_time)
 
 
-def _signal_code(code: int | None) -> bool:
-    return code is not None and (code < 0 or code >= 128)
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror} (errno {error.errno})" + (
+            f": {error.filename}" if error.filename else ""
+        )
+    return f"{type(error).__name__}: {error}"
 
 
 def _append(path: Path, text: str) -> None:
@@ -356,35 +536,70 @@ def _append(path: Path, text: str) -> None:
 
 
 def _now() -> str:
-    from kubetune.training.backends.local.jobdir import now_iso
-
     return now_iso()
 
 
+def read_secrets(stream: IO[bytes]) -> dict[str, str]:
+    """The secrets `create_job` writes on the supervisor's standard input (JSON; {} when none)."""
+    data = stream.read().strip()
+    secrets = json.loads(data) if data else {}
+    if not isinstance(secrets, dict):
+        raise ValueError("the secrets on standard input must be a JSON object")
+    return {str(k): str(v) for k, v in secrets.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Forks; the parent exits 0 once the child (the supervisor) has recorded itself."""
+    """Forks; the parent exits 0 once the child (the supervisor) has recorded itself, else 1
+    with the reason on its standard output."""
     parser = argparse.ArgumentParser(prog="python -m kubetune.training.backends.local.supervisor")
     parser.add_argument("jobdir", type=Path, help="the job directory (spec.json, status.json)")
     args = parser.parse_args(argv)
     job = JobDir(args.jobdir.resolve())
+    secrets = read_secrets(sys.stdin.buffer)
 
     read_fd, write_fd = os.pipe()
     if os.fork():
         os.close(write_fd)
-        answer = os.read(read_fd, 16)  # empty when the child ended before it was ready
-        return 0 if answer == b"ready" else 1
+        with os.fdopen(read_fd, "rb") as pipe:
+            reply = pipe.read().decode(errors="replace")
+        if reply == "ready":
+            return 0
+        print(reply or "the supervisor ended before it was ready", flush=True)
+        return 1
     os.close(read_fd)
+
+    def answer(text: str) -> None:
+        os.write(write_fd, text.encode())
+        os.close(write_fd)
+
+    try:
+        _detach_output(job.supervisor_log)
+    except OSError as e:
+        answer(f"cannot write {job.supervisor_log}: {_describe(e)}")
+        return 1
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    try:
+        supervisor = Supervisor(job, secrets)
+    except Exception as e:
+        logger.exception("the supervisor could not start")
+        answer(_describe(e))
+        return 1
+    return supervisor.run(ready=lambda: answer("ready"), failed=answer)
 
-    def ready() -> None:
-        os.write(write_fd, b"ready")
-        os.close(write_fd)
 
-    return Supervisor(job).run(ready)
+def _detach_output(log: Path) -> None:
+    """Points standard input at /dev/null and standard output and error at `log` (appending)."""
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
     python benchmarks/report.py
 
 Takes throughput.json (a full run) when present, else throughput-quick.json, and likewise for
-overhead and scaling; the page says which run each table comes from.
+overhead, scaling and load; the page says which run each table comes from.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import benchlib as bl
+import load
 import overhead
 import scaling
 import throughput
@@ -103,6 +104,7 @@ python benchmarks/throughput.py              # full run: larger models, 3 rounds
 python benchmarks/throughput.py --gpu        # adds the GPU suite (needs CUDA; automatic when present)
 python benchmarks/overhead.py --quick        # a ~30 s job; without --quick a ~60 s job
 python benchmarks/scaling.py --quick
+python benchmarks/load.py                    # 10 small jobs at once, then one by one (~10 min)
 python benchmarks/report.py                  # rewrites this page from benchmarks/results/
 ```
 
@@ -174,6 +176,10 @@ TFLOP/s; other cards from a table, else a measured bf16 matmul). {gpu_note}
 
 {scaling}
 
+## Ten small jobs at once: the local queue
+
+{load}
+
 ## Reading the figures
 
 * kubetune pads each batch to its longest sample (rounded up to a multiple of 8 only on a GPU)
@@ -211,6 +217,15 @@ def scaling_section() -> str:
         data = json.loads(path.read_text())
         parts.append(f"{which(path, data)}\n\n{scaling.report(data)}\n{plot(path)}")
     return "\n".join(parts) + "\n" + SCALING_NOTE
+
+
+def load_section() -> str:
+    """The local-queue load run (benchmarks/load.py), if there is one."""
+    found = latest("load")
+    if found is None:
+        return "Not run yet."
+    path, data = found
+    return f"From one run: `{data['command']}` → [`{path.name}`]({relative(path)}).\n\n{load.report(data)}"
 
 
 def summary(tp: dict[str, Any] | None, oh: dict[str, Any] | None) -> str:
@@ -259,6 +274,7 @@ def main() -> int:
         if oh
         else "Not run yet.",
         scaling=scaling_section() if sc else "Not run yet.",
+        load=load_section(),
     )
     DOC.write_text(text)
     print(f"wrote {DOC}")

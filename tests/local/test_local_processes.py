@@ -24,6 +24,12 @@ from local_jobs import wait_until
 from kubetune.training.backends.local import launch, outcomes, processes
 from kubetune.training.backends.local.entry import RANK_RECORD
 from kubetune.training.backends.local.jobdir import JobStatus, ProcessRecord, job_dir
+from kubetune.training.spec import (
+    MODEL_TOKEN_ENV,
+    S3_ACCESS_KEY_ENV,
+    S3_SECRET_KEY_ENV,
+    SECRET_ENV_VARS,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -129,6 +135,15 @@ def test_processes_die_with_their_agent_are_named_by_rank_and_judged_from_error_
         (outcomes.WorkerReport("worker-0", 1, {"message": "oom", "errorCode": 137}), True),
         (outcomes.WorkerReport("worker-0", 1, {"message": "RendezvousError: x"}), True),
         (outcomes.WorkerReport("worker-0", 1), True),  # failed without any report: a signal
+        (  # a peer's error reached the reply file first, but rank 1 was killed: the root cause
+            outcomes.WorkerReport(
+                "worker-0",
+                1,
+                {"message": "lost my peer", "errorCode": 1},
+                [outcomes.RankEnd(0, 10, 1), outcomes.RankEnd(1, 11, None)],
+            ),
+            True,
+        ),
         (
             outcomes.WorkerReport(
                 "worker-0",
@@ -142,6 +157,20 @@ def test_processes_die_with_their_agent_are_named_by_rank_and_judged_from_error_
 )
 def test_verdicts(report, retryable):
     assert outcomes.judge(report).retryable is retryable
+
+
+def test_secrets_go_to_the_storage_initializer_only(monkeypatch):
+    secrets = {MODEL_TOKEN_ENV: "hf_x", S3_ACCESS_KEY_ENV: "AK", S3_SECRET_KEY_ENV: "SK"}
+    base = {"PATH": "/bin", MODEL_TOKEN_ENV: "inherited"}
+    initializer = launch.initializer_env(base, {"A": "1"}, secrets)
+    assert {k: initializer[k] for k in secrets} == secrets and initializer["A"] == "1"
+    worker = launch.worker_env(base, {}, gpu_slice="", threads=1, secrets=secrets)
+    assert not set(SECRET_ENV_VARS) & set(worker)
+    # A secret marked for the trainer reaches the workers too (and not the initializer).
+    monkeypatch.setattr(launch, "TRAINER_SECRET_ENV_VARS", (MODEL_TOKEN_ENV,))
+    worker = launch.worker_env(base, {}, gpu_slice="", threads=1, secrets=secrets)
+    assert worker[MODEL_TOKEN_ENV] == "hf_x" and S3_ACCESS_KEY_ENV not in worker
+    assert MODEL_TOKEN_ENV not in launch.initializer_env(base, {}, secrets)
 
 
 def test_reading_a_job_whose_supervisor_died_stops_what_is_left_and_writes_nothing(home):

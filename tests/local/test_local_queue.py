@@ -110,7 +110,7 @@ def test_what_a_job_reserves(workers, procs, resources, cores, gpus, cpus, threa
 
 
 def test_ten_small_jobs_on_two_cores_never_run_more_threads_than_cores():
-    kinds = [{}, {"cpu": 1}, {"cpu": "500m"}, {"cpu": 2}, {"cpu": 1}]
+    kinds = [{}, {"cpu": "500m"}, {"cpu": "500m"}, {"cpu": 1}, {"cpu": 2}]
     plans = [
         launch.plan_launch(1, 1, kinds[i % len(kinds)], gpus=[], cores=2, memory_bytes=8 * GiB)
         for i in range(10)
@@ -243,12 +243,13 @@ def test_a_queued_job_starts_when_the_machine_frees_up_and_dies_with_its_supervi
     # The machine frees up: the job starts (its client is long gone) and trains; the storage
     # initializer read the S3 data with the job's keys.
     queue.remove("holder")
-    wait_until(
-        lambda: (client.get_job(name).progress or {}).get("step", 0) > 0,
-        JOB_TIMEOUT,
-        "training to start",
-    )
-    job = client.get_job(name)
+
+    def training_or_ended():
+        job = client.get_job(name)
+        return job if (job.progress or {}).get("step", 0) > 0 or job.status == "Failed" else None
+
+    job = wait_until(training_or_ended, JOB_TIMEOUT, "training to start")
+    assert job.status == "Running", job.message
     created = next(c for c in job.conditions if c.type == "Created")
     assert created.reason == "JobCreated" and "started after" in created.message
     assert job.creation_time <= job.start_time

@@ -214,7 +214,20 @@ def report(results: dict[str, Any]) -> str:
         f"wall time at once / one by one: {bl.fmt(ratio, '.2f')}x, target <= 1.0x: "
         + ("met" if ratio is not None and ratio <= 1.0 else "**not met**"),
     ]
-    return f"{results['description']}\n\n{table}\n\n" + "\n".join(f"* {c}" for c in checks) + "\n"
+    m = results["machine"]
+    machine = (
+        f"Machine: {m['nproc']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, GPU: "
+        f"{m['gpu'] or 'none'}; torch {m['torch']}; kubetune commit {m['commit']}"
+    )
+    if results.get("load_average"):
+        machine += "; load average (1 min) before and after the run: " + ", ".join(
+            f"{v:.1f}" for v in results["load_average"]
+        )
+    return (
+        f"{results['description']}\n\n{machine}.\n\n{table}\n\n"
+        + "\n".join(f"* {c}" for c in checks)
+        + "\n"
+    )
 
 
 def main() -> int:
@@ -248,6 +261,7 @@ def main() -> int:
         "command": " ".join(["python", "benchmarks/load.py", *sys.argv[1:]]),
         "description": description,
         "machine": bl.machine(),
+        "load_average": [os.getloadavg()[0]],
     }
     print("all at once ...", flush=True)
     results["at_once"] = run_phase(
@@ -257,6 +271,7 @@ def main() -> int:
     results["one_by_one"] = run_phase(
         client, home, [f"serial-{i}" for i in range(args.jobs)], make, at_once=False
     )
+    results["load_average"].append(os.getloadavg()[0])
     for job in client.list_jobs():
         client.delete_job(job.name)
     bl.write_json(output, results)

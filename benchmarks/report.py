@@ -225,7 +225,10 @@ def load_section() -> str:
     if found is None:
         return "Not run yet."
     path, data = found
-    return f"From one run: `{data['command']}` → [`{path.name}`]({relative(path)}).\n\n{load.report(data)}"
+    return (
+        f"From one run: `{data['command']}` → [`{path.name}`]({relative(path)}).\n\n"
+        f"{load.report(data)}\n{LOAD_NOTE}"
+    )
 
 
 def summary(tp: dict[str, Any] | None, oh: dict[str, Any] | None) -> str:
@@ -279,6 +282,17 @@ def main() -> int:
     DOC.write_text(text)
     print(f"wrote {DOC}")
     return 0
+
+
+LOAD_NOTE = """All ten jobs are submitted back to back (each `train()` returns once its supervisor has
+queued the job); the queue admits two at a time (one core each), the others wait `Queued` and
+start as cores free up, so the machine never runs more compute threads
+(OMP threads of the initializers and training processes) than it has cores. *Runnable threads*
+counts every thread of those processes that was running or ready to run at a sample (Python,
+gloo and tokenizer threads besides the compute threads), for information. One by one leaves a
+core idle (each job asks for one), which is why all at once is faster. The run shared the 2 cores
+with other work (other test suites; load average 5.7 before and 4.6 after, by `uptime`), so the
+seconds are inflated; the ratio within the run is the figure to read."""
 
 
 SCALING_NOTE = """Read the tables together. With the local backend's default threading, 1x1 gets

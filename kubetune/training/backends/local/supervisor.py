@@ -131,7 +131,7 @@ class Supervisor:
             full = e.errno == errno.ENOSPC or self.disk_full()
             self.end_failed(
                 "DiskFull" if full else "SupervisorError",
-                f"the job's supervisor could not write {e.filename or 'its files'}: {_describe(e)}"
+                f"the job's supervisor could not write its status or the local queue: {_describe(e)}"
                 + (f"; {self.disk_full_note()}" if full else ""),
             )
         except Exception as e:

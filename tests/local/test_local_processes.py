@@ -88,6 +88,13 @@ def test_processes_die_with_their_agent_are_named_by_rank_and_judged_from_error_
     failing = Agent(root, "fail", uid)
     killed = Agent(root, "killed", uid)
 
+    # Each line a process prints names its rank in the worker log.
+    def both_ranks_printed() -> bool:
+        lines = sleeping.log.read_text().splitlines()
+        return "[rank0] probe rank 0 started" in lines and "[rank1] probe rank 1 started" in lines
+
+    wait_until(both_ranks_printed, 60, "both ranks' first line in the worker log")
+
     # kill -9 of an agent: its processes die with it (nothing trains on for a lost worker).
     wait_until(lambda: len(sleeping.records()) == 2, 60, "both ranks of the agent to start")
     ranks = [r["pid"] for r in sleeping.records()]
@@ -100,10 +107,6 @@ def test_processes_die_with_their_agent_are_named_by_rank_and_judged_from_error_
     )
     verdict = outcomes.judge(sleeping.report())
     assert verdict.retryable and "killed by SIGKILL" in verdict.reason
-
-    # Each line a process prints names its rank in the worker log.
-    lines = sleeping.log.read_text().splitlines()
-    assert "[rank0] probe rank 0 started" in lines and "[rank1] probe rank 1 started" in lines
 
     # A process's own error (exit code 3): permanent; the agent stopped its peer (recorded).
     report = failing.report()

@@ -420,7 +420,6 @@ class Supervisor:
             )
             for s in failures
         }
-        self.drop_rank_output(attempt)
         # A process killed or crashed (or an agent lost) is the root cause the others followed.
         retryable = [s for s in failures if verdicts[s].retryable]
         root = retryable[0] if retryable else failed[0]
@@ -429,7 +428,9 @@ class Supervisor:
         )
 
     def drop_rank_output(self, attempt: int) -> None:
-        """Removes torchrun's copies of each process's output (the worker logs hold it too)."""
+        """Removes torchrun's copies of each process's output after an attempt that succeeded (the
+        worker logs hold it too; after a failure they are kept: an agent killed by a signal did
+        not copy the last lines its processes printed)."""
         for i in range(self.spec.num_workers):
             for path in self.job.torchelastic_dir(attempt, worker_source(i)).rglob("std*.log"):
                 path.unlink(missing_ok=True)

@@ -30,6 +30,8 @@ S3_ACCESS_KEY_ENV = "KUBETUNE_S3_ACCESS_KEY"
 S3_SECRET_KEY_ENV = "KUBETUNE_S3_SECRET_KEY"
 SECRET_ENV_VARS = (MODEL_TOKEN_ENV, DATASET_TOKEN_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)
 
+# The keys of JobSpec.kubernetes.
+KUBERNETES_KEYS = ("env", "envFrom", "initEnv", "initEnvFrom", "resources")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 DEFAULT_STORAGE_SIZE = "10Gi"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -57,6 +59,12 @@ class JobSpec:
     annotations: dict[str, str] = field(default_factory=dict)
     queue_name: str | None = None
     max_restarts: int = 3
+    # A job made by `create_job(train_func=...)`: its program, packages and image (see
+    # kubetune.training.functions); None for a fine-tuning job made by `train()`.
+    function: dict[str, Any] | None = None
+    # Kubernetes-only pod settings in API form, as the user gave them: "env" and "envFrom" of the
+    # training container, "initEnv" and "initEnvFrom" of the storage initializer, "resources".
+    kubernetes: dict[str, Any] = field(default_factory=dict)
     spec_version: int = SPEC_VERSION
     kubetune_version: str = __version__
 
@@ -82,6 +90,17 @@ class JobSpec:
             or self.max_restarts < 0
         ):
             problems.add(f"max_restarts={self.max_restarts!r}: must be an integer >= 0")
+        if self.function is not None and not isinstance(self.function, dict):
+            problems.add(f"function={self.function!r}: must be a mapping or None")
+        unknown = (
+            sorted(set(self.kubernetes) - set(KUBERNETES_KEYS))
+            if isinstance(self.kubernetes, dict)
+            else None
+        )
+        if unknown is None or unknown:
+            problems.add(
+                f"kubernetes={self.kubernetes!r}: must be a mapping with keys among {', '.join(KUBERNETES_KEYS)}"
+            )
         problems.raise_if_any()
 
     def to_dict(self) -> dict[str, Any]:
@@ -227,10 +246,13 @@ def build_job_spec(
     annotations: dict[str, str] | None = None,
     queue_name: str | None = None,
     max_restarts: int = 3,
+    kubernetes: dict[str, Any] | None = None,
+    extra_problems: list[str] | None = None,
 ) -> tuple[JobSpec, dict[str, str]]:
     """Builds the JobSpec and the secret environment variables from `train()`'s arguments.
 
-    Raises one ValueError listing every problem, before anything is created.
+    Raises one ValueError listing every problem (`extra_problems`, found by the caller, included),
+    before anything is created.
     """
     from kubetune.storage_initializer.hugging_face import (
         HuggingFaceDatasetParams,
@@ -241,6 +263,7 @@ def build_job_spec(
     from kubetune.storage_initializer.s3 import S3DatasetParams
 
     problems = validation.Problems(f"train(name={name!r})")
+    problems.extend(extra_problems or [])
     problems.extend(
         job_problems(
             name=name,
@@ -314,6 +337,7 @@ def build_job_spec(
         annotations=dict(annotations or {}),
         queue_name=queue_name,
         max_restarts=max_restarts,
+        kubernetes=dict(kubernetes or {}),
     )
     return spec, secrets
 

@@ -115,6 +115,18 @@ def test_wait_logs_a_status_line_per_poll_at_debug_level(
     assert lines[1].split()[:2] == [NAME, "Succeeded"] and "2026-01-01" in lines[1]
 
 
+def test_waiting_for_running_returns_a_job_that_has_run_already(ctx: Ctx) -> None:
+    # Kubeflow would poll until wait_timeout: Running is False once the job has Succeeded.
+    job = ctx.client.wait_for_job_conditions(
+        NAME, expected_conditions={"Running"}, wait_timeout=5, polling_interval=0.1
+    )
+    assert not ctx.client.is_job_running(job=job) and ctx.client.is_job_succeeded(job=job)
+    with pytest.raises(TimeoutError):  # Restarting it never was
+        ctx.client.wait_for_job_conditions(
+            NAME, expected_conditions={"Restarting"}, wait_timeout=0.2, polling_interval=0.1
+        )
+
+
 def test_timeout_is_the_seconds_one_request_may_take(ctx: Ctx) -> None:
     ctx.server.delay("GET", "pytorchjobs", 1.0)
     with pytest.raises(

@@ -209,6 +209,7 @@ def function_job_spec(
             env=env_vars,
             labels=labels,
             annotations=annotations,
+            max_restarts=max_restarts,
         )
     )
     if train_func is not None:

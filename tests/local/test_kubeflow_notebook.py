@@ -91,7 +91,6 @@ def notebook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Notebook]:
         package_index(tmp_path_factory.mktemp("index")) as index,
     ):
         patch.setenv("KUBETUNE_HOME", str(home))
-        patch.delenv("KUBETUNE_BACKEND", raising=False)
         client = TrainingClient()
         try:
             client.create_job(

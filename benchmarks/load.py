@@ -151,8 +151,8 @@ def run_phase(
 
     def finish(name: str) -> None:
         try:
-            job = client.wait_for_job_conditions(name, timeout=3600, polling_interval=0.5)
-            statuses[name] = job.status
+            client.wait_for_job_conditions(name, wait_timeout=3600, polling_interval=0.5)
+            statuses[name] = client.get_job_report(name).status
         except (RuntimeError, TimeoutError) as e:
             statuses[name] = f"Failed: {e}"[:300]
 
@@ -272,7 +272,7 @@ def main() -> int:
         client, home, [f"serial-{i}" for i in range(args.jobs)], make, at_once=False
     )
     results["load_average"].append(os.getloadavg()[0])
-    for job in client.list_jobs():
+    for job in client.list_job_reports():
         client.delete_job(job.name)
     bl.write_json(output, results)
     if args.keep:

@@ -49,16 +49,21 @@ def test_each_damaged_status_is_listed_inspectable_and_deletable(
     for name, content in DAMAGED.items():
         make_job(home, name, content)
 
-    jobs = {job.name: job for job in client.list_jobs()}
+    jobs = {job.name: job for job in client.list_job_reports()}
     assert set(jobs) == {"healthy", *DAMAGED}
     assert jobs["healthy"].status == "Succeeded"
     for name in DAMAGED:
-        job = client.get_job(name)
+        job = client.get_job_report(name)
         assert job.status == "Failed" and job.conditions[-1].reason == "StatusUnreadable", name
         assert "status.json" in job.message and f"delete {name}" in job.message, job.message
-        assert [line.line for line in client.get_job_logs(name)] == [f"{name} trained"]
-    assert "is empty" in client.get_job("empty").message
-    assert "NUL" in client.get_job("nul").message
+        assert [line.line for line in client.stream_job_logs(name)] == [f"{name} trained"]
+    assert "is empty" in client.get_job_report("empty").message
+    assert "NUL" in client.get_job_report("nul").message
+
+    # As Kubeflow PyTorchJobs too (a damaged folder without its spec: name and status only).
+    objects = {job.metadata.name: job for job in client.list_jobs()}
+    assert set(objects) == set(jobs)
+    assert objects["empty"].status.conditions[-1].reason == "StatusUnreadable"
 
     # The command line lists them all and exits 0.
     assert cli.main(["list"]) == 0
@@ -71,13 +76,13 @@ def test_each_damaged_status_is_listed_inspectable_and_deletable(
     for name in DAMAGED:
         client.delete_job(name)
         assert not job_dir(home, "default", name).path.exists()
-    assert [job.name for job in client.list_jobs()] == ["healthy"]
+    assert [job.name for job in client.list_job_reports()] == ["healthy"]
 
 
 def test_a_job_folder_without_status_json_is_a_damaged_job(client, home):
     make_job(home, "no-status", b"")
     job_dir(home, "default", "no-status").status_path.unlink()
-    job = client.get_job("no-status")
+    job = client.get_job_report("no-status")
     assert job.status == "Failed" and "is missing" in job.message
     client.delete_job("no-status", keep_outputs=True)
-    assert client.list_jobs() == []
+    assert client.list_job_reports() == []

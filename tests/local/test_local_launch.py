@@ -124,7 +124,7 @@ def test_asking_for_gpus_on_this_machine_fails_before_anything_is_created(
     with pytest.raises(ValueError, match=r"resources_per_worker\['gpu'\]=1024"):
         client.train(**kwargs)
     assert not (home / "jobs" / "default" / "greedy").exists()
-    assert client.list_jobs() == []
+    assert client.list_job_reports() == []
 
 
 def test_a_job_that_can_never_fit_this_machine_is_refused_before_anything_is_created(
@@ -137,7 +137,7 @@ def test_a_job_that_can_never_fit_this_machine_is_refused_before_anything_is_cre
     assert "resources_per_worker['memory']='64Pi'" in str(refused.value)
     assert "resources_per_worker['cpu']=100000" in str(refused.value)
     assert not (home / "jobs" / "default" / "big").exists()
-    assert client.list_jobs() == []
+    assert client.list_job_reports() == []
 
 
 def test_failure_reason_prefers_the_component_error_line(tmp_path):

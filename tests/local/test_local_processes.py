@@ -57,7 +57,7 @@ class Agent:
             procs_per_worker=2,
             port=launch.free_port(),
             log_dir=self.folder,
-            module="rank_probe",
+            program=["-m", "rank_probe"],
         )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -102,6 +102,7 @@ def test_two_gpu_jobs_get_different_gpus(tmp_path, monkeypatch):
         (1, 1, {"cpu": "500m"}, 2, [], 1, 1),  # whole threads: 500m holds one core
         (1, 2, {"cpu": 1}, 2, [], 2, 1),  # at least one core per process
         (2, 1, {"cpu": 1}, 2, [], 2, 1),
+        (2, 2, {"cpu": 1}, 2, [], 2, 1),  # 4 processes on 2 cores: all of them (runs alone)
     ],
 )
 def test_what_a_job_reserves(workers, procs, resources, cores, gpus, cpus, threads):
@@ -222,10 +223,14 @@ def test_a_queued_job_starts_when_the_machine_frees_up_and_dies_with_its_supervi
     client.train(**bert_job("queued-b", tiny_model, sentiment_data, num_workers=1))
 
     # Both wait, visibly, each with its place (a's supervisor updates it as b arrives).
-    b = client.get_job("queued-b")
+    b = client.get_job_report("queued-b")
     assert (b.status, b.conditions[-1].reason) == ("Created", "Queued")
     assert "place 2 of 2" in b.message, b.message
-    wait_until(lambda: "place 1 of 2" in client.get_job(name).message, 30, "a's place")
+    wait_until(lambda: "place 1 of 2" in client.get_job_report(name).message, 30, "a's place")
+    # As a Kubeflow PyTorchJob: Created, the place in an annotation.
+    queued = client.get_job(name)
+    assert queued.metadata.annotations["kubetune.io/queue-position"] == "1"
+    assert queued.status.conditions[-1].reason == "Queued"
     assert cli.main(["list"]) == 0
     listed = capsys.readouterr().out
     assert "Queued 1/2" in listed and "Queued 2/2" in listed, listed
@@ -238,14 +243,14 @@ def test_a_queued_job_starts_when_the_machine_frees_up_and_dies_with_its_supervi
     assert not the_job_dir(home, "queued-b").path.exists()
     assert not processes.is_alive(b_supervisor.pid)
     assert [e.name for e in queue.entries()] == ["holder", name]
-    wait_until(lambda: "place 1 of 1" in client.get_job(name).message, 30, "a to move up")
+    wait_until(lambda: "place 1 of 1" in client.get_job_report(name).message, 30, "a to move up")
 
     # The machine frees up: the job starts (its client is long gone) and trains; the storage
     # initializer read the S3 data with the job's keys.
     queue.remove("holder")
 
     def training_or_ended():
-        job = client.get_job(name)
+        job = client.get_job_report(name)
         return job if (job.progress or {}).get("step", 0) > 0 or job.status == "Failed" else None
 
     job = wait_until(training_or_ended, JOB_TIMEOUT, "training to start")
@@ -276,7 +281,7 @@ def test_a_queued_job_starts_when_the_machine_frees_up_and_dies_with_its_supervi
     for path in job_path.rglob("*"):
         if path.is_file():
             assert not [s for s in secrets if s.encode() in path.read_bytes()], path
-    assert not [line for line in client.get_job_logs(name) if token in line.line]
+    assert not [line for line in client.stream_job_logs(name) if token in line.line]
 
     # kill -9 of the supervisor: its agent and the agent's trainer die with it, before anyone
     # looks at the job (no process goes on training, or writing a model, for a lost job).
@@ -290,10 +295,10 @@ def test_a_queued_job_starts_when_the_machine_frees_up_and_dies_with_its_supervi
 
     # It is reported Failed (not Running forever), and reading that writes nothing.
     written = the_job_dir(home, name).status_path.read_bytes()
-    job = client.get_job(name)
+    job = client.get_job_report(name)
     assert job.status == "Failed" and job.conditions[-1].reason == "SupervisorLost"
     assert str(supervisor.pid) in job.message
-    assert [j.status for j in client.list_jobs()] == ["Failed"]
+    assert [j.status for j in client.list_job_reports()] == ["Failed"]
     assert the_job_dir(home, name).status_path.read_bytes() == written
 
     # torchrun kept its files in the job folder, none in the temp folder.

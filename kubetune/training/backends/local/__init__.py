@@ -2,5 +2,10 @@
 
 `backend.py` (LocalBackend), `jobdir.py` (job directory layout and status file),
 `supervisor.py` (the process that runs a job), `launch.py` (command lines and resources),
-`processes.py` (finding and stopping a job's processes), `logs.py` (reading and following logs).
+`processes.py` (finding and stopping a job's processes), `logs.py` (reading and following logs),
+`pods.py` (a job seen as the Training Operator would show it: a PyTorchJob and its pods),
+`function_jobs.py` (the package step and the program of `create_job(train_func=...)` jobs),
+`jobqueue.py` (the local queue: which jobs may run now), `entry.py` (each training process's
+entry point: it dies with its torchrun agent and records how it ended), `outcomes.py` (whether
+a failed worker is worth a restart, from torchelastic's error files).
 """

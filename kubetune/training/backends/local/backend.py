@@ -14,11 +14,12 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from kubetune import workspace
 from kubetune.training import job as conditions
-from kubetune.training.backends.base import Backend
-from kubetune.training.backends.local import launch, logs, processes
+from kubetune.training.backends.base import ALL_PODS, Backend, PodSelector
+from kubetune.training.backends.local import launch, logs, pods, processes
 from kubetune.training.backends.local.jobdir import (
     JobDir,
     JobStatus,
@@ -29,7 +30,7 @@ from kubetune.training.backends.local.jobdir import (
     namespace_dir,
     now_iso,
 )
-from kubetune.training.job import Job, JobCondition, LogLine
+from kubetune.training.job import JobCondition, JobReport, LogLine
 from kubetune.training.spec import JobSpec
 
 # How long create_job waits for the supervisor to record itself.
@@ -77,12 +78,16 @@ class LocalBackend(Backend):
         uid = uuid.uuid4().hex
         staging = JobDir(namespace_dir(self.home, spec.namespace) / f".{spec.name}.creating-{uid}")
         output_dir = spec.trainer.get("training_arguments", {}).get("output_dir")
+        # A function job's outputs are what it writes in its working directory, the workspace.
+        outputs = (
+            job.workspace if spec.function else workspace.output_path(job.workspace, output_dir)
+        )
         status = JobStatus(
             uid=uid,
             name=spec.name,
             namespace=spec.namespace,
             num_workers=spec.num_workers,
-            output_dir=str(workspace.output_path(job.workspace, output_dir)),
+            output_dir=str(outputs),
             creation_time=now_iso(),
             launch=plan.to_dict(),
         )
@@ -144,12 +149,16 @@ class LocalBackend(Backend):
 
     # --- read (never writes) -----------------------------------------------------------------------
 
-    def get_job(self, name: str, namespace: str) -> Job:
+    def get_job(self, name: str, namespace: str) -> JobReport:
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
         return self._to_job(job, status)
 
-    def list_jobs(self, namespace: str) -> list[Job]:
+    def list_jobs(self, namespace: str) -> list[JobReport]:
+        return [self._to_job(job, status) for job, status in self._jobs(namespace)]
+
+    def _jobs(self, namespace: str) -> list[tuple[JobDir, JobStatus]]:
+        """Every job of the namespace with its (checked) status, oldest first."""
         folder = namespace_dir(self.home, namespace)
         jobs = []
         if folder.is_dir():
@@ -159,16 +168,100 @@ class LocalBackend(Backend):
                 job = JobDir(path)
                 status = self._read(job)
                 if status is not None:
-                    jobs.append(self._to_job(job, status))
-        return sorted(jobs, key=lambda j: (j.creation_time or "", j.name))
+                    jobs.append((job, status))
+        return sorted(jobs, key=lambda j: (j[1].creation_time or "", j[1].name))
 
-    def get_job_logs(self, name: str, namespace: str, follow: bool) -> Iterator[LogLine]:
+    def get_job_logs(
+        self, name: str, namespace: str, follow: bool, selector: PodSelector = ALL_PODS
+    ) -> Iterator[LogLine]:
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
-        files = [(source, job.log_path(source)) for source in job.sources(status.num_workers)]
+        files = [
+            (source, job.log_path(source))
+            for source in job.sources(status.num_workers)
+            if selector.matches(name, pods.pod_labels(name, pods.source_node_rank(source)))
+        ]
         if not follow:
             return logs.read_logs(files)
         return logs.follow_logs(files, done=lambda: self._ended(job))
+
+    # --- the Training Operator's view of local jobs (see pods.py) ---------------------------------
+
+    def _spec(self, job: JobDir) -> JobSpec:
+        try:
+            return JobSpec.from_json(job.spec_path.read_text())
+        except (OSError, ValueError, TypeError) as e:
+            raise RuntimeError(
+                f"job {job.path.parent.name}/{job.path.name}: its {job.spec_path.name} cannot be "
+                f"read ({type(e).__name__}: {e}); `kubetune -n {job.path.parent.name} delete "
+                f"{job.path.name}` removes the job"
+            ) from None
+
+    def _spec_if_readable(self, job: JobDir) -> JobSpec | None:
+        try:
+            return self._spec(job)
+        except RuntimeError:
+            return None
+
+    def _progress(self, job: JobDir) -> dict[str, Any] | None:
+        progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
+        return progress if isinstance(progress, dict) else None
+
+    def _object(self, job: JobDir, status: JobStatus) -> dict[str, Any]:
+        # A damaged job folder may have lost its spec too: the object then says only what is known.
+        spec = self._spec_if_readable(job)
+        return pods.job_object(spec, status, self._progress(job), status.queue_position)
+
+    def get_job_object(
+        self, name: str, namespace: str, timeout: float | None = None
+    ) -> dict[str, Any]:
+        job = job_dir(self.home, namespace, name)
+        return self._object(job, self._status(job, name, namespace))
+
+    def list_job_objects(
+        self, namespace: str, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        return [self._object(job, status) for job, status in self._jobs(namespace)]
+
+    def list_pods(
+        self,
+        name: str,
+        namespace: str,
+        selector: PodSelector = ALL_PODS,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        job = job_dir(self.home, namespace, name)
+        status = self._status(job, name, namespace)
+        return [
+            pod
+            for pod in pods.pods(self._spec(job), status)
+            if selector.matches(name, pod["metadata"]["labels"])
+        ]
+
+    def pod_of(self, job_name: str, source: str) -> str:
+        return pods.pod_of_source(job_name, source)
+
+    def job_events(
+        self, name: str, namespace: str, pod_names: list[str], timeout: float | None = None
+    ) -> dict[str, list[str]]:
+        job = job_dir(self.home, namespace, name)
+        return pods.events(self._spec(job), self._status(job, name, namespace))
+
+    def create_job_object(self, job: dict[str, Any], namespace: str) -> None:
+        raise ValueError(
+            "create_job(job=...): a job object names container images, which run only on "
+            "Kubernetes; use TrainingClient(backend='kubernetes') (or a kubeconfig), or describe "
+            "the job with create_job(name=..., train_func=...) to run it locally"
+        )
+
+    def update_job_object(
+        self, name: str, namespace: str, patch: dict[str, Any], timeout: float | None = None
+    ) -> None:
+        raise RuntimeError(
+            f"update_job: the local backend cannot change job {namespace}/{name} once created "
+            "(there is no operator here to act on a changed spec); delete it and create it "
+            "again, or use TrainingClient(backend='kubernetes')"
+        )
 
     def follow_job_logs(
         self, name: str, namespace: str, on_poll: Callable[[], None] | None = None
@@ -240,9 +333,9 @@ class LocalBackend(Backend):
         )
         return status
 
-    def _to_job(self, job: JobDir, status: JobStatus) -> Job:
+    def _to_job(self, job: JobDir, status: JobStatus) -> JobReport:
         progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
-        return Job(
+        return JobReport(
             name=status.name,
             namespace=status.namespace,
             backend=self.name,
@@ -257,13 +350,20 @@ class LocalBackend(Backend):
 
     # --- delete ----------------------------------------------------------------------------------
 
-    def delete_job(self, name: str, namespace: str, keep_outputs: bool = False) -> None:
+    def delete_job(
+        self,
+        name: str,
+        namespace: str,
+        keep_outputs: bool = False,
+        delete_options: dict[str, Any] | None = None,
+    ) -> None:
         """Stops every process of the job (queued, running or ended), then removes its directory.
 
         With `keep_outputs`, outputs inside the job directory move to
         `kept_outputs_path(name, namespace)` first (an absolute output_dir is never touched).
         A job whose status.json is damaged is deleted as well: its processes are those running
-        in its folder.
+        in its folder. `delete_options` (Kubernetes deletion options) has no meaning here and is
+        ignored.
         """
         job = job_dir(self.home, namespace, name)
         status = self._read(job)

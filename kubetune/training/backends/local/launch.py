@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 import psutil
 
 from kubetune.training.spec import SECRET_ENV_VARS, TRAINER_SECRET_ENV_VARS
+from kubetune.validation import parse_quantity
 
 LOCALHOST = "127.0.0.1"
 JOB_UID_ENV = "KUBETUNE_JOB_UID"
@@ -33,38 +33,6 @@ ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
 LOG_PREFIX_ENV = "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE"
 LOG_PREFIX = "[rank${rank}] "
 GPU_KEYS = ("gpu", "nvidia.com/gpu")
-
-_SUFFIXES = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "k": 1e3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-}
-_QUANTITY = re.compile(r"^([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)([A-Za-z]*)$")
-
-
-def parse_quantity(value: Any) -> float:
-    """A Kubernetes quantity (2, '500m', '10G', '4Gi') as a number; ValueError when it is not one."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a quantity")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match or (match.group(2) and match.group(2) not in _SUFFIXES):
-        raise ValueError(f"{value!r} is not a quantity (examples: 2, '500m', '10G', '4Gi')")
-    return float(match.group(1)) * _SUFFIXES.get(match.group(2), 1)
 
 
 def free_port(host: str = LOCALHOST) -> int:
@@ -152,11 +120,12 @@ def plan_launch(
     """Maps the job's resources onto this machine; one ValueError naming every request that can
     never fit (more CPUs, memory or GPUs than the machine has).
 
-    gpu: GPUs per worker (none when not requested, as on Kubernetes). cpu: cores per worker,
-    split over its processes as threads (at least one each; the cores of those threads are what
-    is reserved). Without cpu the job reserves its share of the machine: every core for a job
-    without GPUs, cores x (its GPUs / the machine's GPUs) for a GPU job. memory: reserved, never
-    more than the machine has (it is not limited locally).
+    gpu: GPUs per worker (none when not requested, as on Kubernetes). cpu: cores per worker (in
+    all, no more than the machine has), split over its processes as threads (at least one each;
+    the cores of those threads are what is reserved, up to every core: such a job runs alone).
+    Without cpu the job reserves its share of the machine: every core for a job without GPUs,
+    cores x (its GPUs / the machine's GPUs) for a GPU job. memory: reserved, never more than the
+    machine has (it is not limited locally).
     """
     gpus = visible_gpus() if gpus is None else gpus
     cores = usable_cores() if cores is None else cores
@@ -186,25 +155,25 @@ def plan_launch(
     if "cpu" in resources:
         worker_cpus = parse_quantity(resources["cpu"])
         threads = max(1, math.floor(worker_cpus / procs))
-        # A process runs at least one thread: a worker holds at least one core per process.
-        cpus = max(worker_cpus, threads * procs) * num_workers
-        if cpus > cores:
+        if worker_cpus * num_workers > cores:
             problems.append(
-                f"resources_per_worker['cpu']={resources['cpu']!r}: {num_workers} worker(s) x "
-                f"{procs} process(es) need {cpus:g} CPU core(s) (at least one per process), but "
-                f"this machine has {cores}"
+                f"resources_per_worker['cpu']={resources['cpu']!r}: {num_workers} worker(s) ask "
+                f"for {worker_cpus * num_workers:g} CPU core(s), but this machine has {cores}"
             )
+        # A process runs at least one thread, so a worker holds at least one core per process
+        # (up to the whole machine).
+        cpus = min(float(cores), max(worker_cpus, threads * procs) * num_workers)
     else:
         share = cores
         if gpus and per_worker_gpus:
             share = max(1, cores * per_worker_gpus * num_workers // len(gpus))
         threads = max(1, share // processes)
         cpus = float(min(cores, threads * processes))
-        if processes > cores:
-            warnings.append(
-                f"{num_workers} worker(s) x {procs} process(es) on {cores} CPU core(s): each process "
-                "gets one thread and they share the cores; the job runs alone"
-            )
+    if threads * processes > cores:
+        warnings.append(
+            f"{num_workers} worker(s) x {procs} process(es) on {cores} CPU core(s): each process "
+            f"runs {threads} thread(s) and they share the cores; the job runs alone"
+        )
 
     memory = 0.0
     if "memory" in resources:
@@ -253,15 +222,26 @@ def agent_command(
     procs_per_worker: int | str,
     port: int,
     log_dir: Path,
-    module: str = TRAINER_MODULE,
+    program: list[str] | None = None,
 ) -> list[str]:
     """The torchrun agent command line of worker `node_rank` (one simulated node).
 
-    Each process runs `module` through kubetune's rank entry point (`entry.py`: it dies with its
+    Each of its processes runs `program` (`-m MODULE ARGS...`; default: kubetune.trainer on the
+    job's spec and workspace) through kubetune's rank entry point (`entry.py`: it dies with its
     agent and records how it ended). torchrun keeps its files (error files, each rank's output)
     in `log_dir`, inside the job folder, and tees each rank's output into the worker log with the
     rank as line prefix.
     """
+    program = program or [
+        "-m",
+        TRAINER_MODULE,
+        "--spec",
+        str(spec_path),
+        "--workspace",
+        str(workspace),
+    ]
+    if program[0] != "-m":
+        raise ValueError(f"program={program!r}: must be ['-m', MODULE, ARGS...]")
     return [
         sys.executable,
         "-m",
@@ -279,11 +259,7 @@ def agent_command(
         "--tee=3",
         "-m",
         ENTRY_MODULE,
-        module,
-        "--spec",
-        str(spec_path),
-        "--workspace",
-        str(workspace),
+        *program[1:],
     ]
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from kubetune.training.job import LogLine
 
-# The one-line error the storage initializer and the trainer print last when they fail.
-ERROR_LINE = re.compile(r"kubetune\.(?:trainer|storage_initializer): error: .*")
+# The one-line error kubetune's steps (storage initializer, trainer, a function job's package
+# step) print last when they fail.
+ERROR_LINE = re.compile(r"kubetune\.[\w.]+: error: .*")
 _ERRORISH = re.compile(r"(Error|Exception|error:|Traceback|Killed|exitcode|Signal \d+)")
 
 

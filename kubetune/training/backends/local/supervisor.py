@@ -42,7 +42,15 @@ from typing import IO
 import psutil
 
 from kubetune.training import job as conditions
-from kubetune.training.backends.local import jobqueue, launch, logs, outcomes, processes
+from kubetune.training.backends.local import (
+    function_jobs,
+    jobqueue,
+    launch,
+    logs,
+    outcomes,
+    pods,
+    processes,
+)
 from kubetune.training.backends.local.jobdir import (
     INITIALIZER,
     JobDir,
@@ -235,6 +243,7 @@ class Supervisor:
     # --- the local queue -------------------------------------------------------------------------
 
     def show_queued(self, decision: jobqueue.Decision) -> None:
+        self.status.queue_position = decision.place
         self.status.set_condition(
             conditions.CREATED, jobqueue.QUEUED, jobqueue.queued_message(decision)
         )
@@ -256,6 +265,7 @@ class Supervisor:
             self.sleep(QUEUE_POLL_INTERVAL)
             decision = self.queue.poll(self.entry, self.machine)
         self.gpu_slices = self.plan.gpu_slices(decision.gpu_ids)
+        self.status.queue_position = None
         self.status.launch.update(gpu_ids=decision.gpu_ids, gpu_slices=self.gpu_slices)
         waited = time.time() - waited
         self.status.set_condition(
@@ -292,7 +302,9 @@ class Supervisor:
             self.secrets,
             threads=max(1, int(self.plan.cpus)),
         )
-        command = launch.initializer_command(self.job.spec_path, self.job.workspace)
+        command = function_jobs.init_command(
+            self.spec, self.job.spec_path, self.job.workspace
+        ) or launch.initializer_command(self.job.spec_path, self.job.workspace)
         proc = self.start(INITIALIZER, command, env)
         self.status.initializer = _record(proc)
         self.write()
@@ -303,7 +315,8 @@ class Supervisor:
             reason = logs.failure_reason(self.job.log_path(INITIALIZER))
             if self.disk_full():
                 reason += f"; {self.disk_full_note()}"
-            self.fail("InitializerFailed", f"storage initializer exited with code {code}: {reason}")
+            step = "package installation" if self.spec.function else "storage initializer"
+            self.fail("InitializerFailed", f"{step} exited with code {code}: {reason}")
             return False
         return True
 
@@ -353,10 +366,11 @@ class Supervisor:
             log_path = self.job.log_path(source)
             if attempt:
                 _append(log_path, f"[kubetune] restart {attempt}: starting {source} again\n")
+            pod_env = pods.operator_env(spec.num_workers, i, spec.num_procs_per_worker, port)
             folder = self.job.torchelastic_dir(attempt, source)
             folder.mkdir(parents=True, exist_ok=True)
             env = launch.worker_env(
-                dict(os.environ),
+                {**os.environ, **pod_env},
                 spec.env,
                 gpu_slice=self.gpu_slices[i],
                 threads=self.plan.threads,
@@ -371,6 +385,7 @@ class Supervisor:
                 procs_per_worker=spec.num_procs_per_worker,
                 port=port,
                 log_dir=folder,
+                program=function_jobs.worker_program(spec, self.job.spec_path, self.job.workspace),
             )
             agents[source] = self.start(source, command, env)
             self.status.workers[source] = _record(agents[source])

@@ -286,13 +286,12 @@ def main() -> int:
 
 LOAD_NOTE = """All ten jobs are submitted back to back (each `train()` returns once its supervisor has
 queued the job); the queue admits two at a time (one core each), the others wait `Queued` and
-start as cores free up, so the machine never runs more compute threads
-(OMP threads of the initializers and training processes) than it has cores. *Runnable threads*
-counts every thread of those processes that was running or ready to run at a sample (Python,
-gloo and tokenizer threads besides the compute threads), for information. One by one leaves a
-core idle (each job asks for one), which is why all at once is faster. The run shared the 2 cores
-with other work (other test suites; load average 5.7 before and 4.6 after, by `uptime`), so the
-seconds are inflated; the ratio within the run is the figure to read."""
+start as cores free up, so the machine never runs more compute threads (OMP threads of the
+initializers and training processes) than it has cores. *Runnable threads* counts every thread
+of those processes that was running or ready to run at a sample (Python, gloo and tokenizer
+threads besides the compute threads), for information. One by one leaves a core idle (each job
+asks for one), which is why all at once is faster. The load average before the run says how busy
+the machine was with other work (the one after includes the run itself)."""
 
 
 SCALING_NOTE = """Read the tables together. With the local backend's default threading, 1x1 gets

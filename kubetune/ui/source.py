@@ -545,16 +545,14 @@ class KubernetesSource(JobSource):
                 response = self.backend._read_log(pod, container, namespace, follow=False)
             except RuntimeError:
                 continue
+            # Each record is printed once per report; a logged entry repeats until the next log.
             records = []
-            seen: set[tuple[Any, Any]] = set()
+            seen: set[str] = set()
             for line in response.data.decode(errors="replace").splitlines():
-                record = workspace.last_progress_in_log(line)
-                logged = (record or {}).get("logged")
-                if (
-                    isinstance(logged, dict)
-                    and (logged.get("time"), logged.get("step")) not in seen
-                ):
-                    seen.add((logged.get("time"), logged.get("step")))
+                logged = (workspace.last_progress_in_log(line) or {}).get("logged")
+                key = json.dumps(logged, sort_keys=True)
+                if isinstance(logged, dict) and key not in seen:
+                    seen.add(key)
                     records.append(logged)
             if records:
                 return records
@@ -565,7 +563,10 @@ class KubernetesSource(JobSource):
 
     def logs(self, namespace: str, name: str, follow: bool) -> LogReader:
         self._object(namespace, name)
-        return _ThreadLogReader(self.backend.get_job_logs(name, namespace, follow=follow))
+        lines = self.backend.get_job_logs(name, namespace, follow=follow)
+        if follow:
+            return _ThreadLogReader(lines)
+        return _ListLogReader([(line.source, line.line) for line in lines])
 
     def output_file(self, namespace: str, name: str, filename: str) -> Path | None:
         return None  # outputs lie in the job's volume, which this machine cannot read
@@ -583,6 +584,24 @@ class _RereadHistoryReader(HistoryReader):
         new = records[self.seen :]
         self.seen = max(self.seen, len(records))
         return new
+
+
+class _ListLogReader(LogReader):
+    """Lines read already: all of them on the first read."""
+
+    def __init__(self, lines: LogLines) -> None:
+        self.lines = lines
+        self.sources = list(dict.fromkeys(source for source, _ in lines))
+
+    def read_new(self) -> LogLines:
+        lines, self.lines = self.lines, []
+        return lines
+
+    def ended(self) -> bool:
+        return not self.lines
+
+    def close(self) -> None:
+        self.lines = []
 
 
 class _ThreadLogReader(LogReader):

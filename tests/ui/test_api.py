@@ -397,3 +397,15 @@ def test_kubetune_ui_checks_its_arguments(capsys):
     assert "--port=70000" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["ui", "--backend", "docker"])
+
+
+def test_the_docs_show_every_screenshot_the_browser_tests_take():
+    repo = Path(__file__).resolve().parents[2]
+    taken = set(
+        re.findall(
+            r'screenshots / "([\w-]+\.png)"', (repo / "tests/ui/test_browser.py").read_text()
+        )
+    )
+    shown = set(re.findall(r"\]\(images/ui/([\w-]+\.png)\)", (repo / "docs/ui.md").read_text()))
+    assert taken and shown == taken
+    assert all((repo / "docs/images/ui" / name).is_file() for name in shown)

@@ -55,7 +55,11 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
 
 
 def job_text(job_yaml: Any) -> str:
-    return str(job_yaml(JOB, max_steps=STEPS, eval_strategy="steps", eval_steps=EVAL_STEPS))
+    return str(
+        job_yaml(
+            JOB, max_steps=STEPS, eval_strategy="steps", eval_steps=EVAL_STEPS, learning_rate=0.003
+        )
+    )
 
 
 @pytest.fixture
@@ -119,6 +123,15 @@ def wait_true(page: Any, expression: str, timeout: float = JOB_TIMEOUT) -> None:
         time.sleep(0.1)
 
 
+def screenshot(page: Any, path: Path, whole: bool = False) -> None:
+    """The page down to the end of its content (`whole`), or as far as the window shows."""
+    bottom = page.evaluate("document.querySelector('main').getBoundingClientRect().bottom")
+    height = bottom if whole else min(bottom, page.viewport_size["height"])
+    page.screenshot(
+        path=path, full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height}
+    )
+
+
 def number(page: Any, selector: str, attribute: str) -> int:
     value = page.get_attribute(selector, attribute)
     return int(value) if value else 0
@@ -157,7 +170,7 @@ def test_bad_yaml_shows_the_clis_error_text(
     page.wait_for_selector("#create-error:not([hidden])")
     shown = page.inner_text("#create-error").strip()
     assert shown == cli_error.replace("bad-job.yaml: ", "pasted job YAML: ", 1)
-    page.screenshot(path=screenshots / "new-job.png")
+    screenshot(page, screenshots / "new-job.png")
 
     # Uploaded: the file's name prefixes the problems, as the path does on the command line.
     page.set_input_files("#job-file", str(bad))
@@ -254,7 +267,7 @@ def test_running_jobs_progress_bar_and_loss_curve_advance(ui, watched, job, scre
     assert page.eval_on_selector("#job-progress .fill", "e => parseFloat(e.style.width)") > width
     assert number(page, "#lr-chart", "data-points") > 0
     if "running" in page.inner_text("#job-state"):
-        page.screenshot(path=screenshots / "job-running.png", full_page=True)
+        screenshot(page, screenshots / "job-running.png")
 
 
 def test_logs_stream(ui, watched, job):
@@ -277,7 +290,7 @@ def test_finished_job_shows_outputs_metrics_and_evaluation(ui, watched, job, scr
     page = watched.page
     page.goto("/")
     page.wait_for_selector(f'tr[data-job="default/{job}"][data-state="succeeded"]')
-    page.screenshot(path=screenshots / "jobs.png")
+    screenshot(page, screenshots / "jobs.png")
 
     page.goto(f"/#/jobs/default/{job}")
     page.wait_for_selector("#metrics-table")
@@ -291,7 +304,7 @@ def test_finished_job_shows_outputs_metrics_and_evaluation(ui, watched, job, scr
         assert "written" in page.inner_text(f'tr[data-output="{output}"]'), output
     wait_true(page, "document.querySelector('img.curve')?.naturalWidth > 0")
     assert "Succeeded" in page.inner_text("#conditions")
-    page.screenshot(path=screenshots / "job-finished.png", full_page=True)
+    screenshot(page, screenshots / "job-finished.png", whole=True)
 
 
 def test_delete_asks_then_removes_the_job(ui, watched, job, screenshots):
@@ -324,4 +337,4 @@ def test_experiments_page_says_none_yet(ui, watched, screenshots):
     page.goto("/#/experiments")
     page.wait_for_selector("#experiments .empty")
     assert "No experiments yet" in page.inner_text("#experiments")
-    page.screenshot(path=screenshots / "experiments.png")
+    screenshot(page, screenshots / "experiments.png")

@@ -54,34 +54,44 @@
     return data;
   }
 
+  // The corner badge: "live" while the view's update streams are open, "reconnecting" while
+  // one is down (the browser retries by itself), hidden on views without streams.
   const live = document.getElementById("live");
+  let streams = 0;
   let openStreams = 0;
   function showLive() {
-    live.textContent = openStreams > 0 ? "live" : "offline";
-    live.classList.toggle("on", openStreams > 0);
+    live.hidden = streams === 0;
+    live.textContent = openStreams === streams ? "live" : "reconnecting…";
+    live.classList.toggle("on", openStreams === streams);
   }
 
   // An event stream for the current view; closed when the view changes.
   function stream(path, handlers) {
     const source = new EventSource(path);
     let open = false;
+    let closed = false;
     const setOpen = (value) => {
       if (value !== open) {
         open = value;
         openStreams += value ? 1 : -1;
-        showLive();
       }
+      showLive();
     };
+    streams += 1;
     source.onopen = () => setOpen(true);
     source.onerror = () => setOpen(false);
     for (const [event, handle] of Object.entries(handlers)) {
       source.addEventListener(event, (e) => handle(JSON.parse(e.data)));
     }
     const close = () => {
+      if (closed) return;
+      closed = true;
       source.close();
+      streams -= 1;
       setOpen(false);
     };
     leaving.push(close);
+    showLive();
     return close;
   }
 
@@ -271,7 +281,10 @@
       width: Math.max(300, container.clientWidth || 600),
       height: 240,
       scales: { x: { time: false } },
-      axes: [{ label: "step" }, { size: 64, values: (u, splits) => splits.map(number) }],
+      axes: [
+        { label: "step", incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2.5e3, 5e3, 1e4, 2e4, 2.5e4, 5e4, 1e5, 2e5, 5e5, 1e6] },
+        { size: 64, values: (u, splits) => splits.map(number) },
+      ],
       series: [
         { label: "step" },
         ...series.map((s, i) => ({
@@ -348,7 +361,9 @@
         fill(evalBox, h("p", { class: "muted" }, "No evaluation logged yet."));
         return;
       }
-      const keys = [...new Set(evals.flatMap((r) => Object.keys(r).filter((k) => k.startsWith("eval_"))))];
+      // The metrics, not how long evaluating took.
+      const metric = (k) => k.startsWith("eval_") && !/_runtime$|_per_second$/.test(k);
+      const keys = [...new Set(evals.flatMap((r) => Object.keys(r).filter(metric)))];
       fill(evalBox,
         ...[h("table", { class: "kv", id: "eval-table" },
           h("thead", {}, h("tr", {}, h("th", {}, "step"), keys.map((k) => h("th", {}, k.slice(5))))),

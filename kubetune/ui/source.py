@@ -26,6 +26,7 @@ from kubetune.ui import views
 if TYPE_CHECKING:
     from kubetune.training.backends.kubernetes.backend import KubernetesBackend
     from kubetune.training.backends.local.backend import LocalBackend
+    from kubetune.training.backends.local.jobdir import JobDir
 
 BACKENDS = ("local", "kubernetes")
 # Bytes of each log file shown when a log view opens (the rest streams from there).
@@ -235,7 +236,7 @@ class LocalSource(JobSource):
 
         return Path(self.backend.home) / JOBS_DIR
 
-    def _dir(self, namespace: str, name: str) -> Any:
+    def _dir(self, namespace: str, name: str) -> JobDir:
         from kubetune.training.backends.local.jobdir import JobDir
 
         job = JobDir(self.backend.job_dir(name, namespace))
@@ -244,7 +245,7 @@ class LocalSource(JobSource):
         return job
 
     def _workspace(self, namespace: str, name: str) -> Path:
-        return Path(self._dir(namespace, name).workspace)
+        return self._dir(namespace, name).workspace
 
     def namespaces(self) -> list[str]:
         root = self._jobs_root()
@@ -354,7 +355,7 @@ class _LocalLogReader(LogReader):
         owner: LocalSource,
         namespace: str,
         name: str,
-        folder: Any,
+        folder: JobDir,
         sources: list[str],
         follow: bool,
     ) -> None:

@@ -24,8 +24,9 @@ from kubetune.ui.source import LocalSource
 
 JOB = "ui-job"
 FAILED = "ui-failed"  # written directly: a job folder as a failed job leaves it
-STEPS = 400  # of the real job: 6 to 12 s of training here, logged at every step
+STEPS = 300  # of the real job: 5 to 10 s of training here, logged at every step
 EVAL_STEPS = 100
+LOG_LINES = "document.querySelector('#logs').textContent.split('\\n').length"
 JOB_TIMEOUT = 240.0  # seconds a tiny job may take to start or finish on a busy 2-core machine
 BAD_YAML = """\
 name: Bad_Name
@@ -246,22 +247,26 @@ def test_job_list_loads_with_no_console_error(ui, watched, job):
     assert page.inner_text("#live") == "live"
 
 
-def test_running_jobs_progress_bar_and_loss_curve_advance(ui, watched, job, screenshots):
+def test_running_jobs_progress_bar_loss_curve_and_logs_advance(ui, watched, job, screenshots):
+    """Watched on one page while the job trains: the bar, the curve and the log all move on."""
     page = watched.page
     page.goto(f"/#/jobs/default/{job}")
     wait_true(
         page,
         "+document.querySelector('#job-progress')?.dataset.step > 0"
-        " && +document.querySelector('#loss-chart')?.dataset.points > 0",
+        " && +document.querySelector('#loss-chart')?.dataset.points > 0"
+        " && document.querySelector('#logs').textContent.includes(\"'loss'\")",
     )
     step = number(page, "#job-progress", "data-step")
     points = number(page, "#loss-chart", "data-points")
+    lines = page.evaluate(LOG_LINES)
     assert step < STEPS, "the job ended before the test could watch it run"
     width = page.eval_on_selector("#job-progress .fill", "e => parseFloat(e.style.width)")
     wait_true(
         page,
-        f"+document.querySelector('#job-progress')?.dataset.step > {step}"
-        f" && +document.querySelector('#loss-chart')?.dataset.points > {points}",
+        f"+document.querySelector('#job-progress').dataset.step > {step}"
+        f" && +document.querySelector('#loss-chart').dataset.points > {points}"
+        f" && {LOG_LINES} > {lines + 2}",
         timeout=30,
     )
     assert page.eval_on_selector("#job-progress .fill", "e => parseFloat(e.style.width)") > width
@@ -269,20 +274,9 @@ def test_running_jobs_progress_bar_and_loss_curve_advance(ui, watched, job, scre
     if "running" in page.inner_text("#job-state"):
         screenshot(page, screenshots / "job-running.png")
 
-
-def test_logs_stream(ui, watched, job):
-    page = watched.page
-    page.goto(f"/#/jobs/default/{job}")
-    wait_true(page, "document.querySelector('#logs')?.textContent.includes(\"'loss'\")")
-    count = page.eval_on_selector("#logs", "e => e.textContent.split('\\n').length")
-    wait_true(
-        page,
-        f"document.querySelector('#logs').textContent.split('\\n').length > {count + 2}",
-        timeout=30,
-    )
     page.select_option("#log-source", "initializer")
-    lines = [line for line in page.inner_text("#logs").splitlines() if line]
-    assert lines and all(line.startswith("[initializer] ") for line in lines)
+    shown = [line for line in page.inner_text("#logs").splitlines() if line]
+    assert shown and all(line.startswith("[initializer] ") for line in shown)
 
 
 def test_finished_job_shows_outputs_metrics_and_evaluation(ui, watched, job, screenshots):

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorchJob (Training Operator V1, default) or TrainJob (Kubeflow Trainer V2)",
     )
     render.set_defaults(run=cmd_render)
-    add_ui_command(commands)
+    add_ui_command(command)
     return parser
 
 
@@ -266,8 +266,8 @@ def _yaml_documents(objects: list[dict[str, Any]]) -> str:
 UI_TOKEN_ENV = "KUBETUNE_UI_TOKEN"
 
 
-def add_ui_command(commands: Any) -> None:
-    ui = commands.add_parser(
+def add_ui_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    ui = command(
         "ui", help="serve the job dashboard (live progress, loss curves, logs) in the browser"
     )
     ui.add_argument(

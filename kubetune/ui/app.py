@@ -46,8 +46,8 @@ from kubetune.ui import views
 from kubetune.ui.security import Access, AccessMiddleware
 
 STATIC = Path(str(files("kubetune.ui") / "static"))
-# Largest job YAML accepted from the page.
-MAX_YAML_BYTES = 256 * 1024
+# Largest request body accepted for a new job (the job file loader allows 1 MiB of YAML).
+MAX_BODY_BYTES = 4 * 2**20
 # Lines sent in one `lines` event at most (a long log arrives in several).
 MAX_LINES_PER_EVENT = 2000
 # Seconds between keep-alive comments on an idle event stream.
@@ -118,8 +118,8 @@ def create_app(
 
     async def create_job(request: Request) -> Response:
         body = await request.body()
-        if len(body) > MAX_YAML_BYTES:
-            raise HTTPException(413, f"the job YAML is larger than {MAX_YAML_BYTES} bytes")
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"the request is larger than {MAX_BODY_BYTES} bytes")
         try:
             data = json.loads(body)
             text, filename = data["yaml"], data.get("filename") or "pasted job YAML"

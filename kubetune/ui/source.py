@@ -58,18 +58,18 @@ def namespace_problem(value: str) -> str | None:
 
 
 def parse_job_yaml(text: str, source: str, base_dir: Path) -> dict[str, Any]:
-    """`train()` keyword arguments from job YAML text; raises the CLI's JobFileError (a
-    ValueError) with every problem, each prefixed by `source` as the CLI prefixes the path."""
-    import io
+    """`train()` keyword arguments from job YAML text, read and checked by the CLI's job file
+    loader; raises its JobFileError (a ValueError) with every problem, `source` standing where
+    the CLI names the file. Relative paths in it are relative to `base_dir`."""
+    import tempfile
 
-    import yaml
-
-    stream = io.StringIO(text)
-    stream.name = source  # YAML syntax errors name it, as they name the CLI's file
-    try:
-        data = yaml.safe_load(stream)
-    except yaml.YAMLError as e:
-        raise jobfile.JobFileError(f"{source}: not valid YAML: {e}") from None
+    with tempfile.TemporaryDirectory(prefix="kubetune-ui-") as folder:
+        path = Path(folder) / "job.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            data = jobfile.read_yaml(path)
+        except jobfile.JobFileError as e:
+            raise jobfile.JobFileError(str(e).replace(str(path), source)) from None
     return jobfile.job_kwargs(data, base_dir=base_dir, source=source)
 
 

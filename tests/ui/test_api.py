@@ -188,24 +188,47 @@ def test_delete_needs_the_csrf_header_and_a_same_origin(client, access, home):
     assert client.delete("/api/jobs/default/doomed", headers=csrf(access)).status_code == 404
 
 
-def test_create_reports_problems_as_the_cli_does(client, access, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("name: [unclosed\n", "not valid YAML"),
+        ("name: a\nname: b\n", "duplicate key 'name'"),
+        (
+            "a: &x [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + "".join(
+                f"{c}: &{c}{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+                for p, c in [("x", "b"), ("bb", "c"), ("cc", "d"), ("dd", "e"), ("ee", "f")]
+            ),
+            "expand",
+        ),
+    ],
+    ids=["syntax", "duplicate-key", "alias-bomb"],
+)
+def test_create_reports_problems_as_the_cli_does(
+    client, access, tmp_path, monkeypatch, capsys, text, problem
+):
     from kubetune import cli
 
-    text = "name: [unclosed\n"
     (tmp_path / "job.yaml").write_text(text)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", "job.yaml"]) == 1
-    cli_error = capsys.readouterr().err.strip().removeprefix("kubetune: error: ")
+    cli_error = capsys.readouterr().err.split("kubetune: error: ", 1)[1].strip()
     answer = client.post(
         "/api/jobs", json={"yaml": text, "filename": "job.yaml"}, headers=csrf(access)
     )
     assert answer.status_code == 400 and answer.json()["error"] == cli_error
-    assert "not valid YAML" in cli_error
+    assert problem in cli_error and cli_error.startswith("job.yaml")
+
+
+def test_create_needs_csrf_json_and_a_sane_size(client, access):
+    text = "name: x\n"
 
     assert client.post("/api/jobs", json={"yaml": text}).status_code == 403  # no CSRF header
     answer = client.post("/api/jobs", content=b"{}", headers=csrf(access))
     assert answer.status_code == 400 and '"yaml"' in answer.json()["error"]
-    huge = {"yaml": "#" * 300_000}
+    answer = client.post("/api/jobs", json={"yaml": "#" * (2**20 + 1)}, headers=csrf(access))
+    assert answer.status_code == 400 and "more than 1 MiB" in answer.json()["error"]
+    huge = {"yaml": "#" * (5 * 2**20)}
     assert client.post("/api/jobs", json=huge, headers=csrf(access)).status_code == 413
 
 

@@ -161,7 +161,7 @@ def test_bad_yaml_shows_the_clis_error_text(
     bad.write_text(BAD_YAML)
     monkeypatch.chdir(tmp_path)
     assert cli.main(["train", "bad-job.yaml"]) == 1
-    cli_error = capsys.readouterr().err.removeprefix("kubetune: error: ").strip()
+    cli_error = capsys.readouterr().err.split("kubetune: error: ", 1)[1].strip()
     assert "bad-job.yaml: " in cli_error and "evaluation_strategy" in cli_error
 
     page = watched.page

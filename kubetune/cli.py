@@ -280,7 +280,7 @@ def add_ui_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     ui.add_argument(
         "--backend",
         choices=("local", "kubernetes"),
-        help="whose jobs to show (default: $KUBETUNE_BACKEND, else local)",
+        help="whose jobs to show (default: $KUBETUNE_BACKEND, else kubernetes inside a pod, else local)",
     )
     ui.add_argument("--open", action="store_true", help="open the dashboard in the web browser")
     ui.set_defaults(run=cmd_ui)
@@ -296,10 +296,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
         raise RuntimeError(
             f"kubetune ui needs the ui extra: pip install 'kubetune[ui]' (missing: {e.name})"
         ) from None
-    backend = args.backend or os.environ.get("KUBETUNE_BACKEND") or "local"
-    options = {"namespace": args.namespace} if backend == "kubernetes" and args.namespace else {}
+    source = make_source(args.backend, namespace=args.namespace)
     serve(
-        make_source(backend, **options),
+        source,
         host=args.host,
         port=args.port,
         token=os.environ.get(UI_TOKEN_ENV) or None,

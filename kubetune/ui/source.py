@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from kubetune import jobfile, validation, workspace
 from kubetune.trainer import outputs as trainer_outputs
 from kubetune.training.backends.base import Backend
-from kubetune.training.job import Job
+from kubetune.training.job import JobReport
 from kubetune.training.spec import build_job_spec
 from kubetune.ui import views
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from kubetune.training.backends.local.backend import LocalBackend
     from kubetune.training.backends.local.jobdir import JobDir
 
-BACKENDS = ("local", "kubernetes")
 # Bytes of each log file shown when a log view opens (the rest streams from there).
 LOG_TAIL_BYTES = 256 * 1024
 # Outputs a job may have, as (file or folder name in the output directory, what it is).
@@ -73,7 +72,7 @@ def parse_job_yaml(text: str, source: str, base_dir: Path) -> dict[str, Any]:
     return jobfile.job_kwargs(data, base_dir=base_dir, source=source)
 
 
-def summary(job: Job, workers: int | None, procs: int | str | None) -> dict[str, Any]:
+def summary(job: JobReport, workers: int | None, procs: int | str | None) -> dict[str, Any]:
     """The row of the job list: state with reason, size, progress, restarts, times."""
     conditions = [c.to_dict() for c in job.conditions]
     state, reason, message = views.state_of(conditions)
@@ -190,16 +189,22 @@ class JobSource(ABC):
         return spec.namespace, spec.name
 
 
-def make_source(backend: str = "local", **options: Any) -> JobSource:
-    """The JobSource of `backend` ('local' or 'kubernetes'); `options` go to the backend
-    (`home` for local; `namespace`, `config_file`, `context`, `client_configuration`, `api`)."""
-    if backend == "local":
-        return LocalSource(**options)
-    if backend == "kubernetes":
-        from kubetune.training.backends.kubernetes.backend import KubernetesBackend
+def make_source(
+    backend: str | None = None, namespace: str | None = None, **options: Any
+) -> JobSource:
+    """The JobSource of `backend` ('local' or 'kubernetes'; None: chosen as TrainingClient
+    chooses it). `namespace` is where the Kubernetes source lists jobs when it may not list every
+    namespace (the local source shows every namespace); `options` go to the backend (`home` for
+    local; `config_file`, `context`, `client_configuration`, `api` for Kubernetes)."""
+    from kubetune.training.api.training_client import choose_backend
 
-        return KubernetesSource(KubernetesBackend(**options))
-    raise ValueError(f"backend={backend!r}: allowed: {', '.join(BACKENDS)}")
+    keys = ("config_file", "context", "client_configuration")
+    chosen = choose_backend(backend, **{k: options.get(k) for k in keys})
+    if chosen == "local":
+        return LocalSource(**options)
+    from kubetune.training.backends.kubernetes.backend import KubernetesBackend
+
+    return KubernetesSource(KubernetesBackend(namespace=namespace, **options))
 
 
 def _output_entries(output_dir: str | None, local: bool) -> list[dict[str, Any]]:
@@ -263,7 +268,7 @@ class LocalSource(JobSource):
             return None
         return data if isinstance(data, dict) else None
 
-    def _size(self, job: Job) -> tuple[int | None, int | str | None]:
+    def _size(self, job: JobReport) -> tuple[int | None, int | str | None]:
         key = (job.namespace, job.name, job.creation_time)
         if key not in self._sizes:
             spec = self._spec(job.namespace, job.name) or {}
@@ -452,7 +457,7 @@ class KubernetesSource(JobSource):
         procs = spec.get("nprocPerNode")
         return workers, int(procs) if isinstance(procs, str) and procs.isdigit() else procs
 
-    def _job(self, obj: dict[str, Any]) -> Job:
+    def _job(self, obj: dict[str, Any]) -> JobReport:
         from kubetune.training.backends.kubernetes.status import job_from_object
 
         job = job_from_object(obj)

@@ -12,6 +12,7 @@ import dataclasses
 import enum
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,9 @@ class JobSpec:
     annotations: dict[str, str] = field(default_factory=dict)
     queue_name: str | None = None
     max_restarts: int = 3
+    # The job's identity, generated once by build_job_spec: its checkpoints carry it, so a run
+    # resumes only from its own. None in specs written before it existed.
+    uid: str | None = None
     spec_version: int = SPEC_VERSION
     kubetune_version: str = __version__
 
@@ -314,6 +318,7 @@ def build_job_spec(
         annotations=dict(annotations or {}),
         queue_name=queue_name,
         max_restarts=max_restarts,
+        uid=uuid.uuid4().hex,
     )
     return spec, secrets
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from kubetune import workspace
+from kubetune.trainer import checkpoints
 from kubetune.training import job as conditions
 from kubetune.training.backends.base import Backend
 from kubetune.training.backends.local import launch, logs, processes
@@ -66,6 +67,7 @@ class LocalBackend(Backend):
         job = job_dir(self.home, spec.namespace, spec.name)
         if job.path.exists():
             raise _already_exists(spec)
+        checkpoints.check_before_creation(spec, job.workspace)
         for message in plan.warnings:
             warnings.warn(message, LocalResourceWarning, stacklevel=3)
 

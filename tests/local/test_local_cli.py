@@ -52,8 +52,11 @@ def test_train_follow_the_example_then_list_status_logs_delete(home, tmp_path, m
     assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
     out, err = trained.stdout, trained.stderr
     assert "job default/tiny-sentiment created" in out
-    for source in ("[initializer]", "[worker-0]", "[worker-1]"):
+    # worker-1 (rank 1) may print nothing: reports, warnings and evaluations print on the main
+    # process only, and it may find the preprocessed data already cached by worker-0.
+    for source in ("[initializer]", "[worker-0]"):
         assert source in out
+    assert "all 2 worker(s) completed" in out
     assert "job default/tiny-sentiment Succeeded" in out
     output_dir = Path(out.split("outputs: ")[-1].strip().splitlines()[0])
     assert (output_dir / "model" / "adapter_config.json").is_file()  # the LoRA adapter
@@ -76,7 +79,7 @@ def test_train_follow_the_example_then_list_status_logs_delete(home, tmp_path, m
     assert "Succeeded" in kubetune("status", "tiny-sentiment").stdout
 
     logs = kubetune("logs", "tiny-sentiment")
-    assert logs.returncode == 0 and "[worker-1]" in logs.stdout
+    assert logs.returncode == 0 and "[worker-0]" in logs.stdout
     followed = kubetune("logs", "-f", "tiny-sentiment")  # ends: the job has ended
     assert followed.returncode == 0 and followed.stdout.count("\n") == logs.stdout.count("\n")
 

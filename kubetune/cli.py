@@ -7,22 +7,28 @@
     kubetune delete NAME [--keep-outputs]    stop a job and remove it
     kubetune render JOB.yaml [--api ...]     the Kubernetes objects a job file becomes (no cluster)
 
-`--namespace` applies to every command. Jobs run locally unless KUBETUNE_BACKEND=kubernetes.
+`-n/--namespace` applies to every command, before or after its name. Jobs run locally unless
+KUBETUNE_BACKEND=kubernetes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 from kubetune import __version__
 
 EXIT_FAILED = 1
+EXIT_BROKEN_PIPE = 141  # as for a process ended by SIGPIPE: the reader (e.g. `head`) left
 EXIT_INTERRUPTED = 130
+# Without a terminal (a pipe, a CI log) progress prints as plain lines, at most this often.
+PLAIN_PROGRESS_INTERVAL = 15.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)
+        sys.stdout.flush()  # a reader that left shows here, not at interpreter exit
         return code
+    except BrokenPipeError:
+        _silence_output()
+        return EXIT_BROKEN_PIPE
     except (ValueError, RuntimeError, TimeoutError, FileNotFoundError) as e:
         print(f"kubetune: error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -39,48 +49,63 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _silence_output() -> None:
+    """Points stdout and stderr at /dev/null, so that nothing more is written into a closed pipe
+    (Python would report the failed final flush with a traceback)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # not a real file
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubetune",
         description="Fine-tune Hugging Face models on distributed PyTorch workers, locally or on Kubernetes.",
     )
     parser.add_argument("--version", action="version", version=f"kubetune {__version__}")
-    parser.add_argument(
-        "-n", "--namespace", help="the job namespace (default: 'default', or the job file's)"
-    )
+    namespace_help = "the job namespace (default: 'default', or the job file's)"
+    parser.add_argument("-n", "--namespace", help=namespace_help)
+    # Every command also takes -n after its name; SUPPRESS keeps the one given before it.
+    with_namespace = argparse.ArgumentParser(add_help=False)
+    with_namespace.add_argument("-n", "--namespace", default=argparse.SUPPRESS, help=namespace_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="create a job from a job YAML file")
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[with_namespace], **kwargs)
+
+    train = command("train", help="create a job from a job YAML file")
     train.add_argument("job_file", metavar="JOB.yaml")
     train.add_argument(
         "-f", "--follow", action="store_true", help="stream logs and progress until the job ends"
     )
     train.set_defaults(run=cmd_train)
 
-    listing = commands.add_parser("list", help="list the jobs of the namespace")
+    listing = command("list", help="list the jobs of the namespace")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(run=cmd_list)
 
-    status = commands.add_parser("status", help="show one job's conditions, progress and outputs")
+    status = command("status", help="show one job's conditions, progress and outputs")
     status.add_argument("name")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(run=cmd_status)
 
-    logs = commands.add_parser("logs", help="print a job's logs (initializer and every worker)")
+    logs = command("logs", help="print a job's logs (initializer and every worker)")
     logs.add_argument("name")
     logs.add_argument(
         "-f", "--follow", action="store_true", help="keep printing until the job ends"
     )
     logs.set_defaults(run=cmd_logs)
 
-    delete = commands.add_parser("delete", help="stop a job and remove its files")
+    delete = command("delete", help="stop a job and remove its files")
     delete.add_argument("name")
     delete.add_argument(
         "--keep-outputs", action="store_true", help="keep the trained model, metrics and plots"
     )
     delete.set_defaults(run=cmd_delete)
 
-    render = commands.add_parser(
+    render = command(
         "render", help="print the Kubernetes objects of a job file as YAML (contacts no cluster)"
     )
     render.add_argument("job_file", metavar="JOB.yaml")
@@ -103,10 +128,23 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
 # --- commands ------------------------------------------------------------------------------------
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _load(job_file: str) -> dict[str, Any]:
+    """The job file's train() arguments. Checking its values imports transformers and peft,
+    which takes seconds: a line on stderr says so first."""
     from kubetune.jobfile import load_job_file
 
-    kwargs = load_job_file(args.job_file)
+    def say() -> None:
+        print(
+            f"kubetune: checking {job_file} (loading transformers and peft) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return load_job_file(job_file, on_read=say)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    kwargs = _load(args.job_file)
     if args.namespace:
         kwargs["namespace"] = args.namespace
     client = _client(args)
@@ -187,15 +225,28 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from kubetune.jobfile import load_job_file
-
-    kwargs = load_job_file(args.job_file)
+    kwargs = _load(args.job_file)
     if args.namespace:
         kwargs["namespace"] = args.namespace
     client = _client(args, backend="kubernetes", api=args.api)
     objects = client.train(**kwargs, dry_run=True)
+    for warning in _unreachable_paths(objects):
+        print(f"kubetune: warning: {warning}", file=sys.stderr)
     sys.stdout.write(_yaml_documents(objects))
     return 0
+
+
+def _unreachable_paths(objects: list[dict[str, Any]]) -> list[str]:
+    """What in the rendered job names this machine's files (read back from its spec ConfigMap)."""
+    from kubetune.training.backends.kubernetes import manifests
+    from kubetune.training.spec import JobSpec
+
+    for obj in objects:
+        if obj.get("kind") == "ConfigMap" and manifests.SPEC_KEY in obj.get("data", {}):
+            return manifests.paths_pods_cannot_read(
+                JobSpec.from_json(obj["data"][manifests.SPEC_KEY])
+            )
+    return []
 
 
 def _yaml_documents(objects: list[dict[str, Any]]) -> str:
@@ -212,7 +263,8 @@ def _yaml_documents(objects: list[dict[str, Any]]) -> str:
 
 
 def follow(client: Any, name: str, namespace: str) -> int:
-    """Prints the job's logs and a live progress bar until it ends; 0 when it succeeded."""
+    """Prints the job's logs and its progress (a live bar on a terminal, plain lines otherwise)
+    until it ends; 0 when it succeeded."""
     bar = ProgressBar(name)
 
     def refresh() -> None:
@@ -260,12 +312,30 @@ def _refreshing(lines: Iterator[Any], refresh: Any) -> Iterator[Any]:
 
 
 class ProgressBar:
-    """A tqdm bar of the job's training steps with loss and ETA; log lines print above it."""
+    """The job's training steps with loss and ETA, on `stream` (stderr by default).
 
-    def __init__(self, name: str) -> None:
+    When stdout and `stream` are terminals: a tqdm bar, log lines printing above it.
+    Otherwise (a pipe, a CI log):
+    plain lines such as `NAME: step 40/100, loss=0.41, eta=1:10`, at most one every
+    `interval` seconds, and the last state when closing.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        stream: IO[str] | None = None,
+        interval: float = PLAIN_PROGRESS_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = _is_terminal(self.stream) and _is_terminal(sys.stdout)
+        self.interval = interval
+        self.clock = clock
         self.bar: Any = None
         self.shown: tuple[Any, ...] = ()
+        self.pending: str | None = None  # a plain line not printed yet
+        self.printed_at: float | None = None
 
     def update(self, job: Any) -> None:
         progress = job.progress or {}
@@ -277,6 +347,15 @@ class ProgressBar:
         if shown == self.shown:
             return
         self.shown = shown
+        postfix = {"loss": _number(progress.get("loss"))}
+        eta = progress.get("eta_seconds")
+        if isinstance(eta, int | float):
+            postfix["eta"] = _duration(eta)
+        if job.restarts:
+            postfix["restarts"] = str(job.restarts)
+        if not self.live:
+            self._plain(step, total, postfix)
+            return
         if self.bar is None:
             from tqdm import tqdm
 
@@ -284,20 +363,28 @@ class ProgressBar:
                 total=total,
                 desc=self.name,
                 unit="step",
-                file=sys.stderr,
+                file=self.stream,
                 dynamic_ncols=True,
                 mininterval=0.5,
             )
         self.bar.total = total
         self.bar.n = min(step, total)
-        postfix = {"loss": _number(progress.get("loss"))}
-        eta = progress.get("eta_seconds")
-        if isinstance(eta, int | float):
-            postfix["eta"] = _duration(eta)
-        if job.restarts:
-            postfix["restarts"] = str(job.restarts)
         self.bar.set_postfix(postfix, refresh=False)
         self.bar.refresh()
+
+    def _plain(self, step: int, total: int, postfix: dict[str, str]) -> None:
+        self.pending = f"{self.name}: step {step}/{total}, " + ", ".join(
+            f"{key}={value}" for key, value in postfix.items()
+        )
+        now = self.clock()
+        if self.printed_at is None or now - self.printed_at >= self.interval or step >= total:
+            self._print_pending()
+            self.printed_at = now
+
+    def _print_pending(self) -> None:
+        if self.pending is not None:
+            print(self.pending, file=self.stream, flush=True)
+            self.pending = None
 
     def write(self, text: str) -> None:
         if self.bar is None:
@@ -306,9 +393,17 @@ class ProgressBar:
             self.bar.write(text, file=sys.stdout)
 
     def close(self) -> None:
+        self._print_pending()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _progress_text(progress: dict[str, Any]) -> str:

@@ -14,6 +14,10 @@ trainer_parameters:
 Top-level keys are `train()`'s arguments; `transformer_type` is the class name; relative paths
 in `local: {path: ...}` and a `model_uri` starting with ./ or ../ are relative to the YAML file's
 folder. Every problem in the file is reported at once, each with its key path.
+
+The file must be UTF-8 YAML of at most 1 MiB; a key may appear once per mapping; anchors and
+aliases may expand to at most 100,000 values and nesting may go 32 levels deep. A file that
+breaks these rules is refused with the file name and the line.
 """
 
 from __future__ import annotations
@@ -46,26 +50,173 @@ TOP_LEVEL_KEYS = (*PLAIN_KEYS, *PARAMS_KEYS)
 REQUIRED_KEYS = ("name", *PARAMS_KEYS)
 DATASET_KINDS = ("hf", "s3", "local")
 
+MAX_FILE_BYTES = 2**20
+MAX_DEPTH = 32
+MAX_VALUES = 100_000
+MAX_NUMBER_DIGITS = 100
+
 
 class JobFileError(ValueError):
     """A job file that cannot become a job; the message lists every problem with its key path."""
 
 
-def load_job_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_job_file(
+    path: str | os.PathLike[str], on_read: Callable[[], None] | None = None
+) -> dict[str, Any]:
     """The `train()` keyword arguments that the job YAML at `path` describes.
 
     Raises JobFileError listing everything wrong (YAML syntax, unknown or missing keys, bad
-    values), each with its key path.
+    values), each with its key path. `on_read()` is called once the YAML is read, before the
+    values are checked (which imports transformers and peft: seconds).
     """
     path = Path(path)
+    data = read_yaml(path)
+    if on_read is not None:
+        on_read()
+    return job_kwargs(data, base_dir=path.resolve().parent, source=str(path))
+
+
+def read_yaml(path: Path) -> Any:
+    """The YAML document in `path`; JobFileError naming the file and the line when it cannot be
+    read safely (not UTF-8, too big, duplicate keys, aliases that expand without bound, nesting
+    too deep, invalid YAML)."""
     try:
-        with path.open() as f:
-            data = yaml.safe_load(f)
+        with path.open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as e:
         raise JobFileError(f"{path}: cannot read the job file: {e.strerror or e}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise JobFileError(
+            f"{path}: more than {MAX_FILE_BYTES // 2**20} MiB; a job file is a few lines of YAML"
+        )
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise JobFileError(
+            f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8"
+        ) from None
+    try:
+        _check_depth(text, path)
+        loader = _JobFileLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            _check_size(node, path)
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as e:
+        raise JobFileError(_yaml_problem(path, e)) from None
+    except yaml.reader.ReaderError as e:
+        line = text[: e.position].count("\n") + 1
+        raise JobFileError(
+            f"{path}:{line}: not valid YAML: the character #x{ord(str(e.character)[:1] or ' '):04x} "
+            "is not allowed in YAML text"
+        ) from None
     except yaml.YAMLError as e:
         raise JobFileError(f"{path}: not valid YAML: {e}") from None
-    return job_kwargs(data, base_dir=path.resolve().parent, source=str(path))
+    if loader.duplicates:
+        listing = "; ".join(
+            f"{path}:{line}: duplicate key {key!r} (first at line {first})"
+            for key, line, first in loader.duplicates
+        )
+        raise JobFileError(f"{listing}; each key may appear once in a mapping")
+    return data
+
+
+class _JobFileLoader(yaml.SafeLoader):
+    """A SafeLoader that records duplicate keys and refuses numbers too long to be meant."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[Any, int, int]] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.duplicates.append((key, line, seen[key]))
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        text = str(node.value)
+        if len(text) > MAX_NUMBER_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"a number of {len(text)} digits; numbers in a job file have at most {MAX_NUMBER_DIGITS}",
+                node.start_mark,
+            )
+        return super().construct_yaml_int(node)
+
+
+_JobFileLoader.add_constructor("tag:yaml.org,2002:int", _JobFileLoader.construct_yaml_int)
+
+
+def _check_depth(text: str, path: Path) -> None:
+    """Refuses nesting deeper than MAX_DEPTH before anything recursive reads the document."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1 if event.start_mark else "?"
+                raise JobFileError(
+                    f"{path}:{line}: nested more than {MAX_DEPTH} levels deep; "
+                    "a job file needs only a few"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_size(root: yaml.Node, path: Path) -> None:
+    """Refuses a document whose aliases expand to more than MAX_VALUES values (an alias bomb)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in open_nodes:
+            raise JobFileError(
+                f"{path}:{node.start_mark.line + 1}: an alias refers to the collection that contains it"
+            )
+        open_nodes.add(id(node))
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(key) + size(value) for key, value in node.value)
+        open_nodes.discard(id(node))
+        if total > MAX_VALUES:
+            raise JobFileError(
+                f"{path}:{node.start_mark.line + 1}: the aliases here expand to more than "
+                f"{MAX_VALUES} values; a job file needs far fewer"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root)
+
+
+def _yaml_problem(path: Path, error: yaml.MarkedYAMLError) -> str:
+    """A YAML error as 'file:line:column: problem', without the file's text (it may hold a secret)."""
+    mark = error.problem_mark or error.context_mark
+    place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = error.problem or error.context or "cannot parse"
+    context = ""
+    if error.context and error.problem and error.context_mark is not None:
+        context = f" ({error.context} at line {error.context_mark.line + 1})"
+    return f"{place}: not valid YAML: {problem}{context}"
 
 
 def job_kwargs(data: Any, base_dir: Path, source: str = "job file") -> dict[str, Any]:
@@ -84,16 +235,27 @@ def job_kwargs(data: Any, base_dir: Path, source: str = "job file") -> dict[str,
             problems.append(f"{key}: missing (required)")
 
     kwargs: dict[str, Any] = {k: data[k] for k in PLAIN_KEYS if k in data}
-    builders: dict[str, Callable[[Any, Path, list[str]], Any]] = {
-        "model_provider_parameters": _model_params,
-        "dataset_provider_parameters": _dataset_params,
-        "trainer_parameters": _trainer_params,
-    }
-    for key, build in builders.items():
-        if key in data:
-            kwargs[key] = build(data[key], base_dir, problems)
+    if "model_provider_parameters" in data:
+        kwargs["model_provider_parameters"] = _model_params(
+            data["model_provider_parameters"], base_dir, problems
+        )
+    if "dataset_provider_parameters" in data:
+        kwargs["dataset_provider_parameters"] = _dataset_params(
+            data["dataset_provider_parameters"], base_dir, problems
+        )
+    arguments = None
+    if "trainer_parameters" in data:
+        kwargs["trainer_parameters"], arguments = _trainer_params(
+            data["trainer_parameters"], problems
+        )
 
-    from kubetune.training.spec import job_problems
+    from kubetune.training.spec import job_problems, params_problems
+
+    if kwargs.get("dataset_provider_parameters") is not None and arguments is not None:
+        problems.extend(
+            f"trainer_parameters.{p}"
+            for p in params_problems(kwargs["dataset_provider_parameters"], arguments)
+        )
 
     problems.extend(
         job_problems(
@@ -107,6 +269,7 @@ def job_kwargs(data: Any, base_dir: Path, source: str = "job file") -> dict[str,
             init_env=kwargs.get("init_env_vars"),
             labels=kwargs.get("labels"),
             annotations=kwargs.get("annotations"),
+            max_restarts=kwargs.get("max_restarts", 3),
         )
         if "name" in kwargs
         else []
@@ -168,16 +331,19 @@ def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
     return _build(classes[kind], fields, where, problems)
 
 
-def _trainer_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
+def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
+    """The HuggingFaceTrainerParams (None when anything is wrong) and its TrainingArguments
+    (None when they are wrong); every problem is recorded, even when a part fails."""
     from peft import LoraConfig
     from transformers import TrainingArguments
 
     from kubetune.storage_initializer.hugging_face import HuggingFaceTrainerParams
+    from kubetune.training.spec import TRAINING_ARGUMENT_SECRETS
 
     where = "trainer_parameters"
     fields = _mapping(value, where, problems)
     if fields is None:
-        return None
+        return None, None
     extra_keys = [
         f.name
         for f in dataclasses.fields(HuggingFaceTrainerParams)
@@ -191,26 +357,45 @@ def _trainer_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
         problems.append(
             f"{where}.training_parameters: missing (required: TrainingArguments fields)"
         )
-        return None
+        return None, None
     kwargs: dict[str, Any] = {k: fields[k] for k in extra_keys if k in fields}
     training = _mapping(fields["training_parameters"], f"{where}.training_parameters", problems)
     if training is None:
-        return None
+        return None, None
     kwargs["training_parameters"] = _build(
-        TrainingArguments, training, f"{where}.training_parameters", problems
+        TrainingArguments,
+        training,
+        f"{where}.training_parameters",
+        problems,
+        typed=True,
+        secret_fields=tuple(TRAINING_ARGUMENT_SECRETS),
     )
-    ok = kwargs["training_parameters"] is not None
+    arguments = kwargs["training_parameters"]
+    ok = arguments is not None
     if fields.get("lora_config") is not None:
         lora_fields = _mapping(fields["lora_config"], f"{where}.lora_config", problems)
-        kwargs["lora_config"] = lora_fields and _build(
-            LoraConfig, lora_fields, f"{where}.lora_config", problems
+        kwargs["lora_config"] = (
+            None
+            if lora_fields is None
+            else _build(LoraConfig, lora_fields, f"{where}.lora_config", problems, typed=True)
         )
         ok = ok and kwargs["lora_config"] is not None
     elif "lora_config" in fields:
         kwargs["lora_config"] = None  # null: full fine-tuning
-    if not ok:
-        return None
-    return _build(HuggingFaceTrainerParams, kwargs, where, problems, check_fields=False)
+    if ok:
+        return _build(
+            HuggingFaceTrainerParams, kwargs, where, problems, check_fields=False
+        ), arguments
+    # Stand-ins for the parts that failed, so the other fields' problems are reported too.
+    if arguments is None:
+        given = training.get("output_dir")
+        kwargs["training_parameters"] = TrainingArguments(
+            output_dir=given if isinstance(given, str) and given.strip() else "out"
+        )
+    if fields.get("lora_config") is not None and kwargs["lora_config"] is None:
+        kwargs["lora_config"] = LoraConfig()
+    _build(HuggingFaceTrainerParams, kwargs, where, problems, check_fields=False)
+    return None, arguments
 
 
 def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:
@@ -221,16 +406,33 @@ def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any] | No
 
 
 def _build(
-    cls: type, fields: dict[str, Any], where: str, problems: list[str], check_fields: bool = True
+    cls: type,
+    fields: dict[str, Any],
+    where: str,
+    problems: list[str],
+    check_fields: bool = True,
+    typed: bool = False,
+    secret_fields: tuple[str, ...] = (),
 ) -> Any:
-    """`cls(**fields)`, or None with the problems (unknown fields, rejected values) recorded."""
+    """`cls(**fields)`, or None with the problems (unknown fields, rejected values) recorded.
+
+    With `typed`, values are first checked against the field annotations (for classes whose
+    own checks give raw errors, or none: TrainingArguments, LoraConfig).
+    """
+    wrong: list[str] = []
     if check_fields:
         allowed = [f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
         unknown = [k for k in fields if k not in allowed]
         for key in unknown:
-            problems.append(_unknown(f"{where}.{key}", key, allowed, what=cls.__name__))
-        if unknown:
-            return None
+            wrong.append(_unknown(f"{where}.{key}", key, allowed, what=cls.__name__))
+    if typed:
+        from kubetune import validation
+
+        fields, mistyped = validation.typed_fields(cls, fields, where, secret_fields=secret_fields)
+        wrong.extend(mistyped)
+    if wrong:
+        problems.extend(wrong)
+        return None
     try:
         return cls(**fields)
     except (ValueError, TypeError) as e:

@@ -19,6 +19,7 @@ from transformers import (
 
 from kubetune import validation
 from kubetune.storage_initializer.uris import model_uri_problem, parse_model_uri
+from kubetune.training.spec import TRAINING_ARGUMENT_SECRETS
 
 TRANSFORMER_TYPES = Union[  # noqa: UP007 -- the seed's public name is this Union of the six classes
     AutoModelForSequenceClassification,
@@ -82,18 +83,17 @@ class HuggingFaceModelParams:
         else:
             self.transformer_type = TRANSFORMER_TYPE_CLASSES[name]
         if self.num_labels is not None:
-            if (
-                isinstance(self.num_labels, bool)
-                or not isinstance(self.num_labels, int)
-                or self.num_labels < 1
-            ):
-                problems.add(f"num_labels={self.num_labels!r}: must be an integer >= 1 or None")
+            problem = validation.int_in_range(
+                "num_labels", self.num_labels, 1, validation.MAX_LABELS
+            )
+            if problem:
+                problems.add(f"{problem} or None")
             elif name is not None and name not in LABELLED_TYPES:
                 problems.add(
                     f"num_labels={self.num_labels!r}: {name} has no labels; num_labels is allowed only with "
                     f"{', '.join(LABELLED_TYPES)}"
                 )
-        problems.add(validation.optional_str("access_token", self.access_token))
+        problems.add(validation.secret_str("access_token", self.access_token))
         problems.add(validation.optional_str("revision", self.revision))
         if (
             self.revision is not None
@@ -138,7 +138,7 @@ class HuggingFaceDatasetParams:
     def __post_init__(self) -> None:
         problems = validation.Problems("HuggingFaceDatasetParams")
         problems.add(validation.non_empty_str("repo_id", self.repo_id))
-        problems.add(validation.optional_str("access_token", self.access_token))
+        problems.add(validation.secret_str("access_token", self.access_token))
         problems.add(validation.split_expression("split", self.split))
         problems.add(validation.split_expression("eval_split", self.eval_split))
         problems.add(validation.optional_str("name", self.name))
@@ -186,13 +186,17 @@ class HuggingFaceTrainerParams:
                 f"training_parameters={type(self.training_parameters).__name__}: must be a "
                 "transformers.TrainingArguments"
             )
+        else:
+            problems.extend(training_arguments_problems(self.training_parameters))
         if self.lora_config is not None and not isinstance(self.lora_config, LoraConfig):
             problems.add(
                 f"lora_config={type(self.lora_config).__name__}: must be a peft.LoraConfig, or None for "
                 "full fine-tuning"
             )
         if self.max_length is not None:
-            problems.add(validation.positive_int("max_length", self.max_length))
+            problems.add(
+                validation.int_in_range("max_length", self.max_length, 1, validation.MAX_LENGTH)
+            )
         if self.columns is not None and (
             not isinstance(self.columns, dict)
             or not all(
@@ -210,3 +214,16 @@ class HuggingFaceTrainerParams:
                 "merge_adapter=True: needs a lora_config (full fine-tuning already saves a full model)"
             )
         problems.raise_if_any()
+
+
+def training_arguments_problems(arguments: TrainingArguments) -> list[str]:
+    """What kubetune cannot run in a TrainingArguments: an output_dir leading out of the job's
+    outputs folder, a credential that is not a string, a number or flag of the wrong type."""
+    where = "training_parameters"
+    messages = [validation.output_dir(f"{where}.output_dir", arguments.output_dir)]
+    for name in TRAINING_ARGUMENT_SECRETS:
+        messages.append(validation.secret_str(f"{where}.{name}", getattr(arguments, name, None)))
+    cls = type(arguments)
+    values = {name: getattr(arguments, name) for name in validation.scalar_fields(cls)}
+    _, typed = validation.typed_fields(cls, values, where, numbers_from_text=False)
+    return [m for m in [*messages, *typed] if m]

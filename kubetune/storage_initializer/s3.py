@@ -34,8 +34,8 @@ class S3DatasetParams:
         problems.add(validation.s3_bucket("bucket_name", self.bucket_name))
         problems.add(validation.object_key("file_key", self.file_key))
         problems.add(validation.optional_str("region_name", self.region_name))
-        problems.add(validation.optional_str("access_key", self.access_key))
-        problems.add(validation.optional_str("secret_key", self.secret_key))
+        problems.add(validation.secret_str("access_key", self.access_key))
+        problems.add(validation.secret_str("secret_key", self.secret_key))
         if (self.access_key is None) != (self.secret_key is None):
             given, missing = (
                 ("access_key", "secret_key")

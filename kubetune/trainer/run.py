@@ -35,7 +35,7 @@ from kubetune.trainer.progress import (
 from kubetune.trainer.startup import configure_threads, wait_for_marker
 from kubetune.trainer.tasks import Task, TaskSettings, task_for
 from kubetune.trainer.tasks.base import MapCache
-from kubetune.training.spec import JobSpec
+from kubetune.training.spec import JobSpec, training_argument_secrets
 
 log = logging.getLogger("kubetune.trainer")
 
@@ -203,6 +203,8 @@ def training_arguments(
         "average_tokens_across_devices": task.token_level_loss,
         # Each task hands over exactly the model's inputs (images are transformed on the fly).
         "remove_unused_columns": False,
+        # Credentials (hub_token) are not in the spec: they arrive as secret variables.
+        **training_argument_secrets(os.environ),
     }
     if spec.trainer.get("lora_config") is not None:
         overrides["ddp_find_unused_parameters"] = False

@@ -2,8 +2,10 @@
 
 `build_job_spec` turns the user's params into a `JobSpec` plus a mapping of secret
 environment variables; the secrets travel separately (environment variables locally, a
-Kubernetes Secret on a cluster). Only the `TrainingArguments`/`LoraConfig` fields that differ
-from their defaults are recorded, and `training_arguments`/`lora_config` rebuild equal objects.
+Kubernetes Secret on a cluster). The names of those variables, and which process reads each
+(the storage initializer or the trainer), are defined here and nowhere else. Only the
+`TrainingArguments`/`LoraConfig` fields that differ from their defaults are recorded (never a
+credential), and `training_arguments`/`lora_config` rebuild equal objects.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import enum
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +32,17 @@ MODEL_TOKEN_ENV = "KUBETUNE_HF_MODEL_TOKEN"
 DATASET_TOKEN_ENV = "KUBETUNE_HF_DATASET_TOKEN"
 S3_ACCESS_KEY_ENV = "KUBETUNE_S3_ACCESS_KEY"
 S3_SECRET_KEY_ENV = "KUBETUNE_S3_SECRET_KEY"
-SECRET_ENV_VARS = (MODEL_TOKEN_ENV, DATASET_TOKEN_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)
+INITIALIZER_SECRET_ENV_VARS = (
+    MODEL_TOKEN_ENV,
+    DATASET_TOKEN_ENV,
+    S3_ACCESS_KEY_ENV,
+    S3_SECRET_KEY_ENV,
+)
+# The credential fields of TrainingArguments (field -> environment variable): never in the spec,
+# they reach the trainer (push_to_hub needs hub_token) as secrets.
+TRAINING_ARGUMENT_SECRETS = {"hub_token": "KUBETUNE_HUB_TOKEN"}
+TRAINER_SECRET_ENV_VARS = tuple(TRAINING_ARGUMENT_SECRETS.values())
+SECRET_ENV_VARS = (*INITIALIZER_SECRET_ENV_VARS, *TRAINER_SECRET_ENV_VARS)
 
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 DEFAULT_STORAGE_SIZE = "10Gi"
@@ -65,7 +78,7 @@ class JobSpec:
     kubetune_version: str = __version__
 
     def __post_init__(self) -> None:
-        problems = validation.Problems(f"job {self.name!r}")
+        problems = validation.Problems(f"job {validation.shown(self.name)}")
         problems.extend(
             job_problems(
                 name=self.name,
@@ -78,14 +91,21 @@ class JobSpec:
                 init_env=self.init_env,
                 labels=self.labels,
                 annotations=self.annotations,
+                max_restarts=self.max_restarts,
             )
         )
-        if (
-            isinstance(self.max_restarts, bool)
-            or not isinstance(self.max_restarts, int)
-            or self.max_restarts < 0
-        ):
-            problems.add(f"max_restarts={self.max_restarts!r}: must be an integer >= 0")
+        arguments = (
+            self.trainer.get("training_arguments") if isinstance(self.trainer, dict) else None
+        )
+        if isinstance(arguments, dict):
+            problems.add(
+                validation.output_dir("training_arguments.output_dir", arguments.get("output_dir"))
+            )
+            for secret in sorted(set(arguments) & set(TRAINING_ARGUMENT_SECRETS)):
+                problems.add(
+                    f"training_arguments.{secret}: a credential cannot be part of the job spec; "
+                    "it travels as a secret"
+                )
         problems.raise_if_any()
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,15 +162,21 @@ def job_problems(
     init_env: Any = None,
     labels: Any = None,
     annotations: Any = None,
+    max_restarts: Any = 3,
 ) -> list[str]:
-    """Job-level validation messages (Kubernetes naming rules, counts, resources, storage)."""
+    """Job-level validation messages (Kubernetes naming rules, bounded counts, resources, storage)."""
     messages = [
         validation.dns1035_label("name", name),
         validation.dns1123_label("namespace", namespace),
-        validation.positive_int("num_workers", num_workers),
-        validation.positive_int(
-            "num_procs_per_worker", num_procs_per_worker, allowed_extra=("auto",)
+        validation.int_in_range("num_workers", num_workers, 1, validation.MAX_WORKERS),
+        validation.int_in_range(
+            "num_procs_per_worker",
+            num_procs_per_worker,
+            1,
+            validation.MAX_PROCS_PER_WORKER,
+            allowed_extra=("auto",),
         ),
+        validation.int_in_range("max_restarts", max_restarts, 0, validation.MAX_RESTARTS),
         *validation.resources("resources_per_worker", resources_per_worker),
         *_storage_problems(storage or {}),
         *_string_map_problems("env_vars", env, _ENV_NAME, "environment variable names"),
@@ -171,15 +197,18 @@ def _storage_problems(storage: Any) -> list[str]:
         return [
             f"storage_config={storage!r}: must be a mapping with size, storage_class, access_modes"
         ]
-    messages = []
+    messages: list[str | None] = []
     unknown = sorted(set(storage) - {"size", "storage_class", "access_modes"})
     if unknown:
         messages.append(
             f"storage_config: unknown keys {unknown}; allowed: size, storage_class, access_modes"
         )
-    size = storage.get("size", DEFAULT_STORAGE_SIZE)
-    if not validation.is_quantity(size):
-        messages.append(f"storage_config['size']={size!r}: not a Kubernetes quantity (e.g. '10Gi')")
+    if "size" in storage:  # the default size is known to be good
+        messages.append(
+            validation.quantity_in_range(
+                "storage_config['size']", storage["size"], validation.MAX_STORAGE, "bytes"
+            )
+        )
     storage_class = storage.get("storage_class")
     if storage_class is not None and not (isinstance(storage_class, str) and storage_class):
         messages.append(
@@ -192,7 +221,7 @@ def _storage_problems(storage: Any) -> list[str]:
         messages.append(
             f"storage_config['access_modes']={modes!r}: must be a non-empty list of {', '.join(ACCESS_MODES)}"
         )
-    return messages
+    return [m for m in messages if m]
 
 
 def _string_map_problems(
@@ -205,9 +234,10 @@ def _string_map_problems(
     messages = []
     for key, item in value.items():
         if not isinstance(key, str) or not key_pattern.match(key):
-            messages.append(f"{field_name}[{key!r}]: not valid; allowed: {what}")
+            messages.append(f"{field_name}[{validation.shown(key)}]: not valid; allowed: {what}")
         if not isinstance(item, str):
-            messages.append(f"{field_name}[{key!r}]={item!r}: must be a string")
+            # Values may be credentials: their type is named, never the value.
+            messages.append(f"{field_name}[{key!r}]: must be a string, not {type(item).__name__}")
     return messages
 
 
@@ -257,6 +287,7 @@ def build_job_spec(
             init_env=init_env_vars,
             labels=labels,
             annotations=annotations,
+            max_restarts=max_restarts,
         )
     )
     if not isinstance(model_provider_parameters, HuggingFaceModelParams):
@@ -276,6 +307,11 @@ def build_job_spec(
         )
     if queue_name is not None:
         problems.add(validation.dns1123_label("queue_name", queue_name))
+    problems.extend(
+        params_problems(
+            dataset_provider_parameters, getattr(trainer_parameters, "training_parameters", None)
+        )
+    )
     trainer: dict[str, Any] = {}
     if isinstance(trainer_parameters, HuggingFaceTrainerParams):
         try:
@@ -290,6 +326,7 @@ def build_job_spec(
         secrets[MODEL_TOKEN_ENV] = model.access_token
     dataset_spec, dataset_secrets = _dataset_spec(dataset_provider_parameters)
     secrets.update(dataset_secrets)
+    secrets.update(training_secrets(trainer_parameters))
 
     storage = dict(storage_config or {})
     storage.setdefault("size", DEFAULT_STORAGE_SIZE)
@@ -346,10 +383,62 @@ def _dataset_spec(params: Any) -> tuple[dict[str, Any], dict[str, str]]:
     return {"kind": "local", **dataclasses.asdict(params)}, secrets
 
 
-def trainer_spec(params: Any) -> dict[str, Any]:
-    """The trainer part of a JobSpec from HuggingFaceTrainerParams."""
+def params_problems(dataset_params: Any, training_arguments: Any) -> list[str]:
+    """Problems that show only when the dataset params and the TrainingArguments meet.
+
+    An evaluation strategy needs an evaluation split: the storage initializer saves one only
+    when the dataset params name an `eval_split`.
+    """
+    strategy = getattr(training_arguments, "eval_strategy", "no")
+    strategy = getattr(strategy, "value", strategy)
+    if strategy in (None, "no") or dataset_params is None:
+        return []
+    if getattr(dataset_params, "eval_split", None):
+        return []
+    return [
+        f"training_parameters.eval_strategy={strategy!r}: needs an eval split, and "
+        f"{type(dataset_params).__name__} has no eval_split; give the dataset an eval_split "
+        "(e.g. eval_split='test' or 'train[90%:]') or set eval_strategy='no'"
+    ]
+
+
+def training_secrets(params: Any) -> dict[str, str]:
+    """The credential fields set on the params' TrainingArguments, by secret environment variable."""
+    arguments = getattr(params, "training_parameters", None)
+    secrets = {}
+    for name, env in TRAINING_ARGUMENT_SECRETS.items():
+        value = getattr(arguments, name, None)
+        if isinstance(value, str) and value:
+            secrets[env] = value
+    return secrets
+
+
+def initializer_secrets(secrets: Mapping[str, str]) -> dict[str, str]:
+    """The secrets the storage initializer reads (model and dataset credentials)."""
+    return {k: v for k, v in secrets.items() if k in INITIALIZER_SECRET_ENV_VARS}
+
+
+def trainer_secrets(secrets: Mapping[str, str]) -> dict[str, str]:
+    """The secrets the trainer reads (the credential fields of TrainingArguments)."""
+    return {k: v for k, v in secrets.items() if k in TRAINER_SECRET_ENV_VARS}
+
+
+def training_argument_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """The trainer's side: credential fields of TrainingArguments from their secret variables,
+    to pass to `JobSpec.training_arguments(**...)`."""
     return {
-        "training_arguments": set_fields(params.training_parameters, "training_parameters"),
+        name: environ[env] for name, env in TRAINING_ARGUMENT_SECRETS.items() if environ.get(env)
+    }
+
+
+def trainer_spec(params: Any) -> dict[str, Any]:
+    """The trainer part of a JobSpec from HuggingFaceTrainerParams (credentials left out)."""
+    return {
+        "training_arguments": set_fields(
+            params.training_parameters,
+            "training_parameters",
+            leave_out=tuple(TRAINING_ARGUMENT_SECRETS),
+        ),
         "lora_config": None
         if params.lora_config is None
         else set_fields(params.lora_config, "lora_config"),
@@ -362,23 +451,28 @@ def trainer_spec(params: Any) -> dict[str, Any]:
     }
 
 
-def set_fields(obj: Any, what: str) -> dict[str, Any]:
-    """The init fields of a dataclass instance whose values differ from a default instance, as JSON data."""
+def set_fields(obj: Any, what: str, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The init fields of a dataclass instance whose values differ from a default instance, as
+    JSON data; fields named in `leave_out` (credentials) are never recorded."""
     cls = type(obj)
     default = cls(output_dir=obj.output_dir) if what == "training_parameters" else cls()
     recorded: dict[str, Any] = {}
+    kept_out: dict[str, Any] = {}
     for f in dataclasses.fields(obj):
         if not f.init or f.name.startswith("_"):
             continue
         value = getattr(obj, f.name)
         if _same(value, getattr(default, f.name)) and f.name != "output_dir":
             continue
+        if f.name in leave_out:
+            kept_out[f.name] = value
+            continue
         recorded[f.name] = to_json_value(value, f"{what}.{f.name}")
     # Drop fields that __post_init__ derives from others (do_eval from eval_strategy, ...).
     for name in [n for n in recorded if n != "output_dir"]:
         rest = {k: v for k, v in recorded.items() if k != name}
         try:
-            if cls(**rest) == obj:
+            if cls(**rest, **kept_out) == obj:
                 recorded = rest
         except (ValueError, TypeError):
             continue

@@ -53,7 +53,10 @@ def datasets(draw: st.DrawFn) -> tuple[object, list[str]]:
 @st.composite
 def jobs(draw: st.DrawFn) -> tuple[JobSpec, dict[str, str], list[str]]:
     token = draw(st.none() | SECRET)
+    hub_token = draw(st.none() | SECRET)
     dataset, dataset_secrets = draw(datasets())
+    # An evaluation strategy needs an eval split (checked before creation).
+    strategies = ["no", "steps", "epoch"] if getattr(dataset, "eval_split", None) else ["no"]
     args = transformers.TrainingArguments(
         output_dir=draw(NAME),
         learning_rate=draw(st.floats(1e-7, 1.0, allow_nan=False)),
@@ -61,7 +64,8 @@ def jobs(draw: st.DrawFn) -> tuple[JobSpec, dict[str, str], list[str]]:
         save_steps=draw(st.sampled_from([0.25, 0.5, 100])),
         num_train_epochs=draw(st.floats(0.1, 10.0, allow_nan=False)),
         per_device_train_batch_size=draw(st.integers(1, 64)),
-        eval_strategy=draw(st.sampled_from(["no", "steps", "epoch"])),
+        eval_strategy=draw(st.sampled_from(strategies)),
+        hub_token=hub_token,
         weight_decay=draw(st.floats(0, 0.5, allow_nan=False)),
     )
     lora = draw(
@@ -113,7 +117,7 @@ def jobs(draw: st.DrawFn) -> tuple[JobSpec, dict[str, str], list[str]]:
             )
         ),
     )
-    return spec, secrets, ([token] if token else []) + dataset_secrets
+    return spec, secrets, [t for t in (token, hub_token) if t] + dataset_secrets
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -146,7 +150,7 @@ def test_training_arguments_and_lora_rebuild_equal_with_exact_values() -> None:
         model_provider_parameters=HuggingFaceModelParams(
             "org/m", "AutoModelForSequenceClassification"
         ),
-        dataset_provider_parameters=HuggingFaceDatasetParams("imdb"),
+        dataset_provider_parameters=HuggingFaceDatasetParams("imdb", eval_split="test"),
         trainer_parameters=HuggingFaceTrainerParams(args, lora),
     )
     recorded = json.loads(spec.to_json())["trainer"]

@@ -37,6 +37,10 @@ def s3(**kw: Any) -> S3DatasetParams:
     return S3DatasetParams(**{**S3_OK, **kw})
 
 
+def args(**kw: Any) -> transformers.TrainingArguments:
+    return transformers.TrainingArguments(**{"output_dir": "o", **kw})
+
+
 def trainer(**kw: Any) -> HuggingFaceTrainerParams:
     return HuggingFaceTrainerParams(
         **{"training_parameters": transformers.TrainingArguments(output_dir="o"), **kw}
@@ -181,6 +185,108 @@ BAD_INPUTS = [
         "dataset_provider_parameters",
     ),
     ("namespace bad", lambda: job(namespace="Team A"), "namespace"),
+    # issue 13, item 7: a relative output_dir stays inside the job's outputs folder
+    (
+        "output_dir escapes the job",
+        lambda: trainer(training_parameters=args(output_dir="../../../../tmp/x")),
+        "training_parameters.output_dir",
+    ),
+    (
+        "output_dir is the parent",
+        lambda: trainer(training_parameters=args(output_dir="out/../..")),
+        "training_parameters.output_dir",
+    ),
+    # item 10: a credential of the wrong type (never echoed: test_credentials_are_never_echoed)
+    ("access_token not a string", lambda: model(access_token=12345), "access_token"),
+    ("dataset access_token not a string", lambda: dataset(access_token=["x"]), "access_token"),
+    ("s3 access_key not a string", lambda: s3(access_key=1, secret_key="SK"), "access_key"),
+    ("s3 secret_key not a string", lambda: s3(access_key="AK", secret_key=2), "secret_key"),
+    (
+        "hub_token not a string",
+        lambda: trainer(training_parameters=args(hub_token=12345)),
+        "training_parameters.hub_token",
+    ),
+    # item 13: every number is bounded
+    ("num_workers 5000", lambda: job(num_workers=5000), "num_workers"),
+    ("num_workers 10^23", lambda: job(num_workers=10**23), "num_workers"),
+    ("num_procs_per_worker 5000", lambda: job(num_procs_per_worker=5000), "num_procs_per_worker"),
+    ("max_restarts negative", lambda: job(max_restarts=-1), "max_restarts"),
+    ("max_restarts 10^6", lambda: job(max_restarts=10**6), "max_restarts"),
+    ("max_restarts text", lambda: job(max_restarts="3"), "max_restarts"),
+    (
+        "cpu a billion",
+        lambda: job(resources_per_worker={"cpu": 1000000000}),
+        "resources_per_worker",
+    ),
+    ("cpu zero", lambda: job(resources_per_worker={"cpu": 0}), "resources_per_worker"),
+    (
+        "cpu infinite",
+        lambda: job(resources_per_worker={"cpu": float("inf")}),
+        "resources_per_worker",
+    ),
+    ("cpu nan", lambda: job(resources_per_worker={"cpu": float("nan")}), "resources_per_worker"),
+    (
+        "cpu text Infinity",
+        lambda: job(resources_per_worker={"cpu": "Infinity"}),
+        "resources_per_worker",
+    ),
+    ("cpu with spaces", lambda: job(resources_per_worker={"cpu": " 2"}), "resources_per_worker"),
+    (
+        "cpu with underscore",
+        lambda: job(resources_per_worker={"cpu": "1_000"}),
+        "resources_per_worker",
+    ),
+    ("memory 100Pi", lambda: job(resources_per_worker={"memory": "100Pi"}), "resources_per_worker"),
+    ("memory 1e30", lambda: job(resources_per_worker={"memory": "1e30"}), "resources_per_worker"),
+    ("gpu 1000", lambda: job(resources_per_worker={"gpu": 1000}), "resources_per_worker"),
+    (
+        "extended resource 10^7",
+        lambda: job(resources_per_worker={"example.com/fpga": 10**7}),
+        "resources_per_worker",
+    ),
+    ("storage 10Pi", lambda: job(storage_config={"size": "10Pi"}), "storage_config"),
+    ("storage zero", lambda: job(storage_config={"size": 0}), "storage_config"),
+    ("max_length 10^20", lambda: trainer(max_length=10**20), "max_length"),
+    ("max_length text 1e20", lambda: trainer(max_length="1e20"), "max_length"),
+    ("num_labels a billion", lambda: model(num_labels=10**9), "num_labels"),
+    # item 15: TrainingArguments values of the wrong type, named before anything is created
+    (
+        "learning_rate text",
+        lambda: trainer(training_parameters=args(learning_rate="fast")),
+        "training_parameters.learning_rate",
+    ),
+    (
+        "max_steps text",
+        lambda: trainer(training_parameters=args(max_steps="ten")),
+        "training_parameters.max_steps",
+    ),
+    (
+        "num_train_epochs text",
+        lambda: trainer(training_parameters=args(num_train_epochs="three")),
+        "training_parameters.num_train_epochs",
+    ),
+    # item 16: an evaluation strategy without an evaluation split
+    (
+        "eval_strategy without eval_split (hf)",
+        lambda: job(trainer_parameters=trainer(training_parameters=args(eval_strategy="epoch"))),
+        "training_parameters.eval_strategy",
+    ),
+    (
+        "eval_strategy without eval_split (s3)",
+        lambda: job(
+            dataset_provider_parameters=s3(),
+            trainer_parameters=trainer(training_parameters=args(eval_strategy="steps")),
+        ),
+        "training_parameters.eval_strategy",
+    ),
+    (
+        "eval_strategy without eval_split (local)",
+        lambda: job(
+            dataset_provider_parameters=LocalDatasetParams(path="/data/x.csv"),
+            trainer_parameters=trainer(training_parameters=args(eval_strategy="epoch")),
+        ),
+        "training_parameters.eval_strategy",
+    ),
 ]
 
 
@@ -299,3 +405,90 @@ def test_split_check_agrees_with_the_datasets_parser(split: str) -> None:
     except (ValueError, AssertionError):
         datasets_accepts = False
     assert (validation.split_expression("split", split) is None) == datasets_accepts
+
+
+SECRET_VALUE = 987654321987
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: model(access_token=SECRET_VALUE),
+        lambda: dataset(access_token=SECRET_VALUE),
+        lambda: s3(access_key=SECRET_VALUE, secret_key="SK"),
+        lambda: s3(access_key="AK", secret_key=SECRET_VALUE),
+        lambda: trainer(training_parameters=args(hub_token=SECRET_VALUE)),
+        lambda: job(env_vars={"WANDB_API_KEY": SECRET_VALUE}),
+    ],
+    ids=["model token", "dataset token", "s3 access key", "s3 secret key", "hub_token", "env var"],
+)
+def test_credentials_of_the_wrong_type_are_never_echoed(build: Any) -> None:
+    with pytest.raises(ValueError) as raised:
+        build()
+    assert str(SECRET_VALUE) not in str(raised.value), str(raised.value)
+    assert "int" in str(raised.value)  # what was wrong is still said
+
+
+def test_error_messages_stay_short_for_huge_numbers() -> None:
+    with pytest.raises(ValueError) as raised:
+        job(num_workers=10**5000)
+    assert len(str(raised.value)) < 300 and "num_workers" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [
+        (2, 2.0),
+        (0.5, 0.5),
+        ("500m", 0.5),
+        ("10G", 10e9),
+        ("4Gi", 4 * 2**30),
+        ("1e3", 1e3),
+        ("+1", 1.0),
+    ],
+)
+def test_one_quantity_parser_for_validation_and_the_local_backend(
+    value: Any, number: float
+) -> None:
+    from kubetune import validation
+    from kubetune.training.backends.local import launch
+
+    assert launch.parse_quantity is validation.parse_quantity
+    assert validation.parse_quantity(value) == number
+
+
+@pytest.mark.parametrize(
+    "value", ["10 GB", "1K", "nan", "Infinity", " 5", "1_000", "-1", True, None]
+)
+def test_what_kubernetes_refuses_is_not_a_quantity(value: Any) -> None:
+    from kubetune import validation
+
+    assert not validation.is_quantity(value)
+
+
+def test_numbers_at_their_bounds_pass() -> None:
+    from kubetune import validation as v
+
+    spec, _ = job(
+        num_workers=v.MAX_WORKERS,
+        num_procs_per_worker=v.MAX_PROCS_PER_WORKER,
+        max_restarts=v.MAX_RESTARTS,
+        resources_per_worker={"cpu": v.MAX_CPU, "memory": "64Ti", "gpu": v.MAX_GPUS},
+        storage_config={"size": "1Pi"},
+        trainer_parameters=trainer(max_length=v.MAX_LENGTH),
+    )
+    assert spec.num_workers == v.MAX_WORKERS
+
+
+def test_eval_strategy_with_an_eval_split_passes() -> None:
+    spec, _ = job(
+        dataset_provider_parameters=dataset(eval_split="test"),
+        trainer_parameters=trainer(training_parameters=args(eval_strategy="epoch")),
+    )
+    assert spec.trainer["training_arguments"]["eval_strategy"] == "epoch"
+
+
+@pytest.mark.parametrize("output_dir", ["out", "a/b/../c", "./out", "/tmp/absolute-outputs"])
+def test_output_dirs_inside_the_job_or_absolute_pass(output_dir: str) -> None:
+    spec, _ = job(trainer_parameters=trainer(training_parameters=args(output_dir=output_dir)))
+    assert spec.trainer["training_arguments"]["output_dir"] == output_dir

@@ -130,12 +130,12 @@ def test_asking_for_gpus_on_this_machine_fails_before_anything_is_created(
 def test_a_memory_warning_reaches_the_caller(client, tiny_model, sentiment_data, monkeypatch):
     # The job is created (and deleted by the fixture); only the warning matters here.
     kwargs = bert_job("big", tiny_model, sentiment_data, num_workers=1)
-    kwargs["resources_per_worker"] = {"memory": "64Pi"}
+    kwargs["resources_per_worker"] = {"memory": "64Ti"}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         client.train(**kwargs)
     assert any(
-        "64Pi" in str(w.message) and "may run out of memory" in str(w.message) for w in caught
+        "64Ti" in str(w.message) and "may run out of memory" in str(w.message) for w in caught
     )
     client.delete_job("big")
 

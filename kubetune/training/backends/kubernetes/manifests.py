@@ -3,7 +3,8 @@
 A job `NAME` becomes, in creation order:
 
 - Secret `NAME-secrets` (only when there are secrets): tokens and S3 keys, base64 in `data`,
-  reaching the storage initializer through `secretKeyRef` environment variables;
+  reaching the process that reads each (the storage initializer: model and dataset credentials;
+  the trainer: `TrainingArguments.hub_token`) through `secretKeyRef` environment variables;
 - ConfigMap `NAME-spec`: the JobSpec JSON, mounted read-only at /etc/kubetune/spec.json;
 - PersistentVolumeClaim `NAME-workspace`: the job's workspace, mounted at /workspace in every pod;
 - the job itself: a `kubeflow.org/v1` PyTorchJob or a `trainer.kubeflow.org/v1alpha1` TrainJob.
@@ -13,11 +14,12 @@ from __future__ import annotations
 
 import base64
 import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from kubetune import workspace
 from kubetune.training.backends.kubernetes.images import Images
-from kubetune.training.spec import JobSpec
+from kubetune.training.spec import INITIALIZER_SECRET_ENV_VARS, TRAINER_SECRET_ENV_VARS, JobSpec
 
 APIS = ("pytorchjob", "trainjob")
 
@@ -63,6 +65,38 @@ def output_dir(spec: JobSpec) -> str:
     """Where the trainer writes the final model and metrics, as a path inside the workspace volume."""
     args = spec.trainer.get("training_arguments") or {}
     return str(workspace.output_path(WORKSPACE_DIR, args.get("output_dir")))
+
+
+def paths_pods_cannot_read(spec: JobSpec) -> list[str]:
+    """Warnings for the paths in `spec` that name this machine's files: the job's pods have
+    their own filesystems and cannot read them (nor keep outputs outside the job's volume)."""
+    from kubetune.storage_initializer.uris import parse_model_uri
+
+    warnings = []
+    source = parse_model_uri(str(spec.model["uri"]))
+    if source.kind == "local":
+        warnings.append(
+            f"model_provider_parameters.model_uri={spec.model['uri']!r} is a folder on this "
+            "machine; the job's pods cannot read it. Use a model on the Hugging Face Hub "
+            "('hf://org/name'), in S3 ('s3://bucket/prefix'), or a path that exists inside the "
+            "pods (in the image, or on a PVC mounted there)"
+        )
+    if spec.dataset.get("kind") == "local":
+        warnings.append(
+            f"dataset_provider_parameters.local.path={spec.dataset.get('path')!r} is on this "
+            "machine; the job's pods cannot read it. Use a dataset on the Hugging Face Hub "
+            "(hf: HuggingFaceDatasetParams), in S3 (s3: S3DatasetParams), or a path that exists "
+            "inside the pods (in the image, or on a PVC mounted there)"
+        )
+    given = (spec.trainer.get("training_arguments") or {}).get("output_dir")
+    inside = given and str(given).startswith(WORKSPACE_DIR.rstrip("/") + "/")
+    if given and str(given).startswith("/") and not inside:
+        warnings.append(
+            f"training_parameters.output_dir={given!r} lies outside the job's volume "
+            f"({WORKSPACE_DIR}): the pods' own filesystems are lost when they end. Use a "
+            f"relative output_dir (kept in the volume at {WORKSPACE_DIR}/{workspace.OUTPUTS_DIR}/)"
+        )
+    return warnings
 
 
 def base_labels(spec: JobSpec) -> dict[str, str]:
@@ -173,13 +207,15 @@ def volume_mounts() -> list[dict[str, Any]]:
 
 
 def initializer_container(spec: JobSpec, image: str, secret_keys: list[str]) -> dict[str, Any]:
-    """The storage initializer: fetches model and dataset into the workspace, then the marker."""
+    """The storage initializer: fetches model and dataset into the workspace, then the marker.
+    Of `secret_keys` it gets the ones it reads (model and dataset credentials)."""
+    keys = [k for k in secret_keys if k in INITIALIZER_SECRET_ENV_VARS]
     return {
         "name": INITIALIZER_CONTAINER,
         "image": image,
         "command": list(INITIALIZER_COMMAND),
         "args": list(JOB_ARGS),
-        "env": plain_env(spec.init_env) + secret_env(spec, secret_keys),
+        "env": plain_env(spec.init_env) + secret_env(spec, keys),
         "volumeMounts": volume_mounts(),
     }
 
@@ -190,14 +226,16 @@ def trainer_env(spec: JobSpec) -> dict[str, str]:
     return {"PYTHONUNBUFFERED": "1", workspace.PROGRESS_LOG_ENV: "1", **spec.env}
 
 
-def trainer_container(spec: JobSpec, image: str) -> dict[str, Any]:
-    """A `pytorch` container running torchrun; the operator supplies the PET_* rendezvous variables."""
+def trainer_container(spec: JobSpec, image: str, secret_keys: Sequence[str] = ()) -> dict[str, Any]:
+    """A `pytorch` container running torchrun; the operator supplies the PET_* rendezvous variables.
+    Of `secret_keys` it gets the ones the trainer reads (TrainingArguments credentials)."""
+    keys = [k for k in secret_keys if k in TRAINER_SECRET_ENV_VARS]
     container: dict[str, Any] = {
         "name": PYTORCH_CONTAINER,
         "image": image,
         "command": list(TRAINER_COMMAND),
         "args": list(JOB_ARGS),
-        "env": plain_env(trainer_env(spec)),
+        "env": plain_env(trainer_env(spec)) + secret_env(spec, keys),
         "volumeMounts": volume_mounts(),
     }
     resources = resource_requirements(spec.resources_per_worker)
@@ -230,7 +268,7 @@ def build_pytorchjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> d
 
     def replica(replicas: int, with_initializer: bool) -> dict[str, Any]:
         pod_spec: dict[str, Any] = {
-            "containers": [trainer_container(spec, images.trainer)],
+            "containers": [trainer_container(spec, images.trainer, secret_keys)],
             "volumes": volumes(spec),
         }
         if with_initializer:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubetune import workspace
+from kubetune import validation, workspace
 from kubetune.training import job as conditions
 from kubetune.training.job import JobCondition
 
@@ -102,15 +102,22 @@ class JobDir:
 
 
 def namespace_dir(home: Path, namespace: str) -> Path:
+    """The folder of a namespace's jobs; ValueError unless `namespace` is a DNS-1123 label."""
+    validation.raise_if(validation.dns1123_label("namespace", namespace))
     return home / JOBS_DIR / namespace
 
 
 def job_dir(home: Path, namespace: str, name: str) -> JobDir:
+    """The folder of a job; ValueError unless `name` is a DNS-1035 label (nothing else can
+    reach a path: '../x' cannot lead out of the home)."""
+    validation.raise_if(validation.dns1035_label("name", name))
     return JobDir(namespace_dir(home, namespace) / name)
 
 
 def kept_outputs_dir(home: Path, namespace: str, name: str, uid: str) -> Path:
     """Where `delete_job(keep_outputs=True)` moves a job's outputs."""
+    validation.raise_if(validation.dns1035_label("name", name))
+    validation.raise_if(validation.dns1123_label("namespace", namespace))
     return home / KEPT_OUTPUTS_DIR / namespace / f"{name}-{uid[:8]}"
 
 

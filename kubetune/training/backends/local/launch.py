@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -20,41 +19,11 @@ from typing import Any
 
 import psutil
 
+from kubetune.validation import parse_quantity
+
 LOCALHOST = "127.0.0.1"
 JOB_UID_ENV = "KUBETUNE_JOB_UID"
 GPU_KEYS = ("gpu", "nvidia.com/gpu")
-
-_SUFFIXES = {
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "k": 1e3,
-    "K": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-}
-_QUANTITY = re.compile(r"^([+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)([A-Za-z]*)$")
-
-
-def parse_quantity(value: Any) -> float:
-    """A Kubernetes quantity (2, '500m', '10G', '4Gi') as a number; ValueError when it is not one."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a quantity")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _QUANTITY.match(str(value).strip())
-    if not match or (match.group(2) and match.group(2) not in _SUFFIXES):
-        raise ValueError(f"{value!r} is not a quantity (examples: 2, '500m', '10G', '4Gi')")
-    return float(match.group(1)) * _SUFFIXES.get(match.group(2), 1)
 
 
 def free_port(host: str = LOCALHOST) -> int:

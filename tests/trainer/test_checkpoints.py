@@ -167,3 +167,23 @@ def test_the_local_backend_refuses_before_creating_anything(tmp_path):
     checkpoints.check_before_creation(spec, tmp_path / "job" / "workspace")
     spec, _ = local_spec(tmp_path / "d", output_dir="out", resume_from_checkpoint=True)
     checkpoints.check_before_creation(spec, tmp_path / "job" / "workspace")
+
+
+def test_a_job_file_may_set_resume_from_checkpoint_to_true_or_a_path(tmp_path):
+    from kubetune.jobfile import JobFileError, load_job_file
+
+    def job_file(value: str) -> Path:
+        path = tmp_path / "job.yaml"
+        path.write_text(
+            "name: again\n"
+            "model_provider_parameters: {model_uri: hf://org/m, transformer_type: AutoModelForCausalLM}\n"
+            "dataset_provider_parameters: {hf: {repo_id: org/d}}\n"
+            f"trainer_parameters: {{training_parameters: {{output_dir: out, resume_from_checkpoint: {value}}}}}\n"
+        )
+        return path
+
+    for value, expected in (("true", True), ("/ckpt/checkpoint-8", "/ckpt/checkpoint-8")):
+        kwargs = load_job_file(job_file(value))
+        assert kwargs["trainer_parameters"].training_parameters.resume_from_checkpoint == expected
+    with pytest.raises(JobFileError, match="resume_from_checkpoint=3: must be"):
+        load_job_file(job_file("3"))

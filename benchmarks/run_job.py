@@ -49,11 +49,11 @@ def main(request_path: Path) -> int:
         ),
         env_vars=request.get("env_vars") or None,
         wait=True,
-        timeout=request["timeout"],
+        wait_timeout=request["timeout"],
     )
     finished = time.perf_counter()
     returned_at = time.time()
-    job = client.get_job(request["name"])
+    job = client.get_job_report(request["name"])
     job_dir = Path(request["home"]) / "jobs" / job.namespace / request["name"]
     marker = workspace.read_json(job_dir / "workspace" / workspace.MARKER_FILE) or {}
     status = workspace.read_json(job_dir / "status.json") or {}

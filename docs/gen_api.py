@@ -26,7 +26,7 @@ SECTIONS = [
         ],
     ),
     ("Client", ["TrainingClient"]),
-    ("What the client returns", ["Job", "JobCondition", "LogLine"]),
+    ("kubetune's view of a job", ["JobReport", "JobCondition", "LogLine"]),
     ("Job record", ["JobSpec"]),
 ]
 IMPORT_PATHS = {
@@ -72,6 +72,11 @@ def render() -> str:
         "",
         "Generated from the code by `python docs/gen_api.py`; a test fails when this page and the code differ.",
         "Every name below is also importable from `kubetune` itself.",
+        "",
+        "Kubeflow's methods return Kubeflow's and the Kubernetes client's model classes:",
+        "`KubeflowOrgV1PyTorchJob` and `KubeflowOrgV1JobCondition` (from `kubetune.training` or",
+        "`kubetune.training.models`, which re-exports the `kubeflow-training` package's models) and",
+        "`V1Pod`; Kubeflow's constants are in `kubetune.training.constants`.",
         "",
     ]
     for title, names in SECTIONS:

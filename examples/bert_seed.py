@@ -68,9 +68,12 @@ client.train(
     },  # hub example: {"gpu": 2, "cpu": 5, "memory": "10G"}
 )
 
-job = client.wait_for_job_conditions("fine-tune-bert", timeout=1800)
+client.wait_for_job_conditions("fine-tune-bert", wait_timeout=1800, polling_interval=2)
+job = client.get_job_report("fine-tune-bert")  # kubetune's view: status, progress, outputs
 print(f"{job.name}: {job.status}; final model in {job.output_dir}/model")
-for line in client.get_job_logs("fine-tune-bert"):
-    if line.source != "initializer" and "train_loss" in line.line:
-        print(line)
+logs, _ = client.get_job_logs("fine-tune-bert")  # Kubeflow's form: {pod name: log text}
+for pod, text in logs.items():
+    for line in text.splitlines():
+        if "train_loss" in line:
+            print(f"[{pod}] {line}")
 client.delete_job("fine-tune-bert", keep_outputs=True)

@@ -41,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
 
     client = TrainingClient()
-    if any(job.name == NAME for job in client.list_jobs()):
+    if any(job.name == NAME for job in client.list_job_reports()):
         if args.keep:
             sys.exit(f"a job named {NAME} exists; drop --keep to replace it")
         client.delete_job(NAME)
@@ -86,7 +86,7 @@ def main() -> int:
     if code != 0:
         return code
 
-    job = client.get_job(NAME)
+    job = client.get_job_report(NAME)
     output = Path(job.output_dir or "")
     metrics = json.loads((output / "metrics.json").read_text())
     before = metrics.get("eval_before_accuracy")

@@ -60,9 +60,9 @@ client.train(
     num_workers=1,
     num_procs_per_worker=2,
     wait=True,
-    timeout=1800,
+    wait_timeout=1800,
 )
 
-job = client.get_job("tinyllama-instructions")
+job = client.get_job_report("tinyllama-instructions")
 print(f"{job.name}: {job.status}; adapter in {job.output_dir}/model")
 client.delete_job("tinyllama-instructions", keep_outputs=True)

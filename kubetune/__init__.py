@@ -12,9 +12,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "TrainingClient": "kubetune.training.client",
+    "TrainingClient": "kubetune.training.api.training_client",
     "JobSpec": "kubetune.training.spec",
-    "Job": "kubetune.training.job",
+    "JobReport": "kubetune.training.job",
     "JobCondition": "kubetune.training.job",
     "LogLine": "kubetune.training.job",
     "HuggingFaceModelParams": "kubetune.storage_initializer.hugging_face",

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
-    from kubetune.training.client import TrainingClient
+    from kubetune.training import TrainingClient
 
     return TrainingClient(namespace=args.namespace, **kwargs)
 
@@ -149,7 +149,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         kwargs["namespace"] = args.namespace
     client = _client(args)
     namespace = kwargs.get("namespace") or client.namespace
-    name = client.train(**kwargs)
+    client.train(**kwargs)
+    name = kwargs["name"]
     print(f"job {namespace}/{name} created ({client.backend.name} backend)")
     if not args.follow:
         print(f"follow it with: kubetune -n {namespace} logs -f {name}")
@@ -159,7 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     client = _client(args)
-    jobs = client.list_jobs()
+    jobs = client.list_job_reports()
     if args.json:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
         return 0
@@ -184,7 +185,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     client = _client(args)
-    job = client.get_job(args.name)
+    job = client.get_job_report(args.name)
     if args.json:
         print(json.dumps(job.to_dict(), indent=2))
         return 0
@@ -207,7 +208,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     client = _client(args)
-    for line in client.get_job_logs(args.name, follow=args.follow):
+    for line in client.stream_job_logs(args.name, follow=args.follow):
         print(line, flush=args.follow)
     return 0
 
@@ -268,7 +269,7 @@ def follow(client: Any, name: str, namespace: str) -> int:
     bar = ProgressBar(name)
 
     def refresh() -> None:
-        bar.update(client.get_job(name, namespace))
+        bar.update(client.get_job_report(name, namespace))
 
     started = time.monotonic()
     try:
@@ -282,7 +283,7 @@ def follow(client: Any, name: str, namespace: str) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
-    job = client.get_job(name, namespace)
+    job = client.get_job_report(name, namespace)
     bar.update(job)
     bar.close()
     took = _duration(time.monotonic() - started)
@@ -299,7 +300,7 @@ def _follow_lines(client: Any, name: str, namespace: str, refresh: Any) -> Itera
     backend = client.backend
     if hasattr(backend, "follow_job_logs"):
         return backend.follow_job_logs(name, namespace, on_poll=refresh)
-    return _refreshing(client.get_job_logs(name, namespace, follow=True), refresh)
+    return _refreshing(client.stream_job_logs(name, namespace, follow=True), refresh)
 
 
 def _refreshing(lines: Iterator[Any], refresh: Any) -> Iterator[Any]:

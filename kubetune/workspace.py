@@ -47,9 +47,21 @@ def model_path(workspace: str | os.PathLike[str]) -> Path:
     return workspace / MODEL_DIR
 
 
+# Where the workspace is mounted in a Kubernetes pod (Kubeflow's INIT_CONTAINER_MOUNT_PATH).
+MOUNT_PATH = "/workspace"
+
+
 def output_path(workspace: str | os.PathLike[str], output_dir: str | None) -> Path:
-    """Where training outputs go: an absolute `output_dir` as given, a relative one inside the workspace."""
+    """Where training outputs go: a relative `output_dir` inside the workspace's outputs/; an
+    absolute one under MOUNT_PATH at that place in the workspace (as in a pod, where the
+    workspace is mounted there), MOUNT_PATH itself meaning outputs/ (so that the outputs do not
+    overwrite the fetched model/ and dataset/); any other absolute one as given."""
     if output_dir and os.path.isabs(output_dir):
+        inside = os.path.relpath(os.path.normpath(output_dir), MOUNT_PATH)
+        if inside == ".":
+            return Path(workspace) / OUTPUTS_DIR
+        if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+            return Path(workspace) / inside
         return Path(output_dir)
     return Path(workspace) / OUTPUTS_DIR / (output_dir or "trainer_output")
 

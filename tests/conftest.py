@@ -18,6 +18,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Jobs run on this machine even where CI itself runs in a Kubernetes pod (where TrainingClient()
+# would choose the cluster); tests of the backend rule unset it.
+os.environ.setdefault("KUBETUNE_BACKEND", "local")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,8 @@
-"""What a backend reports about a job: its conditions, progress, times and where outputs are."""
+"""What a backend reports about a job: its conditions, progress, times and where outputs are.
+
+`TrainingClient.get_job_report` returns a `JobReport`: kubetune's own view of a job, with the
+extras that Kubeflow's `KubeflowOrgV1PyTorchJob` (what `get_job` returns) has no field for.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +51,8 @@ class JobCondition:
 
 
 @dataclass
-class Job:
-    """A fine-tuning job as a backend sees it.
+class JobReport:
+    """A job as a backend sees it: `TrainingClient.get_job_report(name)`.
 
     `progress` holds the trainer's latest report (step, total_steps, epoch, loss, learning_rate,
     samples_per_second, eta_seconds, status) or None before training starts; `restarts` counts
@@ -98,6 +102,10 @@ class Job:
             "output_dir": self.output_dir,
             "restarts": self.restarts,
         }
+
+
+# The name this class had before `get_job` returned Kubeflow's job objects.
+Job = JobReport
 
 
 class LogLine(NamedTuple):

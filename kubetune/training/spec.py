@@ -44,6 +44,8 @@ TRAINING_ARGUMENT_SECRETS = {"hub_token": "KUBETUNE_HUB_TOKEN"}
 TRAINER_SECRET_ENV_VARS = tuple(TRAINING_ARGUMENT_SECRETS.values())
 SECRET_ENV_VARS = (*INITIALIZER_SECRET_ENV_VARS, *TRAINER_SECRET_ENV_VARS)
 
+# The keys of JobSpec.kubernetes.
+KUBERNETES_KEYS = ("env", "envFrom", "initEnv", "initEnvFrom", "resources")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 DEFAULT_STORAGE_SIZE = "10Gi"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -74,6 +76,12 @@ class JobSpec:
     # The job's identity, generated once by build_job_spec: its checkpoints carry it, so a run
     # resumes only from its own. None in specs written before it existed.
     uid: str | None = None
+    # A job made by `create_job(train_func=...)`: its program, packages and image (see
+    # kubetune.training.functions); None for a fine-tuning job made by `train()`.
+    function: dict[str, Any] | None = None
+    # Kubernetes-only pod settings in API form, as the user gave them: "env" and "envFrom" of the
+    # training container, "initEnv" and "initEnvFrom" of the storage initializer, "resources".
+    kubernetes: dict[str, Any] = field(default_factory=dict)
     spec_version: int = SPEC_VERSION
     kubetune_version: str = __version__
 
@@ -94,6 +102,17 @@ class JobSpec:
                 max_restarts=self.max_restarts,
             )
         )
+        if self.function is not None and not isinstance(self.function, dict):
+            problems.add(f"function={self.function!r}: must be a mapping or None")
+        unknown = (
+            sorted(set(self.kubernetes) - set(KUBERNETES_KEYS))
+            if isinstance(self.kubernetes, dict)
+            else None
+        )
+        if unknown is None or unknown:
+            problems.add(
+                f"kubernetes={self.kubernetes!r}: must be a mapping with keys among {', '.join(KUBERNETES_KEYS)}"
+            )
         arguments = (
             self.trainer.get("training_arguments") if isinstance(self.trainer, dict) else None
         )
@@ -261,10 +280,13 @@ def build_job_spec(
     annotations: dict[str, str] | None = None,
     queue_name: str | None = None,
     max_restarts: int = 3,
+    kubernetes: dict[str, Any] | None = None,
+    extra_problems: list[str] | None = None,
 ) -> tuple[JobSpec, dict[str, str]]:
     """Builds the JobSpec and the secret environment variables from `train()`'s arguments.
 
-    Raises one ValueError listing every problem, before anything is created.
+    Raises one ValueError listing every problem (`extra_problems`, found by the caller, included),
+    before anything is created.
     """
     from kubetune.storage_initializer.hugging_face import (
         HuggingFaceDatasetParams,
@@ -275,6 +297,7 @@ def build_job_spec(
     from kubetune.storage_initializer.s3 import S3DatasetParams
 
     problems = validation.Problems(f"train(name={name!r})")
+    problems.extend(extra_problems or [])
     problems.extend(
         job_problems(
             name=name,
@@ -356,6 +379,7 @@ def build_job_spec(
         queue_name=queue_name,
         max_restarts=max_restarts,
         uid=uuid.uuid4().hex,
+        kubernetes=dict(kubernetes or {}),
     )
     return spec, secrets
 

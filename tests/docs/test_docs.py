@@ -124,7 +124,7 @@ def test_page_blocks_run(page: Path, tmp_path: Path) -> None:
             [
                 sys.executable,
                 "-c",
-                "from kubetune import TrainingClient as C; c = C(); [c.delete_job(j.name) for j in c.list_jobs()]",
+                "from kubetune import TrainingClient as C; c = C(); [c.delete_job(j.metadata.name) for j in c.list_jobs()]",
             ],
             cwd=REPO,
             env=env,

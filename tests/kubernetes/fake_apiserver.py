@@ -1,7 +1,8 @@
 """A small real HTTP server speaking the Kubernetes REST paths the backend calls, with an
 in-memory store: create/get/list/patch/delete of Secrets, ConfigMaps, PVCs, PyTorchJobs and
-TrainJobs, pods listing and pod logs (with follow). Tests script job status transitions,
-failures (status code + body for a method and resource) and log lines.
+TrainJobs, pods (with the labels the Training Operator sets) and pod logs (with follow), and
+events. Tests script job status transitions, failures (status code + body for a method and
+resource), log lines and events.
 
 It mimics what the backend relies on: 409 AlreadyExists, 404 NotFound with `details.name`,
 404 for a missing namespace (`details.kind: namespaces`), a plain '404 page not found' for an
@@ -15,6 +16,7 @@ import copy
 import itertools
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ CORE = {
     "configmaps": "ConfigMap",
     "persistentvolumeclaims": "PersistentVolumeClaim",
     "pods": "Pod",
+    "events": "Event",
 }
 CUSTOM = {
     ("kubeflow.org", "v1", "pytorchjobs"): "PyTorchJob",
@@ -83,6 +86,7 @@ class FakeApiServer:
         self.requests: list[tuple[str, str]] = []  # (method, path) in arrival order
         self.delete_bodies: list[dict[str, Any]] = []
         self.failures: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self.delays: dict[tuple[str, str], float] = {}
         self.scripts: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.logs: dict[tuple[str, str, str], list[str]] = {}
         self.closed_logs: set[tuple[str, str, str]] = set()
@@ -121,6 +125,10 @@ class FakeApiServer:
     def names(self, plural: str, namespace: str = "default") -> list[str]:
         return sorted(n for (p, ns, n) in self.objects if p == plural and ns == namespace)
 
+    def delay(self, method: str, plural: str, seconds: float) -> None:
+        """Makes every `method` request on `plural` wait `seconds` before it is answered."""
+        self.delays[(method, plural)] = seconds
+
     def fail(self, method: str, plural: str, code: int, message: str, reason: str = "") -> None:
         """Makes every `method` request on `plural` answer `code` with a Status body."""
         self.failures[(method, plural)] = (code, status_body(code, reason or "Failure", message))
@@ -138,10 +146,16 @@ class FakeApiServer:
             self.objects[(plural, namespace, name)]["status"] = status
 
     def add_pod(
-        self, name: str, job: dict[str, Any], init: dict[str, str], containers: dict[str, str]
+        self,
+        name: str,
+        job: dict[str, Any],
+        init: dict[str, str],
+        containers: dict[str, str],
+        phase: str | None = None,
     ) -> None:
         """A pod owned by `job`; `init`/`containers` map container name -> state ('running',
-        'terminated' or 'waiting')."""
+        'terminated' or 'waiting'). A PyTorchJob's pod (named `<job>-<replica type>-<index>`)
+        carries the labels the Training Operator sets; the phase defaults to what the states say."""
 
         def statuses(states: dict[str, str]) -> list[dict[str, Any]]:
             details = {
@@ -150,10 +164,34 @@ class FakeApiServer:
                 "waiting": {"reason": "PodInitializing"},
             }
             return [
-                {"name": c, "restartCount": 0, "state": {s: details[s]}} for c, s in states.items()
+                {
+                    "name": c,
+                    "image": "example.com/image:1",
+                    "imageID": "",
+                    "ready": s == "running",
+                    "restartCount": 0,
+                    "state": {s: details[s]},
+                }
+                for c, s in states.items()
             ]
 
         namespace = job["metadata"]["namespace"]
+        labels = {"kubetune.io/job-name": job["metadata"]["name"]}
+        if job["kind"] == "PyTorchJob":
+            replica_type, index = name.rsplit("-", 2)[-2:]
+            labels |= {
+                "training.kubeflow.org/operator-name": "pytorchjob-controller",
+                "training.kubeflow.org/job-name": job["metadata"]["name"],
+                "training.kubeflow.org/replica-type": replica_type,
+                "training.kubeflow.org/replica-index": index,
+            }
+            if replica_type == "master":
+                labels["training.kubeflow.org/job-role"] = "master"
+        states = [*init.values(), *containers.values()]
+        if phase is None:
+            phase = "Running" if "running" in containers.values() else "Pending"
+            if states and all(state == "terminated" for state in states):
+                phase = "Succeeded"
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -161,7 +199,8 @@ class FakeApiServer:
                 "name": name,
                 "namespace": namespace,
                 "uid": str(uuid.uuid4()),
-                "labels": {"kubetune.io/job-name": job["metadata"]["name"]},
+                "creationTimestamp": "2026-01-01T00:01:30Z",
+                "labels": labels,
                 "ownerReferences": [
                     {
                         "apiVersion": job["apiVersion"],
@@ -176,12 +215,28 @@ class FakeApiServer:
                 "containers": [{"name": c} for c in containers],
             },
             "status": {
+                "phase": phase,
+                "startTime": "2026-01-01T00:01:40Z",
                 "initContainerStatuses": statuses(init),
                 "containerStatuses": statuses(containers),
             },
         }
         with self.changed:
             self.objects[("pods", namespace, name)] = pod
+
+    def add_event(
+        self, kind: str, name: str, message: str, when: str, namespace: str = "default"
+    ) -> None:
+        """An event about object `kind`/`name`, created at `when` (RFC 3339)."""
+        with self.changed:
+            event_name = f"{name}.{next(self._clock)}"
+            self.objects[("events", namespace, event_name)] = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": event_name, "namespace": namespace, "creationTimestamp": when},
+                "involvedObject": {"kind": kind, "name": name, "namespace": namespace},
+                "message": message,
+            }
 
     def write_log(self, pod: str, container: str, *lines: str, namespace: str = "default") -> None:
         with self.changed:
@@ -257,6 +312,8 @@ class FakeApiServer:
             return
         plural, namespace, name, sub = route
         body = handler._body() if method in ("POST", "PATCH", "DELETE") else None
+        if (method, plural) in self.delays:
+            time.sleep(self.delays[(method, plural)])
         if (method, plural) in self.failures:
             code, failure = self.failures[(method, plural)]
             handler._send(code, failure)

@@ -5,6 +5,7 @@ rollback of a create that fails half-way, and the errors users see."""
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 from typing import Any
 
@@ -66,7 +67,7 @@ def test_train_creates_objects_in_order_owned_by_the_job(
     apiserver: FakeApiServer, make_client: Any, secret_params: dict[str, Any]
 ) -> None:
     client = make_client()
-    assert client.train(**secret_params) == "fine-tune-bert"
+    assert client.train(**secret_params) is None  # as Kubeflow's train()
     posts = [path.rsplit("/", 1)[-1] for method, path in apiserver.requests if method == "POST"]
     assert posts == ["secrets", "configmaps", "persistentvolumeclaims", "pytorchjobs"]
     job = apiserver.objects[(PYTORCHJOBS, "default", "fine-tune-bert")]
@@ -92,7 +93,7 @@ def test_trainjob_is_created_and_mapped(
     client = make_client(api="trainjob")
     client.train(**seed_params)
     assert ("trainjobs", "default", "fine-tune-bert") in apiserver.objects
-    assert client.get_job("fine-tune-bert").status == "Created"
+    assert client.get_job_report("fine-tune-bert").status == "Created"
     apiserver.script_status(
         "trainjobs",
         "fine-tune-bert",
@@ -129,13 +130,15 @@ def test_trainjob_is_created_and_mapped(
             {"conditions": [condition("Complete", reason="JobSetCompleted", message="done")]},
         ],
     )
-    first = client.get_job("fine-tune-bert")
+    first = client.get_job_report("fine-tune-bert")
     assert first.status == "Running" and first.progress is None
-    second = client.get_job("fine-tune-bert")
+    second = client.get_job_report("fine-tune-bert")
     assert second.progress is not None
     assert second.progress["progress_percentage"] == 40 and second.progress["loss"] == "0.52"
-    done = client.wait_for_job_conditions("fine-tune-bert", polling_interval=0.01, timeout=30)
-    assert done.status == "Succeeded" and done.completion_time == "2026-01-01T00:01:00Z"
+    done = client.wait_for_job_conditions("fine-tune-bert", polling_interval=0.01, wait_timeout=30)
+    # Kubeflow V1's models have no TrainJob: it comes back as the API's dict.
+    assert done["kind"] == "TrainJob" and client.is_job_succeeded(job=done)
+    assert client.get_job_report("fine-tune-bert").completion_time == "2026-01-01T00:01:00Z"
 
 
 def test_trainjob_failure_raises_with_the_reason(
@@ -153,7 +156,7 @@ def test_trainjob_failure_raises_with_the_reason(
         },
     )
     with pytest.raises(RuntimeError, match="node-0 exited with 1"):
-        client.wait_for_job_conditions("fine-tune-bert", polling_interval=0.01, timeout=30)
+        client.wait_for_job_conditions("fine-tune-bert", polling_interval=0.01, wait_timeout=30)
 
 
 # --- status and wait ---------------------------------------------------------------------------
@@ -165,7 +168,7 @@ def test_get_job_and_wait_follow_scripted_transitions(
     client = make_client()
     client.train(**seed_params)
     apiserver.script_status(PYTORCHJOBS, "fine-tune-bert", [CREATED, RUNNING, RUNNING, SUCCEEDED])
-    job = client.get_job("fine-tune-bert")
+    job = client.get_job_report("fine-tune-bert")
     assert job.backend == "kubernetes" and job.status == "Created"
     assert job.output_dir == "/workspace/outputs/test_trainer"
     assert job.creation_time is not None
@@ -173,13 +176,13 @@ def test_get_job_and_wait_follow_scripted_transitions(
     done = client.wait_for_job_conditions(
         "fine-tune-bert",
         polling_interval=0.01,
-        timeout=30,
-        callback=lambda j: seen.append(j.status),
+        wait_timeout=30,
+        callback=lambda j: seen.append(j.status.conditions[-1].type),
     )
     assert seen == ["Running", "Running", "Succeeded"]
-    assert done.status == "Succeeded" and client.is_job_succeeded("fine-tune-bert")
-    assert done.completion_time == "2026-01-01T00:09:00Z"
-    assert [c.type for c in done.conditions] == ["Created", "Running", "Succeeded"]
+    assert client.is_job_succeeded(job=done) and client.is_job_succeeded("fine-tune-bert")
+    assert done.status.completion_time == datetime.datetime(2026, 1, 1, 0, 9, tzinfo=datetime.UTC)
+    assert [c.type for c in done.status.conditions] == ["Created", "Running", "Succeeded"]
 
 
 def test_a_failed_job_makes_wait_raise_with_the_reason(
@@ -189,7 +192,7 @@ def test_a_failed_job_makes_wait_raise_with_the_reason(
     client.train(**seed_params)
     apiserver.script_status(PYTORCHJOBS, "fine-tune-bert", [RUNNING, FAILED])
     with pytest.raises(RuntimeError, match="reached the specified backoff limit"):
-        client.wait_for_job_conditions("fine-tune-bert", polling_interval=0.01, timeout=30)
+        client.wait_for_job_conditions("fine-tune-bert", polling_interval=0.01, wait_timeout=30)
     assert client.is_job_failed("fine-tune-bert")
 
 
@@ -199,7 +202,7 @@ def test_train_with_wait_blocks_until_succeeded(
     seed_params: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kubetune.training.client import TrainingClient
+    from kubetune.training import TrainingClient
 
     client = make_client()
     # the status script is installed before the job exists: each GET moves it on
@@ -210,8 +213,8 @@ def test_train_with_wait_blocks_until_succeeded(
         return original(self, *args, **{**kwargs, "polling_interval": 0.01})
 
     monkeypatch.setattr(TrainingClient, "wait_for_job_conditions", fast)
-    assert client.train(**seed_params, wait=True, timeout=30) == "fine-tune-bert"
-    assert client.get_job("fine-tune-bert").status == "Succeeded"
+    assert client.train(**seed_params, wait=True, wait_timeout=30) is None
+    assert client.is_job_succeeded("fine-tune-bert")
 
 
 def test_list_jobs_oldest_first_only_kubetunes(
@@ -226,8 +229,14 @@ def test_list_jobs_oldest_first_only_kubetunes(
         "metadata": {"name": "not-ours", "namespace": "default", "labels": {}},
         "spec": {},
     }
-    assert [j.name for j in client.list_jobs()] == ["second-job", "a-later-job"]
-    assert client.list_jobs(namespace="team-a") == []
+    assert [j.name for j in client.list_job_reports()] == ["second-job", "a-later-job"]
+    assert client.list_job_reports(namespace="team-a") == []
+    # Kubeflow's list_jobs lists every PyTorchJob of the namespace.
+    assert sorted(j.metadata.name for j in client.list_jobs()) == [
+        "a-later-job",
+        "not-ours",
+        "second-job",
+    ]
 
 
 def test_get_job_of_a_missing_job_names_it(make_client: Any) -> None:
@@ -340,7 +349,7 @@ def test_logs_so_far_from_every_started_container(
 ) -> None:
     client = make_client()
     job_with_pods(apiserver, client, seed_params)
-    assert list(client.get_job_logs("fine-tune-bert")) == [
+    assert list(client.stream_job_logs("fine-tune-bert")) == [
         LogLine("fine-tune-bert-master-0/storage-initializer", "fetching model"),
         LogLine("fine-tune-bert-master-0/storage-initializer", "marker written"),
         LogLine("fine-tune-bert-master-0/pytorch", "step 1 loss 2.0"),
@@ -355,7 +364,7 @@ def test_follow_streams_new_lines_and_pods_until_the_job_ends(
     apiserver.close_log("fine-tune-bert-master-0", "storage-initializer")
     apiserver.set_status(PYTORCHJOBS, "fine-tune-bert", RUNNING)
     got: list[LogLine] = []
-    for line in client.get_job_logs("fine-tune-bert", follow=True):
+    for line in client.stream_job_logs("fine-tune-bert", follow=True):
         got.append(line)
         if line.line == "step 1 loss 2.0":
             # the worker starts and writes; the master writes on; then everything ends
@@ -391,7 +400,7 @@ def test_get_job_reads_rank_0s_latest_progress_and_the_restarts(
     apiserver: FakeApiServer, make_client: Any, seed_params: dict[str, Any]
 ) -> None:
     client = running_job_with_pods(apiserver, make_client(), seed_params)
-    running = client.get_job("fine-tune-bert")
+    running = client.get_job_report("fine-tune-bert")
     assert running.progress == {"step": 1} and running.restarts == 0
 
     earlier = {"step": 10, "total_steps": 94, "loss": 0.69, "status": "training"}
@@ -408,7 +417,7 @@ def test_get_job_reads_rank_0s_latest_progress_and_the_restarts(
     worker["status"]["containerStatuses"][0].update(
         state={"running": {"startedAt": "t"}}, restartCount=2
     )
-    got = client.get_job("fine-tune-bert")
+    got = client.get_job_report("fine-tune-bert")
     assert got.progress == latest
     assert got.restarts == 2
     assert got.to_dict()["progress"]["step"] == 20
@@ -420,7 +429,7 @@ def test_only_the_end_of_the_log_is_read_for_progress(
     client = running_job_with_pods(apiserver, make_client(), seed_params)
     # job_with_pods printed a record at step 1; as many lines as are read back follow it
     apiserver.write_log("fine-tune-bert-master-0", "pytorch", *["noise"] * PROGRESS_TAIL_LINES)
-    assert client.get_job("fine-tune-bert").progress is None
+    assert client.get_job_report("fine-tune-bert").progress is None
     assert any(path.endswith("/log") for _, path in apiserver.requests)
 
 
@@ -429,7 +438,7 @@ def test_unreadable_pods_leave_the_status_standing(
 ) -> None:
     client = running_job_with_pods(apiserver, make_client(), seed_params)
     apiserver.fail("GET", "pods", 403, 'pods is forbidden: cannot list resource "pods"')
-    job = client.get_job("fine-tune-bert")
+    job = client.get_job_report("fine-tune-bert")
     assert job.status == "Running" and job.progress is None and job.restarts == 0
 
 
@@ -439,7 +448,7 @@ def test_a_created_job_reads_no_pods(
     client = make_client()
     client.train(**seed_params)
     apiserver.requests.clear()
-    assert client.get_job("fine-tune-bert").status == "Created"
+    assert client.get_job_report("fine-tune-bert").status == "Created"
     assert not [path for _, path in apiserver.requests if "/pods" in path]
 
 

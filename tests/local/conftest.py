@@ -42,5 +42,5 @@ def client(home: Path) -> Iterator[Any]:
     training_client = TrainingClient(backend="local", home=home)
     yield training_client
     for namespace_dir in (home / "jobs").glob("*"):
-        for job in training_client.list_jobs(namespace=namespace_dir.name):
+        for job in training_client.list_job_reports(namespace=namespace_dir.name):
             training_client.delete_job(job.name, namespace=job.namespace)

@@ -35,83 +35,6 @@ def assert_gone(pids: set[int]) -> None:
     )
 
 
-def test_seed_bert_example_runs_to_succeeded(client, home, tiny_model, sentiment_data):
-    # The seed's BERT example with `kubeflow.` -> `kubetune.`, a tiny local BERT instead of
-    # bert-base-cased, a local CSV instead of Yelp, 2 workers x 1 process, no GPU.
-    import transformers
-    from peft import LoraConfig
-
-    from kubetune.storage_initializer.hugging_face import (
-        HuggingFaceModelParams,
-        HuggingFaceTrainerParams,
-    )
-    from kubetune.storage_initializer.local import LocalDatasetParams
-    from kubetune.training import TrainingClient
-
-    name = TrainingClient(home=home).train(
-        name="fine-tune-bert",
-        model_provider_parameters=HuggingFaceModelParams(
-            model_uri=str(tiny_model),
-            transformer_type=transformers.AutoModelForSequenceClassification,
-        ),
-        dataset_provider_parameters=LocalDatasetParams(path=str(sentiment_data)),
-        trainer_parameters=HuggingFaceTrainerParams(
-            training_parameters=transformers.TrainingArguments(
-                output_dir="test_trainer",
-                save_strategy="no",
-                eval_strategy="no",
-                do_eval=False,
-                disable_tqdm=True,
-                log_level="info",
-            ),
-            lora_config=LoraConfig(r=8, lora_alpha=8, lora_dropout=0.1, bias="none"),
-        ),
-        num_workers=2,
-        num_procs_per_worker=1,
-        resources_per_worker={"cpu": 1, "memory": "1G"},
-    )
-    assert name == "fine-tune-bert"
-    assert client.is_job_created(name)
-
-    # Kubernetes semantics: the name is taken while the job exists.
-    with pytest.raises(RuntimeError, match="already exists"):
-        client.train(**bert_job(name, tiny_model, sentiment_data))
-
-    job = client.wait_for_job_conditions(name, timeout=JOB_TIMEOUT, polling_interval=0.5)
-    assert job.status == "Succeeded" and client.is_job_succeeded(name)
-    assert (job.name, job.namespace, job.backend) == (name, "default", "local")
-    assert job.creation_time <= job.start_time <= job.completion_time
-    assert job.restarts == 0
-    assert job.progress is not None and job.progress["step"] == job.progress["total_steps"] > 0
-
-    lines = list(client.get_job_logs(name))
-    by_source = {
-        source: [entry.line for entry in lines if entry.source == source]
-        for source in {entry.source for entry in lines}
-    }
-    assert set(by_source) == {"initializer", "worker-0", "worker-1"}
-    assert any("kubetune.storage_initializer" in line for line in by_source["initializer"])
-    for worker in ("worker-0", "worker-1"):
-        assert any("Running training" in line for line in by_source[worker]), by_source[worker][
-            -20:
-        ]
-    # The logged values are the same on both nodes: only the main process prints them.
-    summaries = {w: [x for x in by_source[w] if "'train_runtime'" in x] for w in by_source}
-    assert len(summaries["worker-0"]) == 1 and summaries["worker-1"] == [], summaries
-
-    output_dir = Path(job.output_dir)
-    assert output_dir.is_absolute() and output_dir.is_relative_to(the_job_dir(home, name).path)
-    from peft import AutoPeftModelForSequenceClassification
-
-    model = AutoPeftModelForSequenceClassification.from_pretrained(output_dir / "model")
-    assert model.config.num_labels == 2
-
-    status = status_of(home, name)
-    assert status.attempts[-1]["exit_codes"] == {"worker-0": 0, "worker-1": 0}
-    assert status.initializer is not None and status.initializer.exit_code == 0
-    assert [j.name for j in client.list_jobs()] == [name]
-
-
 def test_jobs_are_waited_on_read_and_deleted_from_a_new_process(
     client, home, tiny_model, sentiment_data
 ):
@@ -137,11 +60,12 @@ def test_jobs_are_waited_on_read_and_deleted_from_a_new_process(
         client = TrainingClient()
         report = {}
         for name in sys.argv[1:]:
-            job = client.wait_for_job_conditions(name, timeout=400, polling_interval=0.5)
-            followed = [str(line) for line in client.get_job_logs(name, follow=True)]
-            sources = sorted({line.source for line in client.get_job_logs(name)})
+            client.wait_for_job_conditions(name, wait_timeout=400, polling_interval=0.5)
+            followed = [str(line) for line in client.stream_job_logs(name, follow=True)]
+            sources = sorted({line.source for line in client.stream_job_logs(name)})
+            status = client.get_job_report(name).status
             client.delete_job(name)
-            report[name] = {"status": job.status, "sources": sources, "followed": len(followed)}
+            report[name] = {"status": status, "sources": sources, "followed": len(followed)}
         print(json.dumps(report))
         """
     )
@@ -174,7 +98,7 @@ def test_secrets_travel_only_in_the_environment_and_a_lost_supervisor_fails_the_
         )
     )
     wait_until(
-        lambda: (client.get_job(name).progress or {}).get("step", 0) > 0,
+        lambda: (client.get_job_report(name).progress or {}).get("step", 0) > 0,
         JOB_TIMEOUT,
         "training to start",
     )
@@ -190,14 +114,14 @@ def test_secrets_travel_only_in_the_environment_and_a_lost_supervisor_fails_the_
     for path in job_path.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
-    assert not any(secret in line.line for line in client.get_job_logs(name))
+    assert not any(secret in line.line for line in client.stream_job_logs(name))
 
     # A supervisor that dies without a result leaves a Failed job, not one Running forever.
     supervisor = status.supervisor
     assert supervisor is not None
     os.kill(supervisor.pid, signal.SIGKILL)
     wait_until(lambda: client.is_job_failed(name), 30, "the job to be reported Failed")
-    job = client.get_job(name)
+    job = client.get_job_report(name)
     assert job.conditions[-1].reason == "SupervisorLost" and str(supervisor.pid) in job.message
 
     # delete_job still finds and stops the orphaned agent and worker, and removes everything.
@@ -208,7 +132,7 @@ def test_secrets_travel_only_in_the_environment_and_a_lost_supervisor_fails_the_
     assert_gone(recorded)
     assert not processes.job_processes(status.uid)
     with pytest.raises(RuntimeError, match="not found"):
-        client.get_job(name)
+        client.get_job_report(name)
 
 
 def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
@@ -228,7 +152,7 @@ def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
     )
 
     def checkpointed() -> bool:
-        job = client.get_job(name)
+        job = client.get_job_report(name)
         step = (job.progress or {}).get("step", 0)
         return step >= 8 and any(Path(job.output_dir).glob("checkpoint-*"))
 
@@ -238,7 +162,8 @@ def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
     assert trainers, "worker-1's training process ended before the test could kill it"
     trainers[0].send_signal(signal.SIGKILL)
 
-    job = client.wait_for_job_conditions(name, timeout=JOB_TIMEOUT, polling_interval=0.5)
+    client.wait_for_job_conditions(name, wait_timeout=JOB_TIMEOUT, polling_interval=0.5)
+    job = client.get_job_report(name)
     assert job.status == "Succeeded"
     assert job.restarts == 1
     restarting = [c for c in job.conditions if c.type == "Restarting"]
@@ -252,7 +177,7 @@ def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
         "worker-0": 0,
         "worker-1": 0,
     }
-    assert any("[kubetune] restart 1" in line.line for line in client.get_job_logs(name))
+    assert any("[kubetune] restart 1" in line.line for line in client.stream_job_logs(name))
 
 
 def test_a_bad_column_fails_the_job_at_once_with_the_cause(
@@ -263,13 +188,13 @@ def test_a_bad_column_fails_the_job_at_once_with_the_cause(
         **bert_job(name, tiny_model, sentiment_data, num_workers=1, columns={"text": "nope"})
     )
     with pytest.raises(RuntimeError) as failure:
-        client.wait_for_job_conditions(name, timeout=JOB_TIMEOUT, polling_interval=0.5)
+        client.wait_for_job_conditions(name, wait_timeout=JOB_TIMEOUT, polling_interval=0.5)
     raised_at = time.time()
     message = str(failure.value)
     assert "nope" in message and "kubetune.trainer: error" in message, message
     # Raised within seconds of the failure: the worker's log ends when it fails.
     failed_at = the_job_dir(home, name).log_path("worker-0").stat().st_mtime
     assert raised_at - failed_at < 30, raised_at - failed_at
-    job = client.get_job(name)
+    job = client.get_job_report(name)
     assert job.status == "Failed" and job.restarts == 0  # a permanent error is not retried
     assert job.conditions[-1].reason == "WorkerFailed"

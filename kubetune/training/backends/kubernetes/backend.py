@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from kubetune import workspace
 from kubetune.training import job as conditions
-from kubetune.training.backends.base import Backend
+from kubetune.training.backends.base import ALL_PODS, Backend, PodSelector
 from kubetune.training.backends.kubernetes import errors, manifests
 from kubetune.training.backends.kubernetes.images import resolve_images
 from kubetune.training.backends.kubernetes.logs import LogFollower, split_lines, started_containers
@@ -23,12 +23,14 @@ from kubetune.training.backends.kubernetes.status import (
     progress_sources,
     trainer_restarts,
 )
-from kubetune.training.job import Job, LogLine
+from kubetune.training.job import JobReport, LogLine
 from kubetune.training.spec import JobSpec
 
 T = TypeVar("T")
 
 IN_CLUSTER_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+# A TrainJob's node 0: its pods carry the Job's completion index.
+COMPLETION_INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
 MERGE_PATCH = "application/merge-patch+json"
 # Seconds an API call may take (log streams that follow a job have none).
 REQUEST_TIMEOUT = 60
@@ -157,15 +159,23 @@ class KubernetesBackend(Backend):
         return client.CustomObjectsApi(self._client())
 
     def _call(self, action: str, namespace: str, resource: str, fn: Callable[[], T]) -> T:
-        """Runs one API call, turning its failures into RuntimeErrors that say what to do."""
+        """Runs one API call, turning its failures into RuntimeErrors that say what to do, and a
+        request that ran out of time into a TimeoutError."""
         from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
+        from urllib3.exceptions import TimeoutError as RequestTimeout
 
         try:
             return fn()
         except ApiException as e:
             raise errors.api_error(e, action, namespace, resource) from e
         except HTTPError as e:
+            cause = e.reason if isinstance(e, MaxRetryError) else e
+            # (urllib3 counts a refused connection as a connect timeout too)
+            if isinstance(cause, RequestTimeout) and not isinstance(cause, NewConnectionError):
+                raise TimeoutError(
+                    f"{action}: the Kubernetes API server did not answer in time ({e})"
+                ) from e
             raise errors.connection_error(e, self._client().configuration.host) from e
 
     @staticmethod
@@ -227,22 +237,24 @@ class KubernetesBackend(Backend):
                     e, f"delete {kind} {namespace}/{name}", namespace, plural
                 ) from e
 
-    def _delete_job_object(self, name: str, namespace: str) -> None:
+    def _delete_job_object(
+        self, name: str, namespace: str, options: dict[str, Any] | None = None
+    ) -> None:
+        """Deletes the job object: in the foreground (its pods first), or with `options` (a
+        V1DeleteOptions in API form) as the request body when given."""
         group, version, plural, kind = self._custom
         api = self._custom_api()
+        extra: dict[str, Any] = (
+            {"body": options}
+            if options is not None
+            else {"propagation_policy": "Foreground", "body": {"propagationPolicy": "Foreground"}}
+        )
         self._call(
             f"delete {kind} {namespace}/{name}",
             namespace,
             plural,
             lambda: api.delete_namespaced_custom_object(
-                group,
-                version,
-                namespace,
-                plural,
-                name,
-                propagation_policy="Foreground",
-                body={"propagationPolicy": "Foreground"},
-                _request_timeout=REQUEST_TIMEOUT,
+                group, version, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT, **extra
             ),
         )
 
@@ -261,6 +273,32 @@ class KubernetesBackend(Backend):
                 _content_type=MERGE_PATCH,
                 _preload_content=False,
                 _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+
+    def create_job_object(self, job: dict[str, Any], namespace: str) -> None:
+        """Creates the job object as given (Kubeflow's `create_job(job=...)`)."""
+        self._create({**job, "metadata": {**(job.get("metadata") or {}), "namespace": namespace}})
+
+    def update_job_object(
+        self, name: str, namespace: str, patch: dict[str, Any], timeout: float | None = None
+    ) -> None:
+        """Sends `patch` as a JSON merge patch of the job object, as Kubeflow's `update_job` does."""
+        group, version, plural, kind = self._custom
+        api = self._custom_api()
+        self._call(
+            f"update {kind} {namespace}/{name}",
+            namespace,
+            plural,
+            lambda: api.patch_namespaced_custom_object(
+                group,
+                version,
+                namespace,
+                plural,
+                name,
+                patch,
+                _content_type=MERGE_PATCH,
+                _request_timeout=timeout or REQUEST_TIMEOUT,
             ),
         )
 
@@ -300,7 +338,9 @@ class KubernetesBackend(Backend):
 
     # --- read ----------------------------------------------------------------------------------
 
-    def _get_object(self, name: str, namespace: str) -> dict[str, Any]:
+    def _get_object(
+        self, name: str, namespace: str, timeout: float | None = None
+    ) -> dict[str, Any]:
         from kubernetes.client.exceptions import ApiException
 
         group, version, plural, kind = self._custom
@@ -311,7 +351,12 @@ class KubernetesBackend(Backend):
                 namespace,
                 plural,
                 lambda: api.get_namespaced_custom_object(
-                    group, version, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    name,
+                    _request_timeout=timeout or REQUEST_TIMEOUT,
                 ),
             )
         except RuntimeError as e:
@@ -326,7 +371,7 @@ class KubernetesBackend(Backend):
             raise
         return obj
 
-    def get_job(self, name: str, namespace: str) -> Job:
+    def get_job(self, name: str, namespace: str) -> JobReport:
         """The job's conditions and times from its PyTorchJob/TrainJob, output_dir inside the
         volume; once it runs, restarts from its pods and progress from rank 0's latest record."""
         job = job_from_object(self._get_object(name, namespace))
@@ -334,7 +379,7 @@ class KubernetesBackend(Backend):
             self._add_pod_report(job)
         return job
 
-    def _add_pod_report(self, job: Job) -> None:
+    def _add_pod_report(self, job: JobReport) -> None:
         """Fills `restarts` and (unless the job object had it) `progress`; leaves them as they
         are when the pods or their logs cannot be read, since the job's status stands without."""
         try:
@@ -355,7 +400,7 @@ class KubernetesBackend(Backend):
             if job.progress is not None:
                 return
 
-    def list_jobs(self, namespace: str) -> list[Job]:
+    def list_jobs(self, namespace: str) -> list[JobReport]:
         """kubetune's jobs in the namespace (by label), oldest first."""
         group, version, plural, kind = self._custom
         api = self._custom_api()
@@ -378,21 +423,107 @@ class KubernetesBackend(Backend):
         )
         return [job_from_object(o) for o in items]
 
-    def _pods(self, name: str, namespace: str) -> list[dict[str, Any]]:
+    def get_job_object(
+        self, name: str, namespace: str, timeout: float | None = None
+    ) -> dict[str, Any]:
+        return self._get_object(name, namespace, timeout)
+
+    def list_job_objects(
+        self, namespace: str, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Every job object of the backend's kind in the namespace (kubetune's or not)."""
+        group, version, plural, kind = self._custom
+        api = self._custom_api()
+        listed = self._call(
+            f"list {kind}s in {namespace}",
+            namespace,
+            plural,
+            lambda: api.list_namespaced_custom_object(
+                group, version, namespace, plural, _request_timeout=timeout or REQUEST_TIMEOUT
+            ),
+        )
+        items: list[dict[str, Any]] = listed.get("items") or []
+        return items
+
+    def _pod_labels(self, name: str, selector: PodSelector) -> str:
+        """The label selector of a job's chosen pods: the Training Operator's labels for a
+        PyTorchJob; for a TrainJob kubetune's job label, node 0 being its master."""
+        if self.api == "trainjob":
+            if selector.replica_type is not None or selector.replica_index is not None:
+                raise ValueError(
+                    "replica_type/replica_index: a TrainJob has nodes, not PyTorchJob replicas; "
+                    "use is_master=True for node 0 or leave them unset"
+                )
+            labels = {manifests.JOB_NAME_LABEL: name}
+            if selector.is_master:
+                labels[COMPLETION_INDEX_LABEL] = "0"
+        else:
+            labels = selector.labels(name)
+        return ",".join(f"{key}={value}" for key, value in labels.items())
+
+    def _pods(
+        self,
+        name: str,
+        namespace: str,
+        selector: PodSelector = ALL_PODS,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
         core = self._core()
+        label_selector = self._pod_labels(name, selector)
         listed = self._call(
             f"list the pods of job {namespace}/{name}",
             namespace,
             "pods",
             lambda: core.list_namespaced_pod(
                 namespace,
-                label_selector=f"{manifests.JOB_NAME_LABEL}={name}",
+                label_selector=label_selector,
                 _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
+                _request_timeout=timeout or REQUEST_TIMEOUT,
             ),
         )
         items: list[dict[str, Any]] = self._json(listed).get("items") or []
         return items
+
+    def list_pods(
+        self,
+        name: str,
+        namespace: str,
+        selector: PodSelector = ALL_PODS,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._pods(name, namespace, selector, timeout)
+
+    def job_events(
+        self, name: str, namespace: str, pods: list[str], timeout: float | None = None
+    ) -> dict[str, list[str]]:
+        """The events of the job object and of `pods` since each was created, as Kubeflow lists them."""
+        job = self._get_object(name, namespace, timeout)
+        core = self._core()
+        listed = self._call(
+            f"list the events of namespace {namespace}",
+            namespace,
+            "events",
+            lambda: core.list_namespaced_event(
+                namespace, _preload_content=False, _request_timeout=timeout or REQUEST_TIMEOUT
+            ),
+        )
+        created = {(job["kind"], name): job["metadata"].get("creationTimestamp") or ""}
+        for pod in self._pods(name, namespace, timeout=timeout):
+            if pod["metadata"]["name"] in pods:
+                created[("Pod", pod["metadata"]["name"])] = (
+                    pod["metadata"].get("creationTimestamp") or ""
+                )
+        found: dict[str, list[str]] = {}
+        for event in self._json(listed).get("items") or []:
+            involved = event.get("involvedObject") or {}
+            key = (involved.get("kind"), involved.get("name"))
+            when = (event.get("metadata") or {}).get("creationTimestamp") or ""
+            if key in created and when >= created[key]:
+                stamp = when.replace("T", " ").rstrip("Z")
+                found.setdefault(f"{key[0].lower()}/{key[1]}", []).append(
+                    f"{stamp} {event.get('message', '')}"
+                )
+        return found
 
     def _read_log(
         self, pod: str, container: str, namespace: str, follow: bool, tail_lines: int | None = None
@@ -414,12 +545,15 @@ class KubernetesBackend(Backend):
             ),
         )
 
-    def get_job_logs(self, name: str, namespace: str, follow: bool) -> Iterator[LogLine]:
-        """Lines of the initializer and every replica's containers, as `pod/container`;
+    def get_job_logs(
+        self, name: str, namespace: str, follow: bool, selector: PodSelector = ALL_PODS
+    ) -> Iterator[LogLine]:
+        """Lines of the chosen pods' containers (init containers first), as `pod/container`;
         with `follow`, new pods and lines as they come, until the job ends."""
         self._get_object(name, namespace)  # a clear error for a job that does not exist
+        self._pod_labels(name, selector)  # a clear error for a selector this kind has no use for
         if not follow:
-            return self._logs_so_far(name, namespace)
+            return self._logs_so_far(name, namespace, selector)
 
         def job_ended() -> bool:
             try:
@@ -440,23 +574,32 @@ class KubernetesBackend(Backend):
 
         return iter(
             LogFollower(
-                list_pods=lambda: self._pods(name, namespace),
+                list_pods=lambda: self._pods(name, namespace, selector),
                 open_stream=open_stream,
                 job_ended=job_ended,
                 poll_interval=self.poll_interval,
             )
         )
 
-    def _logs_so_far(self, name: str, namespace: str) -> Iterator[LogLine]:
-        for pod, container, _ in started_containers(self._pods(name, namespace)):
+    def _logs_so_far(
+        self, name: str, namespace: str, selector: PodSelector = ALL_PODS
+    ) -> Iterator[LogLine]:
+        for pod, container, _ in started_containers(self._pods(name, namespace, selector)):
             response = self._read_log(pod, container, namespace, follow=False)
             yield from split_lines(response.data.decode(errors="replace"), f"{pod}/{container}")
 
     # --- delete --------------------------------------------------------------------------------
 
-    def delete_job(self, name: str, namespace: str, keep_outputs: bool = False) -> None:
-        """Deletes the job (foreground: its pods first) and its Secret, ConfigMap and PVC;
-        with `keep_outputs` the PVC stays (its owner reference is removed first)."""
+    def delete_job(
+        self,
+        name: str,
+        namespace: str,
+        keep_outputs: bool = False,
+        delete_options: dict[str, Any] | None = None,
+    ) -> None:
+        """Deletes the job (foreground: its pods first, unless `delete_options` says otherwise)
+        and its Secret, ConfigMap and PVC; with `keep_outputs` the PVC stays (its owner
+        reference is removed first)."""
         self._get_object(name, namespace)
         pvc = manifests.pvc_name(name)
         if keep_outputs:
@@ -465,7 +608,7 @@ class KubernetesBackend(Backend):
             except RuntimeError as e:
                 if getattr(e.__cause__, "status", None) != 404:
                     raise
-        self._delete_job_object(name, namespace)
+        self._delete_job_object(name, namespace, delete_options)
         # The garbage collector removes owned objects too; deleting them here makes it immediate.
         self._delete_core("Secret", manifests.secret_name(name), namespace)
         self._delete_core("ConfigMap", manifests.configmap_name(name), namespace)

@@ -8,6 +8,10 @@ A job `NAME` becomes, in creation order:
 - ConfigMap `NAME-spec`: the JobSpec JSON, mounted read-only at /etc/kubetune/spec.json;
 - PersistentVolumeClaim `NAME-workspace`: the job's workspace, mounted at /workspace in every pod;
 - the job itself: a `kubeflow.org/v1` PyTorchJob or a `trainer.kubeflow.org/v1alpha1` TrainJob.
+
+A job made by `create_job(train_func=...)` (a JobSpec with `function`) is the PyTorchJob alone,
+as in Kubeflow V1: its `pytorch` containers run a bash script that installs the packages, writes
+the function's program to a file and runs it with torchrun (or `python -u`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubetune import workspace
+from kubetune.storage_initializer.constants import INIT_CONTAINER_MOUNT_PATH
 from kubetune.training.backends.kubernetes.images import Images
 from kubetune.training.spec import INITIALIZER_SECRET_ENV_VARS, TRAINER_SECRET_ENV_VARS, JobSpec
 
@@ -36,13 +41,16 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 SPEC_DIR = "/etc/kubetune"
 SPEC_KEY = "spec.json"
 SPEC_PATH = f"{SPEC_DIR}/{SPEC_KEY}"
-WORKSPACE_DIR = "/workspace"
+WORKSPACE_DIR = INIT_CONTAINER_MOUNT_PATH
 WORKSPACE_VOLUME = "workspace"
 SPEC_VOLUME = "job-spec"
 
 INITIALIZER_CONTAINER = "storage-initializer"
 PYTORCH_CONTAINER = "pytorch"  # the name the Training Operator requires
 TRAINJOB_CONTAINER = "node"  # the container of the torch-distributed runtime
+
+ISTIO_SIDECAR_ANNOTATION = "sidecar.istio.io/inject"
+FUNCTION_COMMAND = ["bash", "-c"]
 
 INITIALIZER_COMMAND = ["python", "-m", "kubetune.storage_initializer"]
 TRAINER_COMMAND = ["torchrun", "-m", "kubetune.trainer"]
@@ -210,20 +218,44 @@ def initializer_container(spec: JobSpec, image: str, secret_keys: list[str]) -> 
     """The storage initializer: fetches model and dataset into the workspace, then the marker.
     Of `secret_keys` it gets the ones it reads (model and dataset credentials)."""
     keys = [k for k in secret_keys if k in INITIALIZER_SECRET_ENV_VARS]
-    return {
+    container: dict[str, Any] = {
         "name": INITIALIZER_CONTAINER,
         "image": image,
         "command": list(INITIALIZER_COMMAND),
         "args": list(JOB_ARGS),
-        "env": plain_env(spec.init_env) + secret_env(spec, keys),
+        "env": plain_env(spec.init_env)
+        + secret_env(spec, keys)
+        + list(spec.kubernetes.get("initEnv") or []),
         "volumeMounts": volume_mounts(),
     }
+    if spec.kubernetes.get("initEnvFrom"):
+        container["envFrom"] = list(spec.kubernetes["initEnvFrom"])
+    return container
 
 
 def trainer_env(spec: JobSpec) -> dict[str, str]:
     """The trainer's plain environment: unbuffered output, progress records in the log (the
     workspace volume is out of the client's reach), then the user's `env`."""
     return {"PYTHONUNBUFFERED": "1", workspace.PROGRESS_LOG_ENV: "1", **spec.env}
+
+
+def container_resources(spec: JobSpec) -> dict[str, Any]:
+    """The training container's resources: a `V1ResourceRequirements` as given, else
+    `resources_per_worker` as requests and limits."""
+    return dict(
+        spec.kubernetes.get("resources") or resource_requirements(spec.resources_per_worker)
+    )
+
+
+def _with_env_refs(spec: JobSpec, container: dict[str, Any]) -> dict[str, Any]:
+    """Adds the Kubernetes-only env entries (valueFrom, envFrom) and the resources."""
+    container["env"] = container["env"] + list(spec.kubernetes.get("env") or [])
+    if spec.kubernetes.get("envFrom"):
+        container["envFrom"] = list(spec.kubernetes["envFrom"])
+    resources = container_resources(spec)
+    if resources:
+        container["resources"] = resources
+    return container
 
 
 def trainer_container(spec: JobSpec, image: str, secret_keys: Sequence[str] = ()) -> dict[str, Any]:
@@ -238,24 +270,71 @@ def trainer_container(spec: JobSpec, image: str, secret_keys: Sequence[str] = ()
         "env": plain_env(trainer_env(spec)) + secret_env(spec, keys),
         "volumeMounts": volume_mounts(),
     }
-    resources = resource_requirements(spec.resources_per_worker)
-    if resources:
-        container["resources"] = resources
-    return container
+    return _with_env_refs(spec, container)
+
+
+def function_script(function: dict[str, Any]) -> str:
+    """The bash script of a function job's container: pip installs the packages (if any) from
+    the index, the program goes to a fresh file, the entrypoint runs it. The program is written
+    through a quoted here-document, so the shell expands nothing in it."""
+    lines = ["set -e"]
+    if function.get("packages"):
+        pip = [
+            "python", "-m", "pip", "install", "--quiet", "--no-warn-script-location",
+            "--disable-pip-version-check", "--index-url", function["pip_index_url"],
+            *function["packages"],
+        ]  # fmt: skip
+        lines.append(shlex.join(pip))
+    program = function["program"]
+    delimiter = "KUBETUNE_TRAIN_FUNC"
+    while delimiter in program:
+        delimiter += "_"
+    lines += [
+        'program_dir="$(mktemp -d)"',
+        f"cat > \"$program_dir/{function['name']}.py\" <<'{delimiter}'",
+        program.rstrip("\n"),
+        delimiter,
+        f'exec {function["entrypoint"]} "$program_dir/{function["name"]}.py"',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def function_container(spec: JobSpec, image: str) -> dict[str, Any]:
+    """The `pytorch` container of a function job: the script of `function_script`, or the
+    image's own command when the job has no function (`create_job(base_image=...)`)."""
+    function = spec.function or {}
+    container: dict[str, Any] = {
+        "name": PYTORCH_CONTAINER,
+        "image": function.get("base_image") or image,
+    }
+    if function.get("program"):
+        container["command"] = list(FUNCTION_COMMAND)
+        container["args"] = [function_script(function)]
+    container["env"] = plain_env(spec.env)
+    return _with_env_refs(spec, container)
 
 
 def _job_metadata(spec: JobSpec, name: str) -> dict[str, Any]:
     labels = {**spec.labels, **base_labels(spec)}
     if spec.queue_name:
         labels[QUEUE_LABEL] = spec.queue_name
-    annotations = {**spec.annotations, OUTPUT_DIR_ANNOTATION: output_dir(spec)}
-    return {"name": name, "namespace": spec.namespace, "labels": labels, "annotations": annotations}
+    annotations = dict(spec.annotations)
+    if spec.function is None:
+        annotations[OUTPUT_DIR_ANNOTATION] = output_dir(spec)
+    metadata = {"name": name, "namespace": spec.namespace, "labels": labels}
+    if annotations:
+        metadata["annotations"] = annotations
+    return metadata
 
 
 def _pod_metadata(spec: JobSpec) -> dict[str, Any]:
     metadata: dict[str, Any] = {"labels": {**spec.labels, **base_labels(spec)}}
-    if spec.annotations:
-        metadata["annotations"] = dict(spec.annotations)
+    annotations = dict(spec.annotations)
+    if spec.function is not None:
+        # As Kubeflow V1 has it for function jobs: an Istio sidecar would keep the pod running.
+        annotations.setdefault(ISTIO_SIDECAR_ANNOTATION, "false")
+    if annotations:
+        metadata["annotations"] = annotations
     return metadata
 
 
@@ -267,10 +346,14 @@ def build_pytorchjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> d
     `num_workers - 1` Workers, each restarting on failure up to `max_restarts` times."""
 
     def replica(replicas: int, with_initializer: bool) -> dict[str, Any]:
-        pod_spec: dict[str, Any] = {
-            "containers": [trainer_container(spec, images.trainer, secret_keys)],
-            "volumes": volumes(spec),
-        }
+        if spec.function is not None:
+            pod_spec: dict[str, Any] = {"containers": [function_container(spec, images.trainer)]}
+            with_initializer = False
+        else:
+            pod_spec = {
+                "containers": [trainer_container(spec, images.trainer, secret_keys)],
+                "volumes": volumes(spec),
+            }
         if with_initializer:
             pod_spec["initContainers"] = [
                 initializer_container(spec, images.initializer, secret_keys)
@@ -320,16 +403,25 @@ def trainjob_script(spec: JobSpec) -> str:
 
 def build_trainjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> dict[str, Any]:
     """The TrainJob against the `torch-distributed` ClusterTrainingRuntime, with the workspace and
-    spec volumes patched into its `node` pods."""
+    spec volumes patched into its `node` pods. The storage initializer runs in the node
+    container, so its env entries join the trainer's; `envFrom` has no place in a TrainJob."""
+    if spec.kubernetes.get("envFrom") or spec.kubernetes.get("initEnvFrom"):
+        raise ValueError(
+            "env_vars/init_env_vars: a V1EnvFromSource has no place in a TrainJob's trainer; "
+            "use V1EnvVar entries or api='pytorchjob'"
+        )
     trainer: dict[str, Any] = {
         "image": images.trainer,
         "command": ["/bin/sh", "-c", trainjob_script(spec)],
-        "env": plain_env(trainer_env(spec)) + secret_env(spec, secret_keys),
+        "env": plain_env(trainer_env(spec))
+        + secret_env(spec, secret_keys)
+        + list(spec.kubernetes.get("initEnv") or [])
+        + list(spec.kubernetes.get("env") or []),
         "numNodes": spec.num_workers,
     }
     if isinstance(spec.num_procs_per_worker, int):
         trainer["numProcPerNode"] = spec.num_procs_per_worker
-    resources = resource_requirements(spec.resources_per_worker)
+    resources = container_resources(spec)
     if resources:
         trainer["resourcesPerNode"] = resources
     pod_patch = {
@@ -380,6 +472,12 @@ def build_objects(
     """Every object of the job in creation order: [Secret,] ConfigMap, PVC, PyTorchJob|TrainJob."""
     if api not in APIS:
         raise ValueError(f"api={api!r}: allowed: {', '.join(APIS)}")
+    if spec.function is not None:
+        if api != "pytorchjob":
+            raise ValueError(
+                f"api={api!r}: a job of create_job(train_func=...) is a PyTorchJob; use api='pytorchjob'"
+            )
+        return [build_pytorchjob(spec, images, [])]
     keys = sorted(secrets)
     objects = [build_secret(spec, secrets)] if secrets else []
     objects += [build_configmap(spec), build_pvc(spec)]

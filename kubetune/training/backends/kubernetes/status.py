@@ -1,4 +1,4 @@
-"""Pure mapping of a PyTorchJob's or TrainJob's status (and its pods') to kubetune's `Job`."""
+"""Pure mapping of a PyTorchJob's or TrainJob's status (and its pods') to kubetune's `JobReport`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from kubetune.training.backends.kubernetes.manifests import (
     PYTORCH_CONTAINER,
     TRAINJOB_CONTAINER,
 )
-from kubetune.training.job import Job, JobCondition
+from kubetune.training.job import JobCondition, JobReport
 
 BACKEND = "kubernetes"
 TRAINER_CONTAINERS = (PYTORCH_CONTAINER, TRAINJOB_CONTAINER)
@@ -35,9 +35,9 @@ def _condition(raw: dict[str, Any], type_: str) -> JobCondition:
     )
 
 
-def _base(obj: dict[str, Any]) -> Job:
+def _base(obj: dict[str, Any]) -> JobReport:
     metadata = obj.get("metadata") or {}
-    return Job(
+    return JobReport(
         name=metadata.get("name", ""),
         namespace=metadata.get("namespace", ""),
         backend=BACKEND,
@@ -46,7 +46,7 @@ def _base(obj: dict[str, Any]) -> Job:
     )
 
 
-def job_from_pytorchjob(obj: dict[str, Any]) -> Job:
+def job_from_pytorchjob(obj: dict[str, Any]) -> JobReport:
     """A Job from a PyTorchJob: its conditions carry the same names as kubetune's."""
     job = _base(obj)
     status = obj.get("status") or {}
@@ -60,7 +60,7 @@ def job_from_pytorchjob(obj: dict[str, Any]) -> Job:
     return job
 
 
-def job_from_trainjob(obj: dict[str, Any]) -> Job:
+def job_from_trainjob(obj: dict[str, Any]) -> JobReport:
     """A Job from a TrainJob: Complete -> Succeeded; Running when a child job is active and the
     TrainJob has not ended; progress from `status.trainerStatus` when the runtime reports it."""
     job = _base(obj)
@@ -92,7 +92,7 @@ def job_from_trainjob(obj: dict[str, Any]) -> Job:
     return job
 
 
-def job_from_object(obj: dict[str, Any]) -> Job:
+def job_from_object(obj: dict[str, Any]) -> JobReport:
     """A Job from either kind of job object."""
     if obj.get("kind") == "TrainJob":
         return job_from_trainjob(obj)

@@ -11,12 +11,13 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from kubetune import workspace
 from kubetune.trainer import checkpoints
 from kubetune.training import job as conditions
-from kubetune.training.backends.base import Backend
-from kubetune.training.backends.local import launch, logs, processes
+from kubetune.training.backends.base import ALL_PODS, Backend, PodSelector
+from kubetune.training.backends.local import launch, logs, pods, processes
 from kubetune.training.backends.local.jobdir import (
     JobDir,
     JobStatus,
@@ -26,7 +27,7 @@ from kubetune.training.backends.local.jobdir import (
     namespace_dir,
     now_iso,
 )
-from kubetune.training.job import Job, JobCondition, LogLine
+from kubetune.training.job import JobCondition, JobReport, LogLine
 from kubetune.training.spec import JobSpec
 
 # How long create_job waits for the supervisor to record itself.
@@ -77,12 +78,16 @@ class LocalBackend(Backend):
         staging.workspace.mkdir()
         staging.spec_path.write_text(spec.to_json())
         output_dir = spec.trainer.get("training_arguments", {}).get("output_dir")
+        # A function job's outputs are what it writes in its working directory, the workspace.
+        outputs = (
+            job.workspace if spec.function else workspace.output_path(job.workspace, output_dir)
+        )
         status = JobStatus(
             uid=uid,
             name=spec.name,
             namespace=spec.namespace,
             num_workers=spec.num_workers,
-            output_dir=str(workspace.output_path(job.workspace, output_dir)),
+            output_dir=str(outputs),
             creation_time=now_iso(),
             launch={
                 "gpu_slices": plan.gpu_slices,
@@ -136,12 +141,16 @@ class LocalBackend(Backend):
 
     # --- read ------------------------------------------------------------------------------------
 
-    def get_job(self, name: str, namespace: str) -> Job:
+    def get_job(self, name: str, namespace: str) -> JobReport:
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
         return self._to_job(job, status)
 
-    def list_jobs(self, namespace: str) -> list[Job]:
+    def list_jobs(self, namespace: str) -> list[JobReport]:
+        return [self._to_job(job, status) for job, status in self._jobs(namespace)]
+
+    def _jobs(self, namespace: str) -> list[tuple[JobDir, JobStatus]]:
+        """Every job of the namespace with its (checked) status, oldest first."""
         folder = namespace_dir(self.home, namespace)
         jobs = []
         if folder.is_dir():
@@ -151,16 +160,86 @@ class LocalBackend(Backend):
                 job = JobDir(path)
                 status = job.read_status()
                 if status is not None:
-                    jobs.append(self._to_job(job, self._checked(job, status)))
-        return sorted(jobs, key=lambda j: (j.creation_time or "", j.name))
+                    jobs.append((job, self._checked(job, status)))
+        return sorted(jobs, key=lambda j: (j[1].creation_time or "", j[1].name))
 
-    def get_job_logs(self, name: str, namespace: str, follow: bool) -> Iterator[LogLine]:
+    def get_job_logs(
+        self, name: str, namespace: str, follow: bool, selector: PodSelector = ALL_PODS
+    ) -> Iterator[LogLine]:
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
-        files = [(source, job.log_path(source)) for source in job.sources(status.num_workers)]
+        files = [
+            (source, job.log_path(source))
+            for source in job.sources(status.num_workers)
+            if selector.matches(name, pods.pod_labels(name, pods.source_node_rank(source)))
+        ]
         if not follow:
             return logs.read_logs(files)
         return logs.follow_logs(files, done=lambda: self._ended(job))
+
+    # --- the Training Operator's view of local jobs (see pods.py) ---------------------------------
+
+    def _spec(self, job: JobDir) -> JobSpec:
+        return JobSpec.from_json(job.spec_path.read_text())
+
+    def _progress(self, job: JobDir) -> dict[str, Any] | None:
+        progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
+        return progress if isinstance(progress, dict) else None
+
+    def _object(self, job: JobDir, status: JobStatus) -> dict[str, Any]:
+        queue_position = getattr(status, "queue_position", None)
+        return pods.job_object(self._spec(job), status, self._progress(job), queue_position)
+
+    def get_job_object(
+        self, name: str, namespace: str, timeout: float | None = None
+    ) -> dict[str, Any]:
+        job = job_dir(self.home, namespace, name)
+        return self._object(job, self._status(job, name, namespace))
+
+    def list_job_objects(
+        self, namespace: str, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
+        return [self._object(job, status) for job, status in self._jobs(namespace)]
+
+    def list_pods(
+        self,
+        name: str,
+        namespace: str,
+        selector: PodSelector = ALL_PODS,
+        timeout: float | None = None,
+    ) -> list[dict[str, Any]]:
+        job = job_dir(self.home, namespace, name)
+        status = self._status(job, name, namespace)
+        return [
+            pod
+            for pod in pods.pods(self._spec(job), status)
+            if selector.matches(name, pod["metadata"]["labels"])
+        ]
+
+    def pod_of(self, job_name: str, source: str) -> str:
+        return pods.pod_of_source(job_name, source)
+
+    def job_events(
+        self, name: str, namespace: str, pod_names: list[str], timeout: float | None = None
+    ) -> dict[str, list[str]]:
+        job = job_dir(self.home, namespace, name)
+        return pods.events(self._spec(job), self._status(job, name, namespace))
+
+    def create_job_object(self, job: dict[str, Any], namespace: str) -> None:
+        raise ValueError(
+            "create_job(job=...): a job object names container images, which run only on "
+            "Kubernetes; use TrainingClient(backend='kubernetes') (or a kubeconfig), or describe "
+            "the job with create_job(name=..., train_func=...) to run it locally"
+        )
+
+    def update_job_object(
+        self, name: str, namespace: str, patch: dict[str, Any], timeout: float | None = None
+    ) -> None:
+        raise RuntimeError(
+            f"update_job: the local backend cannot change job {namespace}/{name} once created "
+            "(there is no operator here to act on a changed spec); delete it and create it "
+            "again, or use TrainingClient(backend='kubernetes')"
+        )
 
     def follow_job_logs(
         self, name: str, namespace: str, on_poll: Callable[[], None] | None = None
@@ -212,9 +291,9 @@ class LocalBackend(Backend):
         job.write_status(latest)
         return latest
 
-    def _to_job(self, job: JobDir, status: JobStatus) -> Job:
+    def _to_job(self, job: JobDir, status: JobStatus) -> JobReport:
         progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
-        return Job(
+        return JobReport(
             name=status.name,
             namespace=status.namespace,
             backend=self.name,
@@ -229,11 +308,18 @@ class LocalBackend(Backend):
 
     # --- delete ----------------------------------------------------------------------------------
 
-    def delete_job(self, name: str, namespace: str, keep_outputs: bool = False) -> None:
+    def delete_job(
+        self,
+        name: str,
+        namespace: str,
+        keep_outputs: bool = False,
+        delete_options: dict[str, Any] | None = None,
+    ) -> None:
         """Stops every process of the job, then removes its directory.
 
         With `keep_outputs`, outputs inside the job directory move to
         `kept_outputs_path(name, namespace)` first (an absolute output_dir is never touched).
+        `delete_options` (Kubernetes deletion options) has no meaning here and is ignored.
         """
         job = job_dir(self.home, namespace, name)
         status = job.read_status()

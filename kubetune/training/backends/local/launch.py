@@ -160,8 +160,18 @@ def agent_command(
     node_rank: int,
     procs_per_worker: int | str,
     port: int,
+    program: list[str] | None = None,
 ) -> list[str]:
-    """The torchrun agent command line of worker `node_rank` (one simulated node)."""
+    """The torchrun agent command line of worker `node_rank` (one simulated node); each of its
+    processes runs `program` (default: kubetune.trainer on the job's spec and workspace)."""
+    program = program or [
+        "-m",
+        "kubetune.trainer",
+        "--spec",
+        str(spec_path),
+        "--workspace",
+        str(workspace),
+    ]
     return [
         sys.executable,
         "-m",
@@ -175,12 +185,7 @@ def agent_command(
         # The supervisor restarts the whole worker group (all agents) itself.
         "--max-restarts=0",
         "--monitor-interval=0.5",
-        "-m",
-        "kubetune.trainer",
-        "--spec",
-        str(spec_path),
-        "--workspace",
-        str(workspace),
+        *program,
     ]
 
 

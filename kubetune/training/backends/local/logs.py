@@ -9,8 +9,9 @@ from pathlib import Path
 
 from kubetune.training.job import LogLine
 
-# The one-line error the storage initializer and the trainer print last when they fail.
-ERROR_LINE = re.compile(r"kubetune\.(?:trainer|storage_initializer): error: .*")
+# The one-line error kubetune's steps (storage initializer, trainer, a function job's package
+# step) print last when they fail.
+ERROR_LINE = re.compile(r"kubetune\.[\w.]+: error: .*")
 # torchrun's failure report: "exitcode  : -9 (pid: 123)" per failed process.
 _EXIT_CODE = re.compile(r"exitcode\s*:\s*(-?\d+)")
 _SIGNAL = re.compile(r"Signal (\d+) \(SIG\w+\) received by PID")

@@ -29,7 +29,7 @@ from typing import IO
 import psutil
 
 from kubetune.training import job as conditions
-from kubetune.training.backends.local import launch, logs, processes
+from kubetune.training.backends.local import function_jobs, launch, logs, pods, processes
 from kubetune.training.backends.local.jobdir import (
     INITIALIZER,
     JobDir,
@@ -133,7 +133,9 @@ class Supervisor:
     def initialize(self) -> bool:
         """Runs the storage initializer; False (job failed) when it fails."""
         env = {**os.environ, **self.spec.init_env, "PYTHONUNBUFFERED": "1"}
-        command = launch.initializer_command(self.job.spec_path, self.job.workspace)
+        command = function_jobs.init_command(
+            self.spec, self.job.spec_path, self.job.workspace
+        ) or launch.initializer_command(self.job.spec_path, self.job.workspace)
         proc = self.start(INITIALIZER, command, env)
         self.status.initializer = _record(proc)
         self.write()
@@ -142,7 +144,8 @@ class Supervisor:
         self.write()
         if code != 0:
             reason = logs.failure_reason(self.job.log_path(INITIALIZER))
-            self.fail("InitializerFailed", f"storage initializer exited with code {code}: {reason}")
+            step = "package installation" if self.spec.function else "storage initializer"
+            self.fail("InitializerFailed", f"{step} exited with code {code}: {reason}")
             return False
         return True
 
@@ -192,8 +195,9 @@ class Supervisor:
             offsets[source] = log_path.stat().st_size if log_path.exists() else 0
             if attempt:
                 _append(log_path, f"[kubetune] restart {attempt}: starting {source} again\n")
+            pod_env = pods.operator_env(spec.num_workers, i, spec.num_procs_per_worker, port)
             env = launch.worker_env(
-                dict(os.environ),
+                {**os.environ, **pod_env},
                 spec.env,
                 gpu_slice=launch_plan["gpu_slices"][i],
                 threads=launch_plan["threads"],
@@ -205,6 +209,7 @@ class Supervisor:
                 node_rank=i,
                 procs_per_worker=spec.num_procs_per_worker,
                 port=port,
+                program=function_jobs.worker_program(spec, self.job.spec_path, self.job.workspace),
             )
             agents[source] = self.start(source, command, env)
             self.status.workers[source] = _record(agents[source])

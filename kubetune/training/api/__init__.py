@@ -1,0 +1,1 @@
+"""Kubeflow Training V1's client API: `kubetune.training.api.training_client.TrainingClient`."""

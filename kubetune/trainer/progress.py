@@ -1,13 +1,16 @@
 """What the trainer reports while it runs: the progress file (workspace/progress.json) that
 backends read, written by rank 0 (and, where the backend asks for it, also printed as one log line
 per record), the history of logged values (workspace/history.jsonl, appended by rank 0), and the
-logged values, printed once per job rather than once per node."""
+logged values and load reports, printed once per job rather than once per process."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +161,27 @@ def print_on_main_process_only(trainer: Any) -> None:
     """Swaps the Trainer's PrinterCallback, if it has one, for MainProcessPrinter."""
     if trainer.pop_callback(PrinterCallback) is not None:
         trainer.add_callback(MainProcessPrinter)
+
+
+@contextmanager
+def reports_on_main_process_only(is_main_process: bool) -> Iterator[None]:
+    """Inside, a process other than the main one keeps quiet about what every rank would
+    repeat: transformers' load report and progress bars, PEFT's and others' Python warnings.
+    Errors still print."""
+    if is_main_process:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -24,8 +24,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The dashboard's browser tests also refresh the screenshots in docs/images/ui (docs/ui.md).
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	KUBETUNE_UI_SCREENSHOTS=docs/images/ui $(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

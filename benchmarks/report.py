@@ -201,7 +201,9 @@ TFLOP/s; other cards from a table, else a measured bf16 matmul). {gpu_note}
   is the large gain the packing target asks for; against kubetune's default length-grouped
   order, which already removes most of the padding, packing adds only a little (the
   "length-grouped" row), so for causal LMs grouping is the default and packing an option.
-  Packed samples attend across document boundaries (no per-document mask).
+  These figures were measured when packing still cut samples into full blocks and let them
+  attend to each other; packing now puts whole samples into blocks of up to `max_length`, each
+  attending only to itself (position_ids restart per sample), which leaves a little padding.
 * `python benchmarks/throughput.py --quick` (2 rounds) took 5.2 minutes on this machine, idle;
   the tables above may come from a run with more rounds (its command is shown above each table).
 * These are tiny models on 2 shared CPU cores: per-step fixed costs (Python, the optimizer,

@@ -6,6 +6,7 @@
     kubetune logs NAME [-f]                  initializer and worker logs, each line attributed
     kubetune delete NAME [--keep-outputs]    stop a job and remove it
     kubetune render JOB.yaml [--api ...]     the Kubernetes objects a job file becomes (no cluster)
+    kubetune ui [--host H] [--port N] [--backend B] [--open]   the job dashboard in the browser
 
 `-n/--namespace` applies to every command, before or after its name. Jobs run locally unless
 KUBETUNE_BACKEND=kubernetes.
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorchJob (Training Operator V1, default) or TrainJob (Kubeflow Trainer V2)",
     )
     render.set_defaults(run=cmd_render)
+    add_ui_command(command)
     return parser
 
 
@@ -261,6 +263,51 @@ def _yaml_documents(objects: list[dict[str, Any]]) -> str:
 
         return str(yaml.safe_dump_all(objects, sort_keys=False))
     return str(render_yaml(objects))
+
+
+# --- kubetune ui: the job dashboard (kubetune/ui) ----------------------------------------------
+
+UI_TOKEN_ENV = "KUBETUNE_UI_TOKEN"
+
+
+def add_ui_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    ui = command(
+        "ui", help="serve the job dashboard (live progress, loss curves, logs) in the browser"
+    )
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help=f"address to listen on (default 127.0.0.1; any other requires a token: ${UI_TOKEN_ENV} or a new one, printed)",
+    )
+    ui.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
+    ui.add_argument(
+        "--backend",
+        choices=("local", "kubernetes"),
+        help="whose jobs to show (default: $KUBETUNE_BACKEND, else kubernetes inside a pod, else local)",
+    )
+    ui.add_argument("--open", action="store_true", help="open the dashboard in the web browser")
+    ui.set_defaults(run=cmd_ui)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise ValueError(f"--port={args.port}: must be 0 (any free port) to 65535")
+    try:
+        from kubetune.ui.server import serve
+        from kubetune.ui.source import make_source
+    except ImportError as e:
+        raise RuntimeError(
+            f"kubetune ui needs the ui extra: pip install 'kubetune[ui]' (missing: {e.name})"
+        ) from None
+    source = make_source(args.backend, namespace=args.namespace)
+    serve(
+        source,
+        host=args.host,
+        port=args.port,
+        token=os.environ.get(UI_TOKEN_ENV) or None,
+        open_browser=args.open,
+    )
+    return 0
 
 
 # --- following a job -----------------------------------------------------------------------------

@@ -373,12 +373,19 @@ def scalar_fields(cls: type) -> list[str]:
     return names
 
 
+# Fields whose documented values are wider than their annotation.
+_WIDER_HINTS: dict[str, Any] = {
+    "resume_from_checkpoint": str | bool | None,  # True: the job's own latest checkpoint
+}
+
+
 @functools.cache
 def _type_hints(cls: type) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(cls)
+        hints = typing.get_type_hints(cls)
     except Exception:
         return {}
+    return {**hints, **{k: v for k, v in _WIDER_HINTS.items() if k in hints}}
 
 
 def _accepts(hint: Any, value: Any) -> tuple[bool, Any]:

@@ -9,6 +9,8 @@ WORKSPACE/
   progress.json          training progress written by rank 0 at every logging step
                          (with PROGRESS_LOG_ENV=1 also printed as one log line, for backends
                          that cannot read the workspace)
+  history.jsonl          every logged record (step, epoch, time, loss, learning_rate, eval_*),
+                         one JSON object a line, appended by rank 0 (restarts append again)
   .kubetune-cache/       the trainer's preprocessed data, once per node (never inside dataset/)
   .kubetune-initialize.lock   held by the storage initializer while it fetches
 ```
@@ -27,6 +29,7 @@ DATASET_DIR = "dataset"
 MARKER_FILE = ".kubetune-initialized"
 OUTPUTS_DIR = "outputs"
 PROGRESS_FILE = "progress.json"
+HISTORY_FILE = "history.jsonl"
 # Where the workspace lies in a volume the client cannot read (Kubernetes), the backend sets
 # this variable to "1" and rank 0 also prints each progress record as PROGRESS_LOG_PREFIX + JSON.
 PROGRESS_LOG_ENV = "KUBETUNE_PROGRESS_LOG"

@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Runs one worker; 0 on success, 1 on error (the last stderr line says what went wrong)."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_logging()
     try:
         from kubetune.trainer.run import run
 
@@ -55,6 +55,24 @@ def main(argv: list[str] | None = None) -> int:
         record_for_torchrun(line)
         print(line, file=sys.stderr, flush=True)
     return code
+
+
+def configure_logging() -> None:
+    """The trainer's own messages (INFO and up) go to stderr with a time stamp.
+
+    Only the "kubetune" loggers get the handler, not the root logger: libraries keep their
+    own, and transformers, which hands its records to the root logger as well when the CI
+    variable is set, would otherwise print each of them twice.
+    """
+    logger = logging.getLogger("kubetune")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for old in [h for h in logger.handlers if h.get_name() == PROG]:
+        logger.removeHandler(old)  # main() ran before in this process, with another stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(PROG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
 
 
 def record_for_torchrun(line: str) -> None:

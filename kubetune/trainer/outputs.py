@@ -3,34 +3,37 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from kubetune.workspace import write_json_atomic
+from kubetune.workspace import read_json, write_json_atomic
 
 MODEL_DIR = "model"
 MERGED_MODEL_DIR = "merged_model"
 METRICS_FILE = "metrics.json"
 LOSS_CURVE_FILE = "loss_curve.png"
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# In an adapter folder: PEFT's config, and the classifier's label names in id order.
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+LABELS_FILE = "labels.json"
 
 
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    """The checkpoint-N folder with the highest N that was completely written (has its trainer state)."""
-    if not output_dir.is_dir():
-        return None
-    found = [
-        (int(m.group(1)), p)
-        for p in output_dir.iterdir()
-        if (m := _CHECKPOINT.match(p.name)) and (p / "trainer_state.json").is_file()
-    ]
-    return max(found)[1] if found else None
+def record_base_model(adapter_dir: Path, name: str, revision: str | None) -> None:
+    """Makes a saved adapter name the model the user gave as its base (PEFT records the folder
+    it was loaded from: the job's workspace, which is gone once the job is deleted)."""
+    path = adapter_dir / ADAPTER_CONFIG_FILE
+    config = read_json(path)
+    if not isinstance(config, dict):
+        return
+    config["base_model_name_or_path"] = name
+    if revision is not None:
+        config["revision"] = revision
+    write_json_atomic(path, config)
 
 
-def checkpoint_step(checkpoint: Path) -> int:
-    match = _CHECKPOINT.match(checkpoint.name)
-    return int(match.group(1)) if match else 0
+def write_labels(adapter_dir: Path, names: list[str]) -> None:
+    """The label names beside an adapter: a config.json there would make transformers take the
+    folder for a full model, so they go in a file of their own (LABELS_FILE)."""
+    write_json_atomic(adapter_dir / LABELS_FILE, names)
 
 
 def save_merged_model(model: Any, processor: Any, path: Path) -> None:

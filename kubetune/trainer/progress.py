@@ -1,10 +1,16 @@
 """What the trainer reports while it runs: the progress file (workspace/progress.json) that
 backends read, written by rank 0 (and, where the backend asks for it, also printed as one log line
-per record), and the logged values, printed once per job rather than once per node."""
+per record), the history of logged values (workspace/history.jsonl, appended by rank 0), and the
+logged values and load reports, printed once per job rather than once per process."""
 
 from __future__ import annotations
 
+import json
+import math
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +22,15 @@ from transformers import (
     TrainingArguments,
 )
 
-from kubetune.workspace import progress_log_line, write_json_atomic
+from kubetune.workspace import HISTORY_FILE, progress_log_line, write_json_atomic
 
 STATUSES = ("training", "evaluating", "saving", "done")
 
 
 class ProgressReporter(TrainerCallback):
-    """Writes step, total steps, epoch, loss, learning rate, samples/s and ETA at every log."""
+    """Writes step, total steps, epoch, loss, learning rate, samples/s and ETA at every log, and
+    appends each logged record to the history file beside the progress file; the record's
+    `logged` holds the latest one (so a backend that reads only the printed records has it too)."""
 
     def __init__(
         self,
@@ -32,6 +40,7 @@ class ProgressReporter(TrainerCallback):
         print_records: bool = False,
     ) -> None:
         self.path = path
+        self.history_path = path.with_name(HISTORY_FILE)
         self.enabled = enabled
         self.print_records = print_records
         self.record: dict[str, Any] = {
@@ -45,6 +54,7 @@ class ProgressReporter(TrainerCallback):
             "updated_at": None,
             "status": "training",
             "restarted_from_step": restarted_from_step,
+            "logged": None,
         }
         self._started = time.monotonic()
         self._start_step = 0
@@ -75,6 +85,11 @@ class ProgressReporter(TrainerCallback):
         if "learning_rate" in logs:
             self.record["learning_rate"] = logs["learning_rate"]
         self._update(state)
+        if logs:
+            self.record["logged"] = logged_record(state, logs)
+            if self.enabled:
+                with self.history_path.open("a") as history:
+                    history.write(json.dumps(self.record["logged"]) + "\n")
         self.report(self.record["status"])
 
     def on_step_end(
@@ -115,6 +130,17 @@ class ProgressReporter(TrainerCallback):
                 print(progress_log_line(self.record), flush=True)
 
 
+def logged_record(state: TrainerState, logs: dict[str, Any]) -> dict[str, Any]:
+    """One history line: step, epoch and time with every number the Trainer logged (loss,
+    learning_rate, grad_norm, eval_*, ...); a value that is not finite becomes None."""
+    record: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch or 0.0}
+    for key, value in logs.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            record[key] = value if math.isfinite(value) else None
+    record["time"] = round(time.time(), 3)
+    return record
+
+
 class MainProcessPrinter(PrinterCallback):
     """Prints the logged values on the global main process only (with `disable_tqdm`):
     every node logs the same values, and transformers' printer would repeat them per node."""
@@ -135,3 +161,27 @@ def print_on_main_process_only(trainer: Any) -> None:
     """Swaps the Trainer's PrinterCallback, if it has one, for MainProcessPrinter."""
     if trainer.pop_callback(PrinterCallback) is not None:
         trainer.add_callback(MainProcessPrinter)
+
+
+@contextmanager
+def reports_on_main_process_only(is_main_process: bool) -> Iterator[None]:
+    """Inside, a process other than the main one keeps quiet about what every rank would
+    repeat: transformers' load report and progress bars, PEFT's and others' Python warnings.
+    Errors still print."""
+    if is_main_process:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

@@ -1,12 +1,16 @@
 """The training run of one worker process, as plain steps.
 
-1. read the job spec; size the thread pool; wait for the storage initializer's marker
+1. read the job spec; size the thread pool; wait for the storage initializer's marker; choose
+   the checkpoint to resume from (this job's latest, else the one the user asked for)
 2. load the dataset splits and resolve the task's columns
 3. build TrainingArguments (outputs inside the workspace, distributed settings per task)
-4. seed; load processor and model; wrap with LoRA unless full fine-tuning
-5. preprocess once per node; build the Trainer (batches of similar lengths unless the user chose an order)
-6. train, resuming from the latest checkpoint (evaluating the untrained model first if asked)
-7. evaluate; rank 0 saves the model (and merged model), metrics, loss curve, progress "done"
+4. seed; load processor and model (reports on the main process only); wrap with LoRA unless
+   full fine-tuning
+5. preprocess once per node; build the Trainer (batches of similar lengths unless the user chose
+   an order; checkpoints marked with the job's uid)
+6. train (evaluating the untrained model first if asked)
+7. evaluate, unless the last evaluation was of the final model; rank 0 saves the model (an
+   adapter names the user's base model), metrics, loss curve, progress "done"
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from kubetune import workspace
-from kubetune.trainer import debugging, outputs
+from kubetune.trainer import checkpoints, debugging, outputs
 from kubetune.trainer.errors import TrainerError
 from kubetune.trainer.lora import apply_lora
-from kubetune.trainer.progress import ProgressReporter, print_on_main_process_only
+from kubetune.trainer.marking import CheckpointMarker
+from kubetune.trainer.progress import (
+    ProgressReporter,
+    print_on_main_process_only,
+    reports_on_main_process_only,
+)
 from kubetune.trainer.startup import configure_threads, wait_for_marker
 from kubetune.trainer.tasks import Task, TaskSettings, task_for
 from kubetune.trainer.tasks.base import MapCache
@@ -39,14 +48,15 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     spec = read_spec(spec_path)
     configure_threads()
     wait_for_marker(root, marker_timeout)
+    output_dir = workspace.output_path(root, spec.trainer["training_arguments"].get("output_dir"))
+    checkpoint = resume_point(spec, output_dir)
+    resumed = checkpoints.saved_state(checkpoint) if checkpoint else {}
+    restarted_from = int(resumed.get("global_step") or 0) if checkpoint else None
 
     task = task_for(spec.transformer_type, task_settings(spec))
     train_split, eval_split = load_splits(root)
     task.resolve_columns(list(train_split.column_names))
 
-    output_dir = workspace.output_path(root, spec.trainer["training_arguments"].get("output_dir"))
-    checkpoint = outputs.latest_checkpoint(output_dir)
-    restarted_from = outputs.checkpoint_step(checkpoint) if checkpoint else None
     # The untrained model is evaluated inside train() (eval_on_start): a Trainer.evaluate()
     # before train() marks the model as prepared, and train() then skips the DDP wrapper,
     # so every rank would train its own copy without exchanging gradients.
@@ -60,9 +70,10 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     # Seeded before loading: new heads and LoRA weights start the same in every run and rank.
     seed_everything(args)
     model_dir = workspace.model_path(root)
-    processor = task.load_processor(model_dir)
-    model = task.load_model(model_dir, **task.model_kwargs(train_split, eval_split))
-    model = apply_lora(model, spec.lora_config(), task)
+    with reports_on_main_process_only(args.process_index == 0):
+        processor = task.load_processor(model_dir)
+        model = task.load_model(model_dir, **task.model_kwargs(train_split, eval_split))
+        model = apply_lora(model, spec.lora_config(), task)
 
     with args.main_process_first(local=True, desc="preprocessing"):
         prepared = task.prepare(
@@ -79,9 +90,15 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     if checkpoint:
         log.info("resuming from %s", checkpoint)
 
-    started_epoch = _checkpoint_epoch(checkpoint)
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     metrics: dict[str, Any] = dict(result.metrics)
+    if restarted_from is not None:
+        metrics["train_loss"] = train_loss_over_run(
+            resumed.get("log_history") or [],
+            restarted_from,
+            metrics.get("train_loss"),
+            trainer.state.global_step - restarted_from,
+        )
     if evaluate_first:
         before = metrics_before_training(trainer.state.log_history)
         exclude_from_train_time(metrics, before.get("eval_before_runtime", 0.0))
@@ -89,14 +106,16 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
         metrics.update(task.derived_metrics(before, "eval_before"))
     metrics.update(task.derived_metrics(metrics, "train"))
     if prepared.train_tokens is not None and metrics.get("train_runtime"):
-        epochs = (trainer.state.epoch or 0.0) - started_epoch
+        epochs = (trainer.state.epoch or 0.0) - float(resumed.get("epoch") or 0.0)
         metrics["train_tokens_per_second"] = round(
             prepared.train_tokens * epochs / metrics["train_runtime"], 3
         )
 
     if prepared.eval is not None:
-        progress.report("evaluating")
-        eval_metrics = trainer.evaluate()
+        eval_metrics = final_evaluation(trainer.state.log_history, trainer.state.global_step)
+        if eval_metrics is None or args.load_best_model_at_end:
+            progress.report("evaluating")
+            eval_metrics = trainer.evaluate()
         metrics.update(eval_metrics)
         metrics.update(task.derived_metrics(eval_metrics, "eval"))
 
@@ -106,6 +125,26 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     )
     progress.report("done")
     return metrics
+
+
+def resume_point(spec: JobSpec, output_dir: Path) -> Path | None:
+    """The checkpoint this run resumes from (see `checkpoints.resume_point`), None to start fresh."""
+    asked = spec.trainer["training_arguments"].get("resume_from_checkpoint")
+    try:
+        return checkpoints.resume_point(output_dir, spec.uid, asked)
+    except ValueError as e:
+        raise TrainerError(str(e)) from e
+
+
+def base_model(spec: JobSpec) -> tuple[str, str | None]:
+    """The model as the user named it (Hub id, local folder, S3 URI) and its revision: what a
+    saved adapter loads its base from once the job's workspace is gone."""
+    from kubetune.storage_initializer.uris import parse_model_uri
+
+    uri = str(spec.model["uri"])
+    source = parse_model_uri(uri)
+    name = source.location if source.kind in ("hf", "local") else uri
+    return name, spec.model.get("revision") or source.revision
 
 
 def read_spec(path: Path) -> JobSpec:
@@ -175,6 +214,9 @@ def training_arguments(
         overrides["use_cpu"] = True
     if task.prediction_loss_only:
         overrides["prediction_loss_only"] = True
+    if spec.trainer.get("packing"):
+        # With a cache, transformers does not look for packed samples in the position_ids.
+        overrides["use_cache"] = False
     if evaluate_first:
         overrides["eval_on_start"] = True
     try:
@@ -203,6 +245,38 @@ def metrics_before_training(log_history: list[dict[str, Any]]) -> dict[str, Any]
                 if key.startswith("eval_")
             }
     return {}
+
+
+def final_evaluation(log_history: list[dict[str, Any]], global_step: int) -> dict[str, Any] | None:
+    """The eval_* figures of an evaluation logged at the last step (of the final model), or None."""
+    for entry in reversed(log_history):
+        if "eval_loss" in entry and entry.get("step") == global_step:
+            return {key: value for key, value in entry.items() if key.startswith("eval_")}
+    return None
+
+
+def train_loss_over_run(
+    history_before: list[dict[str, Any]],
+    resumed_step: int,
+    loss_since: float | None,
+    steps_since: int,
+) -> float | None:
+    """The mean train loss per step over a whole run that resumed at `resumed_step`.
+
+    The Trainer's train_loss covers only the steps since the resume (0.0 when none were
+    left); the steps before come from the losses logged in the checkpoint's history.
+    """
+    total, steps, last_logged = 0.0, 0, 0
+    for entry in history_before:
+        step = entry.get("step")
+        if "loss" in entry and isinstance(step, int) and last_logged < step <= resumed_step:
+            total += float(entry["loss"]) * (step - last_logged)
+            steps += step - last_logged
+            last_logged = step
+    if steps_since > 0 and loss_since is not None:
+        total += loss_since * steps_since
+        steps += steps_since
+    return total / steps if steps else None
 
 
 def exclude_from_train_time(metrics: dict[str, Any], seconds: float) -> None:
@@ -265,6 +339,7 @@ def build_trainer(
     if sampling.groups_by_length(spec.trainer, prepared.train_lengths):
         trainer_class = sampling.LengthGroupedTrainer
         extra["train_lengths"] = prepared.train_lengths
+    if trainer_class is not Trainer and args.process_index == 0:
         log.info(
             "train order: each step's batches hold samples of similar length (less padding); "
             "length_grouping=False turns this off"
@@ -280,10 +355,15 @@ def build_trainer(
         compute_metrics=prepared.compute_metrics,
         preprocess_logits_for_metrics=prepared.preprocess_logits_for_metrics,
         compute_loss_func=task.loss_function(),
-        callbacks=[progress, *debugging.debug_callbacks()],
+        callbacks=[progress, *marker(spec), *debugging.debug_callbacks()],
     )
     print_on_main_process_only(trainer)
     return trainer
+
+
+def marker(spec: JobSpec) -> list[CheckpointMarker]:
+    """The callback marking checkpoints with the job's uid (none for a spec without one)."""
+    return [CheckpointMarker(spec.uid, f"{spec.namespace}/{spec.name}")] if spec.uid else []
 
 
 def save_outputs(
@@ -303,9 +383,15 @@ def save_outputs(
     if not trainer.is_world_process_zero():
         return
     processor.save_pretrained(output_dir / outputs.MODEL_DIR)
-    if spec.trainer.get("merge_adapter") and spec.trainer.get("lora_config") is not None:
-        outputs.save_merged_model(trainer.model, processor, output_dir / outputs.MERGED_MODEL_DIR)
     labels = getattr(task, "labels", None)
+    if spec.trainer.get("lora_config") is not None:
+        outputs.record_base_model(output_dir / outputs.MODEL_DIR, *base_model(spec))
+        if labels is not None:
+            outputs.write_labels(output_dir / outputs.MODEL_DIR, labels.names)
+        if spec.trainer.get("merge_adapter"):
+            outputs.save_merged_model(
+                trainer.model, processor, output_dir / outputs.MERGED_MODEL_DIR
+            )
     record = {
         **{k: _plain(v) for k, v in metrics.items()},
         "transformer_type": spec.transformer_type,
@@ -325,14 +411,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _checkpoint_epoch(checkpoint: Path | None) -> float:
-    if checkpoint is None:
-        return 0.0
-    try:
-        return float(
-            json.loads((checkpoint / "trainer_state.json").read_text()).get("epoch") or 0.0
-        )
-    except (OSError, ValueError):
-        return 0.0

@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,9 @@ class JobSpec:
     annotations: dict[str, str] = field(default_factory=dict)
     queue_name: str | None = None
     max_restarts: int = 3
+    # The job's identity, generated once by build_job_spec: its checkpoints carry it, so a run
+    # resumes only from its own. None in specs written before it existed.
+    uid: str | None = None
     # A job made by `create_job(train_func=...)`: its program, packages and image (see
     # kubetune.training.functions); None for a fine-tuning job made by `train()`.
     function: dict[str, Any] | None = None
@@ -374,6 +378,7 @@ def build_job_spec(
         annotations=dict(annotations or {}),
         queue_name=queue_name,
         max_restarts=max_restarts,
+        uid=uuid.uuid4().hex,
         kubernetes=dict(kubernetes or {}),
     )
     return spec, secrets

@@ -58,6 +58,7 @@ def job_spec(
     }
     return {
         "name": "test-job",
+        "uid": trainer.get("uid", "test-job-uid"),
         "model": {
             "uri": "/models/tiny",
             "transformer_type": transformer_type,

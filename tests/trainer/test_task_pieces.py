@@ -9,7 +9,7 @@ from kubetune.trainer.errors import TrainerError
 from kubetune.trainer.tasks import TaskSettings, metrics, task_for
 from kubetune.trainer.tasks.base import IGNORE_INDEX
 from kubetune.trainer.tasks.causal_lm import CausalCollator, SampleEncoder, pack
-from kubetune.trainer.tasks.labels import label_set
+from kubetune.trainer.tasks.labels import column_labels, label_set
 from kubetune.trainer.tasks.token_classification import align_to_subwords
 
 
@@ -55,6 +55,27 @@ def test_string_labels_get_ids_and_num_labels_is_checked():
     assert len(label_set([0, 2, 1], None, None, "label").names) == 3
     with pytest.raises(TrainerError, match="num_labels=2"):
         label_set([0, 2, 1], None, 2, "label")
+
+
+def test_a_train_split_of_a_single_class_is_refused():
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    def split(labels: list, names: list[str] | None = None) -> Dataset:
+        features = (
+            Features({"text": Value("string"), "label": ClassLabel(names=names)}) if names else None
+        )
+        return Dataset.from_list([{"text": "x", "label": v} for v in labels], features=features)
+
+    for train, eval in [
+        (split([1, 1, 1]), None),  # ids 0..max name a class that never occurs
+        (split(["pos", "pos"]), split(["neg"])),  # the eval split's other class does not help
+        (split([0, 0], ["neg", "pos"]), None),  # a ClassLabel names both, the data holds one
+    ]:
+        with pytest.raises(
+            TrainerError, match="column 'label': the train split has only the class"
+        ):
+            column_labels(train, eval, "label", None)
+    assert column_labels(split([0, 1, 1]), None, "label", None).names == ["0", "1"]
 
 
 def test_missing_column_names_it_and_lists_the_dataset_columns():
@@ -144,12 +165,24 @@ def test_chat_messages_without_template_fall_back_to_role_lines(tmp_path):
     assert not templated and prompt.startswith("user: ") and prompt.endswith("assistant: ")
 
 
-def test_packing_and_padding(tokenizer):
+def test_packing_keeps_samples_whole_with_their_own_positions_and_padding():
     packed = pack(
-        {"input_ids": [[1, 2, 3], [4, 5, 6, 7]], "labels": [[-100, 2, 3], [4, 5, 6, 7]]}, block=3
+        {"input_ids": [[1, 2, 3], [4, 5], [6, 7, 8]], "labels": [[-100, 2, 3], [4, 5], [6, 7, 8]]},
+        block=5,
     )
-    assert packed["input_ids"] == [[1, 2, 3], [4, 5, 6], [7]]
-    assert packed["labels"] == [[-100, 2, 3], [4, 5, 6], [7]]
+    assert packed["input_ids"] == [[1, 2, 3, 4, 5], [6, 7, 8]]
+    assert packed["position_ids"] == [[0, 1, 2, 0, 1], [0, 1, 2]]
+    # A sample's first token is no target: it would be predicted from the previous sample.
+    assert packed["labels"] == [[-100, 2, 3, -100, 5], [-100, 7, 8]]
+    collated = CausalCollator(pad_token_id=0)(
+        [{key: values[i] for key, values in packed.items()} for i in (0, 1)]
+    )
+    # No attention mask: transformers keeps attention inside each sample from position_ids;
+    # the padding gets positions of its own, a sample of its own.
+    assert "attention_mask" not in collated
+    assert collated["position_ids"].tolist() == [[0, 1, 2, 0, 1], [0, 1, 2, 0, 1]]
+    assert collated["labels"][1].tolist() == [-100, 7, 8, -100, -100]
+
     rows = [{"input_ids": [5] * 3, "labels": [5] * 3}, {"input_ids": [6] * 9, "labels": [6] * 9}]
     batch = CausalCollator(pad_token_id=0)(rows)
     assert batch["input_ids"].shape == (2, 9)  # the longest, not max_length

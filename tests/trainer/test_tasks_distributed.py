@@ -3,8 +3,10 @@
 Each run checks: exit 0, the loss at the end below the loss at the start, the saved model
 reloads and predicts, metrics.json holds the task's metrics. The sequence-classification run
 also checks LoRA without task_type trains the classifier, fractional logging/save steps, the
-samples each rank sees, the progress file, permissions and the loss curve; the
-token-classification run kills a worker and checks the restarted group resumes.
+samples each rank sees, the progress file, permissions and the loss curve, checkpoint marks,
+reports printed once, and another job continuing one of its checkpoints; the
+token-classification run kills a worker and checks the restarted group resumes; the causal-LM
+run packs its samples.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from conftest import build_workspace, job_spec, run_trainer, trainer_command, trainer_env
 
 from kubetune import workspace
+from kubetune.trainer import checkpoints
 
 SEQ = "AutoModelForSequenceClassification"
 
@@ -97,7 +100,10 @@ def test_sequence_classification_trains_saves_and_reloads(sequence_run):
     assert metrics["eval_before_loss"] != metrics["eval_loss"], metrics
 
     model_dir = run.output_dir / "model"
-    assert (model_dir / "adapter_config.json").is_file()
+    adapter_config = json.loads((model_dir / "adapter_config.json").read_text())
+    # The model the user named, not the job's workspace that is gone once the job is deleted.
+    assert adapter_config["base_model_name_or_path"] == "/models/tiny"
+    assert json.loads((model_dir / "labels.json").read_text()) == ["0", "1"]
     base = AutoModelForSequenceClassification.from_pretrained(
         workspace.model_path(root), num_labels=2
     )
@@ -126,6 +132,62 @@ def test_fractional_logging_and_save_steps(sequence_run):
     assert logged_steps == list(range(1, 17))
     checkpoints = sorted(int(p.name.split("-")[1]) for p in run.output_dir.glob("checkpoint-*"))
     assert checkpoints == [4, 8, 12, 16]
+
+
+def test_checkpoints_are_marked_with_the_job_uid(sequence_run):
+    _, _, run = sequence_run
+    for folder in run.output_dir.glob("checkpoint-*"):
+        assert checkpoints.owner(folder) == "test-job-uid", folder
+
+
+def test_reports_print_once_per_job_and_the_final_evaluation_runs_once(sequence_run):
+    _, _, run = sequence_run
+    # Both ranks load the model; only the main process shows transformers' loading bar.
+    assert run.stderr.count("Loading weights: 100%") == 1, run.stderr[-3000:]
+    # eval_on_start and one evaluation per epoch; the last one is of the final model and is
+    # not run (nor printed) again after training.
+    evaluations = [line for line in run.stdout.splitlines() if line.startswith("{'eval_loss'")]
+    assert len(evaluations) == 3, evaluations
+    final = [e for e in run.log_history if "eval_loss" in e][-1]
+    assert run.metrics["eval_loss"] == final["eval_loss"]
+    assert run.metrics["eval_accuracy"] == final["eval_accuracy"]
+
+
+def test_a_new_job_continues_another_runs_checkpoint_when_asked(sequence_run, tmp_path):
+    """resume_from_checkpoint names a checkpoint of another job; its output_dir is absolute."""
+    import shutil
+
+    root, spec, run = sequence_run
+    other = tmp_path / "ws"
+    for name in (workspace.MODEL_DIR, workspace.DATASET_DIR):
+        shutil.copytree(root / name, other / name)
+    shutil.copy(root / workspace.MARKER_FILE, other / workspace.MARKER_FILE)
+    continued = tmp_path / "continued"
+    again = json.loads(json.dumps(spec))
+    again["uid"] = "newcomer"
+    again["trainer"]["training_arguments"].update(
+        output_dir=str(continued),
+        resume_from_checkpoint=str(run.output_dir / "checkpoint-12"),
+        per_device_train_batch_size=8,  # one process: the global batch of the 2-process run
+        save_strategy="no",
+        eval_strategy="no",
+    )
+    again["trainer"].update(merge_adapter=False, evaluate_before_training=False)
+    resumed = run_trainer(other, again, nproc=0).check()
+    metrics = resumed.metrics
+    assert metrics["restarted_from_step"] == 12 and metrics["global_step"] == 16
+    losses = {e["step"]: e["loss"] for e in resumed.log_history if "loss" in e}
+    assert sorted(losses) == list(range(1, 17))  # 1-12 from the checkpoint, 13-16 trained now
+    assert losses[3] == next(e["loss"] for e in run.log_history if e.get("step") == 3)
+    # train_loss covers the whole run, not only the 4 steps trained after the resume.
+    assert metrics["train_loss"] == pytest.approx(sum(losses.values()) / 16, rel=1e-6)
+    assert sorted(p.name for p in run.output_dir.glob("checkpoint-*")) == [
+        "checkpoint-12",
+        "checkpoint-16",
+        "checkpoint-4",
+        "checkpoint-8",
+    ]
+    assert not list(continued.glob("checkpoint-*"))
 
 
 def test_each_sample_is_seen_once_per_epoch_across_ranks(sequence_run):
@@ -249,7 +311,10 @@ def test_token_classification_resumes_after_a_worker_is_killed(tmp_path):
     history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
     steps = [e["step"] for e in history if "loss" in e]
     assert steps == list(range(1, 17)), steps  # no step trained twice, none skipped
-    assert loss_went_down([e["loss"] for e in history if "loss" in e])
+    losses = [e["loss"] for e in history if "loss" in e]
+    assert loss_went_down(losses)
+    # The whole run's train loss, not only that of the steps after the restart.
+    assert metrics["train_loss"] == pytest.approx(sum(losses) / 16, rel=1e-6)
 
     for key in ("eval_f1", "eval_precision", "eval_recall", "eval_accuracy", "eval_loss"):
         assert key in metrics, (key, metrics)
@@ -305,10 +370,18 @@ def test_causal_lm_chat_messages_with_lora_and_merge(tmp_path):
         "learning_rate": 3e-2,
         "logging_steps": 1,
     }
+    # As in Kubeflow's TinyLlama example, resume_from_checkpoint=True on a fresh run.
+    training["resume_from_checkpoint"] = True
     spec = job_spec(
-        "AutoModelForCausalLM", training, lora={"r": 8, "lora_alpha": 16}, merge_adapter=True
+        "AutoModelForCausalLM",
+        training,
+        lora={"r": 8, "lora_alpha": 16},
+        merge_adapter=True,
+        packing=True,
+        max_length=48,
     )
     run = run_trainer(root, spec).check()
+    assert run.metrics["restarted_from_step"] is None
     assert loss_went_down(run.losses), run.losses
     assert {"eval_loss", "eval_perplexity", "train_perplexity", "train_tokens_per_second"} <= set(
         run.metrics

@@ -1,7 +1,8 @@
 """Causal language modelling: plain text, prompt/completion, alpaca-style instructions, chat messages.
 
 With a prompt/completion split (including instructions and chats) the loss covers only the
-completion; `packing` concatenates samples into full `max_length` blocks.
+completion; `packing` puts whole samples together into sequences of up to `max_length` tokens,
+each sample seeing only itself.
 """
 
 from __future__ import annotations
@@ -81,6 +82,11 @@ class CausalLM(Task):
         cache: MapCache,
     ) -> Prepared:
         tokenizer = processor
+        if self.settings.packing and not takes_position_ids(model):
+            raise TrainerError(
+                f"packing=True: {type(model).__name__} takes no position_ids, without which "
+                "packed samples would attend to each other; set packing=False"
+            )
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = (
                 tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
@@ -212,18 +218,46 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def pack(batch: dict[str, list[list[int]]], block: int) -> dict[str, list[list[int]]]:
-    """Concatenates the samples of a batch and cuts them into `block`-token sequences."""
-    ids = [t for row in batch["input_ids"] for t in row]
-    labels = [t for row in batch["labels"] for t in row]
-    return {
-        "input_ids": [ids[i : i + block] for i in range(0, len(ids), block)],
-        "labels": [labels[i : i + block] for i in range(0, len(labels), block)],
-    }
+    """Puts whole samples one after another into sequences of at most `block` tokens.
+
+    Packed samples must not see each other: each keeps its own positions (`position_ids`
+    restart at 0), which is how transformers recognises packed sequences and keeps attention
+    inside each one (the collator leaves out the attention mask); and a sample's first token
+    is no target, as it would be predicted from the previous sample's last token.
+    """
+    packed: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
+    current: dict[str, list[int]] = {key: [] for key in packed}
+    for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True):
+        if not ids:
+            continue
+        if current["input_ids"] and len(current["input_ids"]) + len(ids) > block:
+            for key, values in current.items():
+                packed[key].append(values)
+            current = {key: [] for key in packed}
+        current["input_ids"] += ids
+        current["labels"] += [IGNORE_INDEX, *labels[1:]]
+        current["position_ids"] += range(len(ids))
+    if current["input_ids"]:
+        for key, values in current.items():
+            packed[key].append(values)
+    return packed
+
+
+def takes_position_ids(model: Any) -> bool:
+    """Whether the model (under a PEFT wrapper, if any) accepts `position_ids`."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "position_ids" in inspect.signature(base.forward).parameters
 
 
 class CausalCollator:
     """Pads input_ids (pad token), attention_mask (0) and labels (-100) to the longest sample,
-    rounded up to `multiple` (see `pad_multiple`)."""
+    rounded up to `multiple` (see `pad_multiple`).
+
+    Packed samples (with `position_ids`) get no attention mask: transformers then keeps
+    attention inside each sample; the padding becomes one more sample of its own.
+    """
 
     def __init__(self, pad_token_id: int, multiple: int | None = None) -> None:
         self.pad_token_id = pad_token_id
@@ -232,17 +266,25 @@ class CausalCollator:
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         longest = max(len(f["input_ids"]) for f in features)
         length = -(-longest // self.multiple) * self.multiple
-        input_ids, attention, labels = [], [], []
+        packed = "position_ids" in features[0]
+        input_ids, labels, attention, positions = [], [], [], []
         for f in features:
             pad = length - len(f["input_ids"])
             input_ids.append(list(f["input_ids"]) + [self.pad_token_id] * pad)
-            attention.append([1] * len(f["input_ids"]) + [0] * pad)
             labels.append(list(f["labels"]) + [IGNORE_INDEX] * pad)
-        return {
+            if packed:
+                positions.append(list(f["position_ids"]) + list(range(pad)))
+            else:
+                attention.append([1] * len(f["input_ids"]) + [0] * pad)
+        batch = {
             "input_ids": torch.tensor(input_ids, dtype=torch.long),
-            "attention_mask": torch.tensor(attention, dtype=torch.long),
             "labels": torch.tensor(labels, dtype=torch.long),
         }
+        if packed:
+            batch["position_ids"] = torch.tensor(positions, dtype=torch.long)
+        else:
+            batch["attention_mask"] = torch.tensor(attention, dtype=torch.long)
+        return batch
 
 
 def perplexity(metrics: dict[str, float], prefix: str) -> dict[str, float]:

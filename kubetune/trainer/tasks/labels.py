@@ -70,10 +70,6 @@ def label_set(
             f"num_labels={num_labels}: the {column!r} column has {len(names)} labels {names[:10]}; "
             "leave num_labels None to infer it, or give the matching number"
         )
-    if len(names) < 2 and not feature_names:
-        raise TrainerError(
-            f"column {column!r}: found fewer than 2 distinct labels ({names}); a classifier needs 2 or more"
-        )
     return LabelSet(names, ids)
 
 
@@ -94,10 +90,32 @@ def column_labels(
     train: Any, eval: Any | None, column: str, num_labels: int | None, per_token: bool = False
 ) -> LabelSet:
     """The label set of `column` over the train and eval splits; `per_token`: rows hold lists."""
-    splits = [train] if eval is None else [train, eval]
-    rows = [row for split in splits for row in ensure_list(split[column])]
-    values = [tag for row in rows for tag in row] if per_token else rows
-    return label_set(values, feature_names(train, column), num_labels, column)
+
+    def values(split: Any) -> list[Any]:
+        rows = ensure_list(split[column])
+        return [tag for row in rows for tag in row] if per_token else rows
+
+    train_values = values(train)
+    eval_values = values(eval) if eval is not None else []
+    labels = label_set(train_values + eval_values, feature_names(train, column), num_labels, column)
+    require_two_classes(labels, train_values, column)
+    return labels
+
+
+def require_two_classes(labels: LabelSet, train_values: list[Any], column: str) -> None:
+    """Refuses a train split whose labels are all one class: the model would learn nothing."""
+    seen = sorted({labels.ids[v] for v in train_values})
+    if len(seen) >= 2:
+        return
+    found = (
+        f"only the class {labels.names[seen[0]]!r} in all {len(train_values)} labels"
+        if seen
+        else "no labels"
+    )
+    raise TrainerError(
+        f"column {column!r}: the train split has {found}; a classifier learns nothing from "
+        f"one class. Give it examples of at least 2 classes (the label set is {labels.names[:10]})"
+    )
 
 
 class LabelledTask(Task):

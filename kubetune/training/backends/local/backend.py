@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune import workspace
+from kubetune.trainer import checkpoints
 from kubetune.training import job as conditions
 from kubetune.training.backends.base import ALL_PODS, Backend, PodSelector
 from kubetune.training.backends.local import launch, logs, pods, processes
@@ -72,6 +73,7 @@ class LocalBackend(Backend):
         job = job_dir(self.home, spec.namespace, spec.name)
         if job.path.exists():
             raise _already_exists(spec)
+        checkpoints.check_before_creation(spec, job.workspace)
         for message in plan.warnings:
             warnings.warn(message, LocalResourceWarning, stacklevel=3)
 

@@ -1,0 +1,331 @@
+"""The dashboard's web app: the page, its static files, the JSON API and the live event streams.
+
+JSON API (documented in docs/ui.md):
+
+    GET    /api/info                                  backend, version, namespaces, csrf_token
+    GET    /api/jobs[?namespace=NS&state=STATE]        every job's summary
+    POST   /api/jobs            {"yaml": TEXT, "filename": NAME}   create a job from job YAML
+    GET    /api/jobs/NS/NAME                          one job: conditions, spec, outputs, metrics
+    DELETE /api/jobs/NS/NAME                          stop and remove the job
+    GET    /api/jobs/NS/NAME/history                  logged records (loss, learning rate, eval)
+    GET    /api/jobs/NS/NAME/logs                     the end of every log
+    GET    /api/jobs/NS/NAME/outputs/FILE             loss_curve.png or metrics.json (local)
+    GET    /api/experiments                           hyperparameter searches (none yet)
+    GET    /api/events                                event stream: `jobs` whenever the list changes
+    GET    /api/jobs/NS/NAME/events                   event stream: `job`, `history`, `gone`
+    GET    /api/jobs/NS/NAME/logs/stream              event stream: `lines`, then `end`
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from kubetune import __version__
+from kubetune.ui import source as sources
+from kubetune.ui import views
+from kubetune.ui.security import Access, AccessMiddleware
+
+STATIC = Path(str(files("kubetune.ui") / "static"))
+# Largest request body accepted for a new job (the job file loader allows 1 MiB of YAML).
+MAX_BODY_BYTES = 4 * 2**20
+# Lines sent in one `lines` event at most (a long log arrives in several).
+MAX_LINES_PER_EVENT = 2000
+# Seconds between keep-alive comments on an idle event stream.
+KEEPALIVE_SECONDS = 15.0
+# Experiments (hyperparameter searches) are not built yet; the page and API say so.
+EXPERIMENTS_MESSAGE = (
+    "No experiments yet: hyperparameter searches will be listed here once kubetune runs them."
+)
+
+
+class JSONAnswer(JSONResponse):
+    """JSON whose NaN and infinities become null, so browsers can parse it."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(views.json_safe(content))
+
+
+def create_app(
+    source: sources.JobSource, access: Access, stopping: threading.Event | None = None
+) -> Any:
+    """The ASGI app serving `source`'s jobs under `access`'s rules; event streams end once
+    `stopping` is set."""
+    stop = stopping or threading.Event()
+    cache = _Cache()
+    index = (STATIC / "index.html").read_text().replace("{{csrf_token}}", access.csrf_token)
+
+    def job_ref(request: Request) -> tuple[str, str]:
+        namespace = request.path_params["namespace"]
+        name = request.path_params["name"]
+        problems = [
+            p for p in (sources.namespace_problem(namespace), sources.name_problem(name)) if p
+        ]
+        if problems:
+            raise HTTPException(400, "; ".join(problems))
+        return namespace, name
+
+    def jobs_now() -> list[dict[str, Any]]:
+        return cache.get("jobs", source.poll_interval / 2, source.list_jobs)
+
+    # --- pages and plain JSON ------------------------------------------------------------------
+
+    def page(request: Request) -> Response:
+        return HTMLResponse(index, headers={"cache-control": "no-store"})
+
+    def info(request: Request) -> Response:
+        return JSONAnswer(
+            {
+                "backend": source.name,
+                "version": __version__,
+                "namespaces": source.namespaces(),
+                "csrf_token": access.csrf_token,
+                "poll_interval": source.poll_interval,
+                "experiments": False,
+            }
+        )
+
+    def list_jobs(request: Request) -> Response:
+        jobs = jobs_now()
+        namespace = request.query_params.get("namespace")
+        state = request.query_params.get("state")
+        jobs = [
+            j
+            for j in jobs
+            if (namespace is None or j["namespace"] == namespace)
+            and (state is None or j["state"] == state)
+        ]
+        return JSONAnswer({"jobs": jobs})
+
+    async def create_job(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"the request is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            data = json.loads(body)
+            text, filename = data["yaml"], data.get("filename") or "pasted job YAML"
+            if not isinstance(text, str) or not isinstance(filename, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise HTTPException(
+                400, 'send JSON {"yaml": "<job YAML text>", "filename": "<optional name>"}'
+            ) from None
+        namespace, name = await anyio.to_thread.run_sync(
+            source.create, text, Path(filename).name or "pasted job YAML", Path.cwd()
+        )
+        cache.clear()
+        return JSONAnswer({"namespace": namespace, "name": name}, status_code=201)
+
+    def get_job(request: Request) -> Response:
+        return JSONAnswer(source.job(*job_ref(request)))
+
+    def delete_job(request: Request) -> Response:
+        namespace, name = job_ref(request)
+        source.delete(namespace, name)
+        cache.clear()
+        return JSONAnswer({"deleted": True, "namespace": namespace, "name": name})
+
+    def history(request: Request) -> Response:
+        return JSONAnswer({"records": views.clean_history(source.history(*job_ref(request)))})
+
+    def logs(request: Request) -> Response:
+        reader = source.logs(*job_ref(request), follow=False)
+        lines = reader.read_new()
+        reader.close()
+        return JSONAnswer({"sources": reader.sources, "lines": lines})
+
+    def output(request: Request) -> Response:
+        namespace, name = job_ref(request)
+        path = source.output_file(namespace, name, request.path_params["filename"])
+        if path is None:
+            raise HTTPException(404, "no such output")
+        return FileResponse(path, headers={"cache-control": "no-store"})
+
+    def experiments(request: Request) -> Response:
+        return JSONAnswer({"available": False, "experiments": [], "message": EXPERIMENTS_MESSAGE})
+
+    # --- event streams -------------------------------------------------------------------------
+
+    async def job_list_events(request: Request) -> Response:
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            sent = None
+            while True:
+                jobs = await anyio.to_thread.run_sync(jobs_now)
+                text = json.dumps(views.json_safe(jobs), sort_keys=True)
+                if text != sent:
+                    sent = text
+                    yield "jobs", {"jobs": jobs}
+                else:
+                    yield "", None
+                await anyio.sleep(source.poll_interval)
+
+        return _event_stream(request, events(), stop)
+
+    async def job_events(request: Request) -> Response:
+        namespace, name = job_ref(request)
+        await anyio.to_thread.run_sync(source.job, namespace, name)  # 404 before streaming
+        reader = source.history_reader(namespace, name)
+
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            sent = None
+            last_step: float | None = None
+            first = True
+            while True:
+                try:
+                    job = await anyio.to_thread.run_sync(source.job, namespace, name)
+                except sources.NotFound:
+                    yield "gone", {"namespace": namespace, "name": name}
+                    return
+                text = json.dumps(views.json_safe(job), sort_keys=True)
+                if text != sent:
+                    sent = text
+                    yield "job", job
+                new = await anyio.to_thread.run_sync(reader.read_new)
+                if first or views.restarts_in(last_step, new):
+                    records = (
+                        new
+                        if first
+                        else await anyio.to_thread.run_sync(source.history, namespace, name)
+                    )
+                    records = views.clean_history(records)
+                    yield "history", {"reset": True, "records": records}
+                    first = False
+                elif new:
+                    yield "history", {"reset": False, "records": new}
+                else:
+                    yield "", None
+                steps = [r["step"] for r in new if isinstance(r.get("step"), int | float)]
+                last_step = steps[-1] if steps else last_step
+                await anyio.sleep(source.poll_interval)
+
+        return _event_stream(request, events(), stop)
+
+    async def log_events(request: Request) -> Response:
+        namespace, name = job_ref(request)
+        reader = await anyio.to_thread.run_sync(lambda: source.logs(namespace, name, follow=True))
+
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            try:
+                yield "sources", {"sources": reader.sources}
+                while True:
+                    lines = await anyio.to_thread.run_sync(reader.read_new)
+                    for start in range(0, len(lines), MAX_LINES_PER_EVENT):
+                        yield "lines", {"lines": lines[start : start + MAX_LINES_PER_EVENT]}
+                    if reader.ended():
+                        yield "end", {}
+                        return
+                    if not lines:
+                        yield "", None
+                    await anyio.sleep(min(source.poll_interval, 0.5))
+            finally:
+                reader.close()
+
+        return _event_stream(request, events(), stop)
+
+    routes = [
+        Route("/", page),
+        Route("/api/info", info),
+        Route("/api/jobs", list_jobs, methods=["GET"]),
+        Route("/api/jobs", create_job, methods=["POST"]),
+        Route("/api/events", job_list_events),
+        Route("/api/experiments", experiments),
+        Route("/api/jobs/{namespace}/{name}", get_job, methods=["GET"]),
+        Route("/api/jobs/{namespace}/{name}", delete_job, methods=["DELETE"]),
+        Route("/api/jobs/{namespace}/{name}/history", history),
+        Route("/api/jobs/{namespace}/{name}/logs", logs),
+        Route("/api/jobs/{namespace}/{name}/logs/stream", log_events),
+        Route("/api/jobs/{namespace}/{name}/events", job_events),
+        Route("/api/jobs/{namespace}/{name}/outputs/{filename}", output),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONAnswer({"error": exc.detail}, status_code=exc.status_code)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONAnswer({"error": str(exc)}, status_code=404)
+
+    async def bad_input(request: Request, exc: Exception) -> Response:
+        return JSONAnswer({"error": str(exc)}, status_code=400)
+
+    async def backend_error(request: Request, exc: Exception) -> Response:
+        status = 409 if "already exists" in str(exc) else 500
+        return JSONAnswer({"error": str(exc)}, status_code=status)
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={
+            HTTPException: http_error,
+            sources.NotFound: not_found,
+            ValueError: bad_input,
+            RuntimeError: backend_error,
+        },
+    )
+    return AccessMiddleware(app, access)
+
+
+def _event_stream(
+    request: Request, events: AsyncIterator[tuple[str, Any]], stop: threading.Event
+) -> Response:
+    """Server-sent events: each (event, data) as one message; ("", None) means nothing new, and
+    becomes a keep-alive comment now and then. Ends when the client leaves or the server stops."""
+
+    async def body() -> AsyncIterator[str]:
+        quiet_since = time.monotonic()
+        async for event, data in events:
+            if stop.is_set() or await request.is_disconnected():
+                return
+            if event:
+                quiet_since = time.monotonic()
+                payload = json.dumps(views.json_safe(data), separators=(",", ":"))
+                yield f"event: {event}\ndata: {payload}\n\n"
+            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+    )
+
+
+class _Cache:
+    """Values computed at most once per `ttl` seconds, shared by every request."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, ttl: float, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            hit = self._values.get(key)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                return hit[1]
+            value = compute()
+            self._values[key] = (time.monotonic(), value)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()

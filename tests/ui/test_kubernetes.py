@@ -1,0 +1,158 @@
+"""The dashboard on the Kubernetes backend, against the fake API server of tests/kubernetes (a real
+HTTP server): a job created from job YAML, its state, size, objects (Secret values hidden), the
+history read from the progress records rank 0 prints, logs, and deletion."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from kubetune.ui.app import create_app
+from kubetune.ui.security import Access
+from kubetune.ui.source import KubernetesSource, make_source
+from kubetune.workspace import progress_log_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kubernetes"))
+from fake_apiserver import FakeApiServer
+
+SECRET = "hf_uiSecretValue0123456789"
+JOB_YAML = f"""\
+name: remote-bert
+num_workers: 2
+num_procs_per_worker: 2
+model_provider_parameters:
+  model_uri: hf://google-bert/bert-base-cased
+  transformer_type: AutoModelForSequenceClassification
+  access_token: {SECRET}
+dataset_provider_parameters: {{hf: {{repo_id: yelp_review_full, split: 'train[:100]'}}}}
+trainer_parameters: {{training_parameters: {{output_dir: out, logging_steps: 1}}}}
+"""
+RUNNING = {
+    "conditions": [
+        {"type": "Created", "status": "True", "reason": "PyTorchJobCreated"},
+        {"type": "Running", "status": "True", "reason": "PyTorchJobRunning", "message": "running"},
+    ],
+    "startTime": "2026-01-01T00:01:00Z",
+}
+
+
+def record(step: int, **logged: Any) -> dict[str, Any]:
+    """A progress record as rank 0 prints it, with the latest logged values."""
+    entry = {"step": step, "epoch": step / 10, "time": 1000.0 + len(logged) + step, **logged}
+    return {"step": step, "total_steps": 40, "loss": logged.get("loss"), "logged": entry}
+
+
+@pytest.fixture
+def apiserver() -> Iterator[FakeApiServer]:
+    server = FakeApiServer(namespaces=("default", "team-a")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def source(apiserver: FakeApiServer) -> KubernetesSource:
+    made = make_source("kubernetes", client_configuration=apiserver.configuration())
+    assert isinstance(made, KubernetesSource)
+    made.backend.poll_interval = 0.02
+    return made
+
+
+@pytest.fixture
+def client(source: KubernetesSource) -> tuple[TestClient, Access]:
+    access = Access.for_bind("127.0.0.1", None)
+    return TestClient(create_app(source, access), base_url="http://127.0.0.1:8765"), access
+
+
+def start_running(apiserver: FakeApiServer) -> None:
+    """The operator's part: the job runs, its pods start, rank 0 logs."""
+    apiserver.set_status("pytorchjobs", "remote-bert", RUNNING)
+    job = apiserver.objects[("pytorchjobs", "default", "remote-bert")]
+    apiserver.add_pod(
+        "remote-bert-master-0", job, {"storage-initializer": "terminated"}, {"pytorch": "running"}
+    )
+    apiserver.add_pod("remote-bert-worker-0", job, {}, {"pytorch": "running"})
+    apiserver.write_log("remote-bert-master-0", "storage-initializer", "fetching model")
+    first = record(1, loss=2.0, learning_rate=5e-5)
+    apiserver.write_log(
+        "remote-bert-master-0",
+        "pytorch",
+        "training starts",
+        progress_log_line(first),
+        progress_log_line({**first, "status": "evaluating"}),  # the same logged record again
+        "{'loss': 2.0}",
+        progress_log_line(record(2, loss=1.5, learning_rate=4e-5)),
+        progress_log_line(record(2, eval_loss=1.4, eval_accuracy=0.5)),
+    )
+
+
+def test_a_job_from_yaml_runs_and_shows_state_objects_history_and_logs(apiserver, client):
+    http, access = client
+    answer = http.post(
+        "/api/jobs",
+        json={"yaml": JOB_YAML, "filename": "remote.yaml"},
+        headers={"X-CSRF-Token": access.csrf_token},
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json() == {"namespace": "default", "name": "remote-bert"}
+    assert apiserver.names("pytorchjobs") == ["remote-bert"]
+    start_running(apiserver)
+
+    # Not allowed to list cluster-wide (the fake server has no such path): its own namespace.
+    (job,) = http.get("/api/jobs").json()["jobs"]
+    assert (job["state"], job["reason"]) == ("running", "PyTorchJobRunning")
+    assert (job["workers"], job["procs_per_worker"]) == (2, 2)
+    assert job["progress"]["step"] == 2
+
+    answer = http.get("/api/jobs/default/remote-bert")
+    detail = answer.json()
+    assert [o["kind"] for o in detail["objects"]] == [
+        "PyTorchJob",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Secret",
+    ]
+    secret = detail["objects"][3]
+    assert set(secret["data"].values()) == {"<redacted>"}
+    assert detail["spec"]["name"] == "remote-bert" and detail["spec"]["num_workers"] == 2
+    assert detail["log_sources"] == [
+        "remote-bert-master-0/storage-initializer",
+        "remote-bert-master-0/pytorch",
+        "remote-bert-worker-0/pytorch",
+    ]
+    assert {o["exists"] for o in detail["outputs"]} == {None}  # in the job's volume
+
+    history = http.get("/api/jobs/default/remote-bert/history").json()["records"]
+    assert [(r["step"], r.get("loss"), r.get("eval_loss")) for r in history] == [
+        (1, 2.0, None),
+        (2, 1.5, None),
+        (2, None, 1.4),
+    ]
+    logs = http.get("/api/jobs/default/remote-bert/logs").json()["lines"]
+    assert ["remote-bert-master-0/pytorch", "training starts"] in logs
+    assert not [line for _, line in logs if "kubetune-progress" in line]
+
+    encoded = base64.b64encode(SECRET.encode()).decode()
+    for path in ("", "/history", "/logs"):
+        text = http.get(f"/api/jobs/default/remote-bert{path}").text
+        assert SECRET not in text and encoded not in text, path
+
+    answer = http.delete(
+        "/api/jobs/default/remote-bert", headers={"X-CSRF-Token": access.csrf_token}
+    )
+    assert answer.status_code == 200
+    assert apiserver.names("pytorchjobs") == [] and apiserver.names("secrets") == []
+    assert http.get("/api/jobs/default/remote-bert").status_code == 404
+
+
+def test_a_job_in_another_namespace_is_not_found(apiserver, client):
+    http, _ = client
+    answer = http.get("/api/jobs/team-a/nothing")
+    assert answer.status_code == 404 and "team-a/nothing" in answer.json()["error"]

@@ -284,9 +284,9 @@ class LocalSource(JobSource):
         folder = self._dir(namespace, name)
         try:
             job = self.backend.get_job(name, namespace)
+            status = self.backend.job_status(name, namespace)
         except RuntimeError as e:
             raise NotFound(str(e)) from None
-        status = folder.read_status()
         metrics = None
         if job.output_dir:
             metrics = workspace.read_json(Path(job.output_dir) / trainer_outputs.METRICS_FILE)
@@ -313,8 +313,11 @@ class LocalSource(JobSource):
 
     def logs(self, namespace: str, name: str, follow: bool) -> LogReader:
         folder = self._dir(namespace, name)
-        status = folder.read_status()
-        sources = folder.sources(status.num_workers) if status else []
+        try:
+            status = self.backend.job_status(name, namespace)
+        except RuntimeError as e:
+            raise NotFound(str(e)) from None
+        sources = folder.sources(status.num_workers)
         return _LocalLogReader(self, namespace, name, folder, sources, follow)
 
     def output_file(self, namespace: str, name: str, filename: str) -> Path | None:

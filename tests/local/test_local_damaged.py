@@ -86,3 +86,15 @@ def test_a_job_folder_without_status_json_is_a_damaged_job(client, home):
     assert job.status == "Failed" and "is missing" in job.message
     client.delete_job("no-status", keep_outputs=True)
     assert client.list_job_reports() == []
+
+
+def test_the_dashboard_shows_a_damaged_job_too(home):
+    from kubetune.ui.source import LocalSource
+
+    make_job(home, "healthy", None)
+    make_job(home, "empty", b"")
+    source = LocalSource(home)
+    states = {job["name"]: (job["state"], job["reason"]) for job in source.list_jobs()}
+    assert states["empty"][1] == "StatusUnreadable" and states["healthy"][0] == "succeeded"
+    job = source.job("default", "empty")
+    assert job["log_sources"] == ["initializer", "worker-0"]

@@ -282,6 +282,11 @@ class LocalBackend(Backend):
         status = self._read(job)
         return status is None or status.terminal
 
+    def job_status(self, name: str, namespace: str) -> JobStatus:
+        """The job's status as readers see it (a damaged status.json becomes one that says so;
+        a lost supervisor's job is Failed); RuntimeError (NotFound) when the job is gone."""
+        return self._status(job_dir(self.home, namespace, name), name, namespace)
+
     def _status(self, job: JobDir, name: str, namespace: str) -> JobStatus:
         status = self._read(job)
         if status is None:

@@ -114,7 +114,8 @@ class JobDir:
         return [INITIALIZER, *(worker_source(i) for i in range(num_workers))]
 
     def exists(self) -> bool:
-        return self.status_path.is_file()
+        """Whether the job is there (its folder; a damaged one without status.json counts)."""
+        return self.path.is_dir()
 
     def read_status(self) -> JobStatus | None:
         """The status file's content; None when the job folder is gone.

@@ -95,13 +95,23 @@ class LogFollower:
         if shown is not None:
             self._lines.put(LogLine(source, shown))
 
-    def _start_new_streams(self) -> None:
+    def _start_new_streams(self) -> int:
+        """Starts a stream for every container that has none; a pod's containers one after
+        another, in order (its init containers' lines come before its training container's).
+        Returns how many containers wait for an earlier one of their pod to end."""
+        busy: set[str] = set()
+        waiting = 0
         for pod, container, restarts in started_containers(self.list_pods()):
             key = (pod, container, restarts)
-            if key not in self._threads:
+            thread = self._threads.get(key)
+            if thread is None and pod not in busy:
                 thread = threading.Thread(target=self._pump, args=(pod, container), daemon=True)
                 self._threads[key] = thread
                 thread.start()
+            waiting += thread is None
+            if thread is None or thread.is_alive():
+                busy.add(pod)
+        return waiting
 
     def _drain(self, timeout: float) -> Iterator[LogLine]:
         try:
@@ -115,11 +125,11 @@ class LogFollower:
         ended_at: float | None = None
         while True:
             ended = self.job_ended()
-            self._start_new_streams()
+            waiting = self._start_new_streams()
             yield from self._drain(self.poll_interval)
             if ended:
                 ended_at = ended_at if ended_at is not None else time.monotonic()
-                streaming = any(t.is_alive() for t in self._threads.values())
+                streaming = waiting or any(t.is_alive() for t in self._threads.values())
                 if not streaming or time.monotonic() - ended_at > self.grace_seconds:
                     yield from self._drain(0)
                     return

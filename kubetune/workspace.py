@@ -12,6 +12,8 @@ WORKSPACE/
   history.jsonl          every logged record (step, epoch, time, loss, learning_rate, eval_*),
                          one JSON object a line, appended by rank 0 (restarts append again)
   .kubetune-cache/       the trainer's preprocessed data, once per node (never inside dataset/)
+                         (model/, model.path, dataset/, the marker and the cache may be links to
+                         another workspace's: see `link_shared`)
   .kubetune-initialize.lock   held by the storage initializer while it fetches
 ```
 """
@@ -39,6 +41,28 @@ MODEL_LINK_FILE = "model.path"
 
 TRAIN_SPLIT = "train"
 EVAL_SPLIT = "eval"
+# The trainer's preprocessed data (tokenised splits), cached once per node.
+CACHE_DIR = ".kubetune-cache"
+# What workspaces of the same model and dataset can share (the trials of a search): the fetched
+# model and dataset, the storage initializer's marker and the preprocessing cache.
+SHARED_ENTRIES = (MODEL_DIR, MODEL_LINK_FILE, DATASET_DIR, MARKER_FILE, CACHE_DIR)
+
+
+def link_shared(workspace: str | os.PathLike[str], shared: str | os.PathLike[str]) -> None:
+    """Makes `workspace` use `shared`'s model, dataset, initializer marker and preprocessing
+    cache, through relative symbolic links. A link may point at what is not there yet (another
+    process's storage initializer fetches it into `shared`); the cache folder is created there.
+    Entries `workspace` already has stay as they are."""
+    workspace, shared = Path(workspace), Path(shared)
+    (shared / CACHE_DIR).mkdir(parents=True, exist_ok=True)
+    for name in SHARED_ENTRIES:
+        link = workspace / name
+        if link.is_symlink() or link.exists():
+            continue
+        try:
+            link.symlink_to(os.path.relpath(shared / name, workspace))
+        except FileExistsError:  # another process of the same workspace made it meanwhile
+            continue
 
 
 def model_path(workspace: str | os.PathLike[str]) -> Path:

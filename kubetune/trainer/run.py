@@ -40,7 +40,7 @@ from kubetune.training.spec import JobSpec, training_argument_secrets
 log = logging.getLogger("kubetune.trainer")
 
 # Preprocessed datasets are cached here, inside the workspace but outside dataset/.
-CACHE_DIR = ".kubetune-cache"
+CACHE_DIR = workspace.CACHE_DIR
 
 
 def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:

@@ -134,13 +134,19 @@ def _is_literal(value: Any) -> bool:
 
 def program(train_func: Callable[..., Any], parameters: dict[str, Any] | None) -> str:
     """The Python program every worker process runs: the function's source and one call."""
-    source = textwrap.dedent(inspect.getsource(train_func)).rstrip("\n")
-    call = (
-        f"{train_func.__name__}()"
-        if parameters is None
-        else f"{train_func.__name__}({parameters!r})"
-    )
-    return f"{source}\n\n\n{call}\n"
+    return program_text(function_source(train_func), train_func.__name__, parameters)
+
+
+def function_source(train_func: Callable[..., Any]) -> str:
+    """The function's source text, dedented (what travels)."""
+    return textwrap.dedent(inspect.getsource(train_func))
+
+
+def program_text(source: str, name: str, parameters: dict[str, Any] | None) -> str:
+    """The program of function `name` defined by `source`: the source, then one call with
+    `parameters` as a Python literal (no argument when None)."""
+    call = f"{name}()" if parameters is None else f"{name}({parameters!r})"
+    return f"{source.rstrip(chr(10))}\n\n\n{call}\n"
 
 
 def package_problems(packages: Any, pip_index_url: Any) -> list[str]:

@@ -1,5 +1,6 @@
 """Kubernetes API data (JSON-like dicts with camelCase keys) to and from model objects:
-Kubeflow's `KubeflowOrgV1*` classes and the Kubernetes client's `V1*` classes.
+Kubeflow's `KubeflowOrgV1*` classes, Katib's `V1beta1*` classes and the Kubernetes client's
+`V1*` classes.
 
 Kubeflow's own deserializer cannot build the Kubernetes client's models of the client version
 kubetune uses (pydantic models since kubernetes 35), so both directions are done here: Kubeflow's
@@ -57,17 +58,17 @@ def from_api(data: Any, type_name: str) -> Any:
         return data
     if type_name == "datetime":
         return parse_timestamp(data)
-    if type_name.startswith("KubeflowOrgV1"):
-        from kubeflow.training import models
-
-        cls = getattr(models, type_name)
+    kubeflow = _kubeflow_class(type_name)
+    if kubeflow is not None:
+        cls, configuration = kubeflow
         kwargs: dict[str, Any] = {
             attribute: from_api(data.get(cls.attribute_map[attribute]), attribute_type)
             for attribute, attribute_type in cls.openapi_types.items()
             if cls.attribute_map[attribute] in data
         }
         # What the server sent stands, even where a required field is missing.
-        return cls(**kwargs, local_vars_configuration=_lenient())
+        configuration.client_side_validation = False
+        return cls(**kwargs, local_vars_configuration=configuration)
     from kubernetes import client
 
     cls = getattr(client, _RENAMED.get(type_name, type_name), None)
@@ -76,12 +77,21 @@ def from_api(data: Any, type_name: str) -> Any:
     return cls.from_dict(data)
 
 
-def _lenient() -> Any:
-    from kubeflow.training.configuration import Configuration
-
-    configuration = Configuration()
-    configuration.client_side_validation = False
-    return configuration
+def _kubeflow_class(type_name: str) -> tuple[Any, Any] | None:
+    """The Kubeflow model class of `type_name` with a configuration of its package: Kubeflow
+    Training's `KubeflowOrgV1*` or Katib's `V1beta1*` (None for any other type)."""
+    if type_name.startswith("KubeflowOrgV1"):
+        from kubeflow.training import models
+        from kubeflow.training.configuration import Configuration
+    elif type_name.startswith("V1beta1"):
+        from kubeflow.katib import models
+        from kubeflow.katib.configuration import Configuration
+    else:
+        return None
+    cls = getattr(models, type_name, None)
+    if cls is None or not hasattr(cls, "openapi_types"):
+        return None
+    return cls, Configuration()
 
 
 def pytorchjob(data: dict[str, Any]) -> Any:

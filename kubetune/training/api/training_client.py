@@ -14,13 +14,16 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubetune.training import job as conditions
 from kubetune.training.api import arguments, objects
 from kubetune.training.backends.base import Backend, PodSelector
 from kubetune.training.constants import constants
 from kubetune.training.job import JobReport, LogLine
+
+if TYPE_CHECKING:
+    from kubetune.training.spec import JobSpec
 
 logger = logging.getLogger(__name__)
 
@@ -177,13 +180,62 @@ class TrainingClient:
         (Kubernetes) without creating them. Every problem with the arguments is reported in one
         ValueError before anything is created.
         """
+        spec, secrets = self.job_spec(
+            name,
+            namespace,
+            num_workers,
+            num_procs_per_worker,
+            resources_per_worker,
+            model_provider_parameters,
+            dataset_provider_parameters,
+            trainer_parameters,
+            init_env_vars,
+            env_vars,
+            storage_config,
+            labels=labels,
+            annotations=annotations,
+            queue_name=queue_name,
+            max_restarts=max_restarts,
+        )
+        if dry_run:
+            return self.backend.render(spec, secrets)
+        self.backend.create_job(spec, secrets)
+        if wait:
+            self.wait_for_job_conditions(
+                name, namespace=spec.namespace, wait_timeout=wait_timeout, polling_interval=1
+            )
+        return None
+
+    def job_spec(
+        self,
+        name: str,
+        namespace: str | None = None,
+        num_workers: int = 1,
+        num_procs_per_worker: int | str = 1,
+        resources_per_worker: Any = None,
+        model_provider_parameters: Any = None,
+        dataset_provider_parameters: Any = None,
+        trainer_parameters: Any = None,
+        init_env_vars: Any = None,
+        env_vars: Any = None,
+        storage_config: dict[str, Any] | None = None,
+        *,
+        labels: dict[str, str] | None = None,
+        annotations: dict[str, str] | None = None,
+        queue_name: str | None = None,
+        max_restarts: int = 3,
+        extra_problems: list[str] | None = None,
+    ) -> tuple[JobSpec, dict[str, str]]:
+        """The JobSpec and the secret environment variables that `train()` with these
+        arguments creates a job from, without creating anything. Raises one ValueError listing
+        every problem (`extra_problems`, found by the caller, included)."""
         from kubetune.training.spec import build_job_spec
 
         env = arguments.env_argument("env_vars", env_vars)
         init_env = arguments.env_argument("init_env_vars", init_env_vars)
         resources, api_resources = arguments.resources_argument(resources_per_worker)
         settings, problems = self._kubernetes_settings(env, init_env, api_resources)
-        spec, secrets = build_job_spec(
+        return build_job_spec(
             name=name,
             namespace=self._ns(namespace),
             num_workers=num_workers,
@@ -200,16 +252,8 @@ class TrainingClient:
             queue_name=queue_name,
             max_restarts=max_restarts,
             kubernetes=settings,
-            extra_problems=problems,
+            extra_problems=[*(extra_problems or []), *problems],
         )
-        if dry_run:
-            return self.backend.render(spec, secrets)
-        self.backend.create_job(spec, secrets)
-        if wait:
-            self.wait_for_job_conditions(
-                name, namespace=spec.namespace, wait_timeout=wait_timeout, polling_interval=1
-            )
-        return None
 
     def create_job(
         self,

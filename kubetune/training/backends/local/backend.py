@@ -59,9 +59,20 @@ class LocalBackend(Backend):
 
     # --- create ----------------------------------------------------------------------------------
 
-    def create_job(self, spec: JobSpec, secrets: dict[str, str]) -> None:
+    def create_job(
+        self,
+        spec: JobSpec,
+        secrets: dict[str, str],
+        *,
+        shared_workspace: str | os.PathLike[str] | None = None,
+    ) -> None:
         """Writes the job directory and starts its supervisor; returns once the supervisor runs
         (the job may wait in the local queue: condition Created, reason Queued).
+
+        `shared_workspace`: a workspace that a storage initializer filled for the same model and
+        dataset (the trials of a search share one): the job's workspace links to its model,
+        dataset, marker and preprocessing cache (`workspace.link_shared`), so the job's own
+        storage initializer finds them there and fetches nothing.
 
         Raises ValueError when this machine can never hold the job (CPUs, memory, GPUs),
         RuntimeError when a job of that name exists (AlreadyExists), the job folder cannot be
@@ -99,6 +110,8 @@ class LocalBackend(Backend):
         try:
             staging.logs_dir.mkdir(parents=True)
             staging.workspace.mkdir()
+            if shared_workspace is not None:
+                workspace.link_shared(staging.workspace, shared_workspace)
             staging.spec_path.write_text(spec.to_json())
             staging.write_status(status)
         except OSError as e:

@@ -1,0 +1,1 @@
+"""Where experiments run: on this machine (local) or as Katib Experiments (kubernetes)."""

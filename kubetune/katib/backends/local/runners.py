@@ -1,0 +1,254 @@
+"""The trial runners of local experiments: each trial a local kubetune job, or a function call
+in this process (the same search loop drives both).
+
+`LocalJobRunner` creates each trial as a job of the local backend, named after the trial and
+labelled with the experiment, so the local queue admits it as any job: a fine-tuning trial is the
+experiment's JobSpec with the trial's values, its workspace linked to the experiment's shared one
+(model, dataset and preprocessing cache fetched and made once); a custom objective's trial is a
+function job (`create_job(train_func=...)`) calling the objective with the trial's values as
+text, as Katib does. What a trial reported: for fine-tuning, its logged records (history.jsonl)
+and final metrics (metrics.json); for a custom objective, its output lines as Katib's StdOut
+collector reads them, or what it pushed with `report_metrics`.
+
+`InProcessRunner` calls a custom objective in this process, one trial after another, reading its
+printed metrics (or `report_metrics`) the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubetune import workspace
+from kubetune.katib import metrics
+from kubetune.katib.api.report_metrics import METRICS_FILE_ENV, TRIAL_NAME_ENV
+from kubetune.katib.backends.local.search import Outcome
+from kubetune.katib.backends.local.store import (
+    FAILED,
+    RUNNING,
+    SUCCEEDED,
+    ExperimentRecord,
+    TrialRecord,
+)
+from kubetune.katib.constants import constants
+from kubetune.katib.metrics import MetricLog
+from kubetune.katib.request import FUNCTION_FORM, ExperimentRequest
+from kubetune.katib.space import set_values
+from kubetune.training import job as conditions
+from kubetune.training.backends.local import processes
+from kubetune.training.backends.local.jobdir import worker_source
+from kubetune.training.spec import JobSpec
+
+PENDING = "Pending"
+# Where a custom objective's report_metrics calls land, in its job's workspace.
+PUSHED_METRICS_FILE = ".kubetune-katib-metrics.jsonl"
+METRICS_FILE = "metrics.json"
+
+
+def trial_labels(request: ExperimentRequest, trial: str) -> dict[str, str]:
+    return {constants.EXPERIMENT_LABEL: request.name, constants.TRIAL_LABEL: trial}
+
+
+def parameter_texts(request: ExperimentRequest, values: dict[str, Any]) -> dict[str, str]:
+    """The trial's values as Katib hands them to a custom objective: text."""
+    return {p.name: p.text(values[p.name]) for p in request.parameters}
+
+
+def pushed_logs(path: Path, names: list[str]) -> list[MetricLog]:
+    """The values `report_metrics` appended to `path` (one JSON object a line)."""
+    found = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        for name, value in (record.get("metrics") or {}).items():
+            if name in names:
+                found.append(
+                    MetricLog(str(record.get("time") or metrics.ZERO_TIME), name, str(value))
+                )
+        # A line cut short by a crash is skipped.
+    return found
+
+
+class LocalJobRunner:
+    """Runs each trial as a local job (see the module docstring)."""
+
+    def __init__(
+        self,
+        request: ExperimentRequest,
+        backend: Any,
+        secrets: dict[str, str] | None = None,
+        shared_workspace: Path | None = None,
+    ) -> None:
+        self.request = request
+        self.backend = backend
+        self.secrets = dict(secrets or {})
+        self.shared_workspace = shared_workspace
+
+    @property
+    def namespace(self) -> str:
+        return self.request.namespace
+
+    def trial_spec(self, trial: str, values: dict[str, Any]) -> JobSpec:
+        """The JobSpec of a trial: the experiment's, named after the trial, with its values."""
+        request = self.request
+        data = request.job.to_dict()
+        data["name"] = trial
+        data["uid"] = uuid.uuid4().hex
+        data["labels"] = {**data.get("labels", {}), **trial_labels(request, trial)}
+        data["env"] = {**data.get("env", {}), TRIAL_NAME_ENV: trial}
+        if request.form == FUNCTION_FORM:
+            program = request.function_program(parameter_texts(request, values))
+            data["function"] = {**data["function"], "program": program}
+            pushed = Path(self.backend.job_dir(trial, self.namespace)) / "workspace"
+            data["env"][METRICS_FILE_ENV] = str(pushed / PUSHED_METRICS_FILE)
+        else:
+            data["trainer"] = set_values(data["trainer"], request.parameters, values)
+        return JobSpec.from_dict(data)
+
+    def start(self, trial: TrialRecord, values: dict[str, Any]) -> None:
+        spec = self.trial_spec(trial.name, values)
+        if self.request.form == FUNCTION_FORM:
+            self.backend.create_job(spec, self.secrets)
+        else:
+            self.backend.create_job(spec, self.secrets, shared_workspace=self.shared_workspace)
+
+    def poll(self, trial: TrialRecord) -> Outcome:
+        try:
+            report = self.backend.get_job(trial.name, self.namespace)
+        except (RuntimeError, ValueError) as e:
+            return Outcome(FAILED, reason="TrialJobLost", message=f"the trial's job is gone: {e}")
+        status = report.status
+        if status in (conditions.SUCCEEDED, conditions.FAILED):
+            state = SUCCEEDED if status == conditions.SUCCEEDED else FAILED
+            true = [c for c in report.conditions if c.status == "True"]
+            reason = f"Trial{state}" if state == SUCCEEDED else (true[-1].reason if true else "")
+            return Outcome(
+                state,
+                self.logs(trial, report.output_dir),
+                reason,
+                report.message,
+                report.output_dir,
+            )
+        if status == conditions.CREATED:
+            return Outcome(PENDING, output_dir=report.output_dir)
+        logs = (
+            self.logs(trial, report.output_dir) if self.request.early_stopping is not None else []
+        )
+        return Outcome(RUNNING, logs, output_dir=report.output_dir)
+
+    def logs(self, trial: TrialRecord, output_dir: str | None) -> list[MetricLog]:
+        """What the trial reported so far (see the module docstring)."""
+        names = self.request.metric_names
+        folder = Path(self.backend.job_dir(trial.name, self.namespace))
+        if self.request.form == FUNCTION_FORM:
+            if self.request.metrics_collector_kind == "Push":
+                return pushed_logs(folder / "workspace" / PUSHED_METRICS_FILE, names)
+            log = folder / "logs" / f"{worker_source(0)}.log"
+            try:
+                lines = log.read_text(errors="replace").splitlines()
+            except OSError:
+                return []
+            return metrics.parse_lines(lines, names)
+        history = []
+        with contextlib.suppress(OSError):
+            for line in (folder / "workspace" / workspace.HISTORY_FILE).read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    history.append(json.loads(line))
+        final = workspace.read_json(Path(output_dir) / METRICS_FILE) if output_dir else None
+        return metrics.history_logs(
+            [r for r in history if isinstance(r, dict)],
+            final if isinstance(final, dict) else None,
+            names,
+        )
+
+    def stop(self, trial: TrialRecord) -> None:
+        try:
+            status = self.backend.job_status(trial.name, self.namespace)
+        except (RuntimeError, ValueError):
+            return
+        if not status.terminal and status.uid:
+            processes.stop_job(status.uid, known_pids=status.all_pids())
+
+    def remove(self, trial: TrialRecord) -> None:
+        try:
+            self.backend.delete_job(trial.name, self.namespace)
+        except RuntimeError as e:
+            if "NotFound" not in str(e):
+                raise
+
+
+class InProcessRunner:
+    """Calls a custom objective in this process for each trial (one at a time)."""
+
+    def __init__(
+        self, request: ExperimentRequest, objective: Callable[[dict[str, Any]], Any]
+    ) -> None:
+        self.request = request
+        self.objective = objective
+        self.outcomes: dict[str, Outcome] = {}
+
+    def start(self, trial: TrialRecord, values: dict[str, Any]) -> None:
+        literal = dict((self.request.function or {}).get("parameters") or {})
+        given = {**literal, **parameter_texts(self.request, values)}
+        names = self.request.metric_names
+        out = io.StringIO()
+        with tempfile.TemporaryDirectory() as folder:
+            pushed = Path(folder) / PUSHED_METRICS_FILE
+            saved = {key: os.environ.get(key) for key in (TRIAL_NAME_ENV, METRICS_FILE_ENV)}
+            os.environ[TRIAL_NAME_ENV], os.environ[METRICS_FILE_ENV] = trial.name, str(pushed)
+            try:
+                with contextlib.redirect_stdout(out):
+                    self.objective(given)
+            except Exception as e:
+                self.outcomes[trial.name] = Outcome(
+                    FAILED, reason="TrialFailed", message=f"{type(e).__name__}: {e}"
+                )
+                return
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+            if self.request.metrics_collector_kind == "Push":
+                logs = pushed_logs(pushed, names)
+            else:
+                logs = metrics.parse_lines(out.getvalue().splitlines(), names)
+        self.outcomes[trial.name] = Outcome(SUCCEEDED, logs)
+
+    def poll(self, trial: TrialRecord) -> Outcome:
+        return self.outcomes[trial.name]
+
+    def stop(self, trial: TrialRecord) -> None:
+        return None
+
+    def remove(self, trial: TrialRecord) -> None:
+        return None
+
+
+def run_in_process(
+    request: ExperimentRequest, objective: Callable[[dict[str, Any]], Any]
+) -> ExperimentRecord:
+    """Runs a custom objective's search in this process, trial after trial, with the search loop
+    of local experiments; returns the final record (nothing is written)."""
+    from kubetune.katib.backends.local.search import SearchLoop
+
+    record = ExperimentRecord(name=request.name, namespace=request.namespace, uid=request.uid)
+    runner = InProcessRunner(request, objective)
+    names = (f"{request.name}-{i:05d}" for i in itertools.count(1))
+    loop = SearchLoop(request, runner, record, poll_interval=0, new_name=lambda: next(names))
+    return loop.run()

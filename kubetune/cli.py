@@ -1,11 +1,13 @@
 """`kubetune`: run and follow fine-tuning jobs from the command line.
 
     kubetune train JOB.yaml [--follow]       create a job from a job file (see kubetune.jobfile)
-    kubetune list                            the jobs of the namespace
-    kubetune status NAME [--json]            conditions, progress, times, outputs of one job
+    kubetune tune EXPERIMENT.yaml [--follow] create a hyperparameter search (kubetune.katib.cli)
+    kubetune list                            the jobs (and experiments) of the namespace
+    kubetune status NAME [--json]            conditions, progress, times, outputs of a job or experiment
+    kubetune trials NAME [--json]            an experiment's trials: values, status, objective
     kubetune logs NAME [-f]                  initializer and worker logs, each line attributed
-    kubetune delete NAME [--keep-outputs]    stop a job and remove it
-    kubetune render JOB.yaml [--api ...]     the Kubernetes objects a job file becomes (no cluster)
+    kubetune delete NAME [--keep-outputs]    stop a job (or an experiment and its trials) and remove it
+    kubetune render FILE.yaml [--api ...]    the Kubernetes objects a job or experiment file becomes
     kubetune ui [--host H] [--port N] [--backend B] [--open]   the job dashboard in the browser
 
 `-n/--namespace` applies to every command, before or after its name. Jobs run locally unless
@@ -22,6 +24,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import IO, Any
 
 from kubetune import __version__
@@ -88,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(run=cmd_list)
 
-    status = command("status", help="show one job's conditions, progress and outputs")
+    status = command("status", help="show one job's (or experiment's) conditions and outputs")
     status.add_argument("name")
     status.add_argument("--json", action="store_true", help="print JSON")
+    _add_kind_flags(status)
     status.set_defaults(run=cmd_status)
 
     logs = command("logs", help="print a job's logs (initializer and every worker)")
@@ -105,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument(
         "--keep-outputs", action="store_true", help="keep the trained model, metrics and plots"
     )
+    _add_kind_flags(delete)
     delete.set_defaults(run=cmd_delete)
 
     render = command(
@@ -119,7 +124,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(run=cmd_render)
     add_ui_command(command)
+    from kubetune.katib.cli import add_commands as add_experiment_commands
+
+    add_experiment_commands(command)
     return parser
+
+
+def _add_kind_flags(parser: argparse.ArgumentParser) -> None:
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--job", action="store_true", help="NAME is a job (when an experiment has it too)")  # fmt: skip
+    kind.add_argument("--experiment", action="store_true", help="NAME is an experiment")
+
+
+def _is_experiment(args: argparse.Namespace) -> bool:
+    """Whether NAME means an experiment: --experiment, else an experiment of that name exists
+    and no job (ValueError when both do and neither flag says which)."""
+    if args.job or args.experiment:
+        return bool(args.experiment)
+    from kubetune.katib.cli import client as katib_client
+    from kubetune.katib.cli import experiment_exists
+
+    if not experiment_exists(katib_client(args.namespace), args.name):
+        return False
+    try:
+        _client(args).get_job_report(args.name)
+    except (RuntimeError, ValueError):
+        return True
+    raise ValueError(
+        f"both a job and an experiment are named {args.name!r}: add --job or --experiment"
+    )
 
 
 def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
@@ -167,8 +200,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
         return 0
+    from kubetune.katib.cli import client as katib_client
+    from kubetune.katib.cli import print_experiments
+
     if not jobs:
         print(f"no jobs in namespace {client.namespace}")
+        print_experiments(katib_client(args.namespace))
         return 0
     rows = [("NAME", "STATUS", "STEP", "LOSS", "RESTARTS", "CREATED")]
     for job in jobs:
@@ -185,10 +222,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    print_experiments(katib_client(args.namespace))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    if _is_experiment(args):
+        from kubetune.katib.cli import client as katib_client
+        from kubetune.katib.cli import print_status
+
+        print_status(katib_client(args.namespace).get_experiment_report(args.name), args.json)
+        return 0
     client = _client(args)
     job = client.get_job_report(args.name)
     if args.json:
@@ -219,6 +263,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    if _is_experiment(args):
+        from kubetune.katib.cli import client as katib_client
+
+        katib = katib_client(args.namespace)
+        katib.delete_experiment(args.name)
+        print(f"experiment {katib.namespace}/{args.name} deleted, with its trials")
+        return 0
     client = _client(args)
     kept = None
     if args.keep_outputs and hasattr(client.backend, "kept_outputs_path"):
@@ -231,6 +282,22 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from kubetune.jobfile import read_yaml
+    from kubetune.katib.experiment_file import is_experiment_file
+
+    if is_experiment_file(read_yaml(Path(args.job_file))):
+        from kubetune.katib.cli import load as load_experiment
+
+        kwargs = load_experiment(args.job_file)
+        if args.namespace:
+            kwargs["namespace"] = args.namespace
+        from kubetune.katib.api.katib_client import KatibClient
+
+        objects = KatibClient(namespace=args.namespace, backend="kubernetes").tune(
+            **kwargs, dry_run=True
+        )
+        sys.stdout.write(_yaml_documents(objects))
+        return 0
     kwargs = _load(args.job_file)
     if args.namespace:
         kwargs["namespace"] = args.namespace

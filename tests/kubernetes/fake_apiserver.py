@@ -1,6 +1,6 @@
 """A small real HTTP server speaking the Kubernetes REST paths the backend calls, with an
-in-memory store: create/get/list/patch/delete of Secrets, ConfigMaps, PVCs, PyTorchJobs and
-TrainJobs, pods (with the labels the Training Operator sets) and pod logs (with follow), and
+in-memory store: create/get/list/patch/delete of Secrets, ConfigMaps, PVCs, PyTorchJobs,
+TrainJobs and Katib's Experiments and Trials, pods (with the labels the Training Operator sets) and pod logs (with follow), and
 events. Tests script job status transitions, failures (status code + body for a method and
 resource), log lines and events.
 
@@ -34,6 +34,8 @@ CORE = {
 CUSTOM = {
     ("kubeflow.org", "v1", "pytorchjobs"): "PyTorchJob",
     ("trainer.kubeflow.org", "v1alpha1", "trainjobs"): "TrainJob",
+    ("kubeflow.org", "v1beta1", "experiments"): "Experiment",
+    ("kubeflow.org", "v1beta1", "trials"): "Trial",
 }
 
 
@@ -81,7 +83,7 @@ class FakeApiServer:
 
     def __init__(self, namespaces: tuple[str, ...] = ("default",)) -> None:
         self.namespaces = set(namespaces)
-        self.crds = {"pytorchjobs", "trainjobs"}
+        self.crds = {"pytorchjobs", "trainjobs", "experiments", "trials"}
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) in arrival order
         self.delete_bodies: list[dict[str, Any]] = []

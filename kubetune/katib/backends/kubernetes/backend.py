@@ -14,7 +14,6 @@ from typing import Any
 
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.constants import constants
-from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import ExperimentRequest
 from kubetune.training.backends.kubernetes import manifests as job_manifests
 from kubetune.training.backends.kubernetes.backend import REQUEST_TIMEOUT, KubernetesBackend
@@ -103,14 +102,29 @@ class KubernetesExperiments(KubernetesBackend):
     def _get(self, plural: str, name: str, namespace: str, timeout: float | None) -> dict[str, Any]:
         api = self._custom_api()
         kind = "Experiment" if plural == manifests.EXPERIMENT_PLURAL else "Trial"
-        found: dict[str, Any] = self._call(
-            f"get {kind} {namespace}/{name}",
-            namespace,
-            plural,
-            lambda: api.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, _request_timeout=timeout or REQUEST_TIMEOUT
-            ),
-        )
+        try:
+            found: dict[str, Any] = self._call(
+                f"get {kind} {namespace}/{name}",
+                namespace,
+                plural,
+                lambda: api.get_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    name,
+                    _request_timeout=timeout or REQUEST_TIMEOUT,
+                ),
+            )
+        except RuntimeError as e:
+            cause = e.__cause__
+            if getattr(cause, "status", None) == 404 and f'"{name}"' in str(
+                getattr(cause, "body", "")
+            ):
+                raise RuntimeError(
+                    f"{kind.lower()} {namespace}/{name} not found (NotFound): no {kind} of that name"
+                ) from None
+            raise
         return found
 
     def _list(
@@ -269,6 +283,3 @@ class KubernetesExperiments(KubernetesBackend):
         self._delete_core("Secret", job_manifests.secret_name(name), namespace)
         self._delete_core("ConfigMap", job_manifests.configmap_name(name), namespace)
         self._delete_core("PersistentVolumeClaim", job_manifests.pvc_name(name), namespace)
-
-    def _metric_log_type(self) -> type:
-        return MetricLog

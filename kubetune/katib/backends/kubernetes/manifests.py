@@ -178,7 +178,7 @@ def _fine_tuning_trial(
     for container in _trainer_containers(job):
         container["command"] = list(TRIAL_COMMAND)
         container["args"] = [*job_manifests.TRAINER_COMMAND, *job_manifests.JOB_ARGS]
-        container["env"] = [*env, *container.get("env", [])]
+        container["env"] = [dict(e) for e in env] + container.get("env", [])
     return job
 
 

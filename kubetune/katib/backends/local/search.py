@@ -154,9 +154,10 @@ class SearchLoop:
         record = self.record
         if record.start_time is None:
             record.start_time = now_iso()
-        record.set_condition(
-            constants.EXPERIMENT_CONDITION_CREATED, "ExperimentCreated", "Experiment is created"
-        )
+        if not any(c["type"] == constants.EXPERIMENT_CONDITION_CREATED for c in record.conditions):
+            record.set_condition(
+                constants.EXPERIMENT_CONDITION_CREATED, "ExperimentCreated", "Experiment is created"
+            )
         record.set_condition(
             constants.EXPERIMENT_CONDITION_RUNNING, "ExperimentRunning", "Experiment is running"
         )

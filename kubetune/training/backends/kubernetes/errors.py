@@ -16,6 +16,11 @@ OPERATORS = {
         "Kubeflow Trainer (V2) with its torch-distributed ClusterTrainingRuntime; "
         "see https://www.kubeflow.org/docs/components/trainer/operator-guides/installation/",
     ),
+    "experiments": (
+        "Experiment (kubeflow.org/v1beta1)",
+        "Katib: kubectl apply -k "
+        '"github.com/kubeflow/katib.git/manifests/v1beta1/installs/katib-standalone?ref=v0.19.0"',
+    ),
 }
 
 

@@ -162,7 +162,7 @@ def plot(
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(objective_png, dpi=100)
+    _save(fig, objective_png)
     plt.close(fig)
 
     parameters = [p["name"] for p in experiment["spec"].get("parameters") or []]
@@ -185,9 +185,16 @@ def plot(
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(parameters_png, dpi=100)
+    _save(fig, parameters_png)
     plt.close(fig)
     return True
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Saves the figure as PNG atomically: a reader sees the old plot or the new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, dpi=100, format="png")
+    tmp.replace(path)
 
 
 def as_json(table: Sequence[Mapping[str, Any]]) -> str:

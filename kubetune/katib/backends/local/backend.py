@@ -199,7 +199,7 @@ class LocalExperiments:
         runner = LocalJobRunner(request, self.jobs)
         for trial in [t for t in record.trials if not t.ended]:
             outcome = runner.poll(trial)
-            if outcome.state not in (store.SUCCEEDED, store.FAILED):
+            if outcome.state not in (store.SUCCEEDED, store.FAILED, store.KILLED):
                 runner.stop(trial)
                 outcome = Outcome(
                     store.KILLED,

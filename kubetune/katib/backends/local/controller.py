@@ -95,7 +95,7 @@ class Controller:
             )
         finally:
             self.stop_child()
-            self.save(self.record, plots=True)
+            self.save(self.record)
         logger.info("experiment %s ended: %s", self.request.name, self.record.status)
         return 0
 
@@ -104,9 +104,9 @@ class Controller:
 
     # --- the record ------------------------------------------------------------------------------
 
-    def save(self, record: store.ExperimentRecord, plots: bool = False) -> None:
-        """Writes the record, then the results table (and, with `plots`, the PNGs)."""
-        self.folder.write_record(record)
+    def save(self, record: store.ExperimentRecord) -> None:
+        """Writes the results table (and, once the experiment has ended, the plots), then the
+        record: a reader that sees the end finds the results complete."""
         try:
             from kubetune.katib import results
 
@@ -118,11 +118,12 @@ class Controller:
                 trials,
                 folder.results_csv,
                 folder.results_json,
-                folder.objective_png if plots else None,
-                folder.parameters_png if plots else None,
+                folder.objective_png if record.ended else None,
+                folder.parameters_png if record.ended else None,
             )
         except Exception:  # the results are a view: the record stands without them
             logger.exception("could not write the results")
+        self.folder.write_record(record)
 
     def trial_ended(self, trial: store.TrialRecord, found: list[MetricLog]) -> None:
         from kubetune import workspace

@@ -33,6 +33,7 @@ from kubetune.katib.api.report_metrics import METRICS_FILE_ENV, TRIAL_NAME_ENV
 from kubetune.katib.backends.local.search import Outcome
 from kubetune.katib.backends.local.store import (
     FAILED,
+    KILLED,
     RUNNING,
     SUCCEEDED,
     ExperimentRecord,
@@ -48,6 +49,8 @@ from kubetune.training.backends.local.jobdir import worker_source
 from kubetune.training.spec import JobSpec
 
 PENDING = "Pending"
+# The reason of a job whose supervisor was told to stop (SIGTERM).
+STOPPED = "Stopped"
 # Where a custom objective's report_metrics calls land, in its job's workspace.
 PUSHED_METRICS_FILE = ".kubetune-katib-metrics.jsonl"
 METRICS_FILE = "metrics.json"
@@ -136,6 +139,8 @@ class LocalJobRunner:
             state = SUCCEEDED if status == conditions.SUCCEEDED else FAILED
             true = [c for c in report.conditions if c.status == "True"]
             reason = f"Trial{state}" if state == SUCCEEDED else (true[-1].reason if true else "")
+            if reason == STOPPED:  # its supervisor was told to stop: Katib's Killed
+                state, reason = KILLED, "TrialKilled"
             return Outcome(
                 state,
                 self.logs(trial, report.output_dir),

@@ -229,7 +229,7 @@ class SearchLoop:
                 trial.status, trial.reason, trial.start_time = RUNNING, "TrialRunning", now_iso()
                 trial.message = "Trial is running"
                 changed = True
-            if outcome.state in (SUCCEEDED, FAILED):
+            if outcome.state in (SUCCEEDED, FAILED, KILLED):
                 self.end_trial(trial, outcome)
                 changed = True
             elif outcome.state == RUNNING and self.should_stop_early(trial, outcome):

@@ -154,7 +154,17 @@ def settings_problems(
 
 
 def sampler(name: str, settings: Mapping[str, str], parameters: Sequence[Parameter]) -> Any:
-    """The Optuna sampler that runs algorithm `name` with Katib's `settings` (checked before)."""
+    """The Optuna sampler that runs algorithm `name` with Katib's `settings` (checked before).
+
+    Katib's tpe `gamma` and `prior_weight` and cmaes `sigma` map to TPESampler's and
+    CmaEsSampler's arguments of the same meaning, which Optuna 4.9 deprecated (to go in 6.0);
+    its FutureWarning is not shown."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return _sampler(name, settings, parameters)
+
+
+def _sampler(name: str, settings: Mapping[str, str], parameters: Sequence[Parameter]) -> Any:
     import optuna
 
     seed = int(settings["random_state"]) if "random_state" in settings else None

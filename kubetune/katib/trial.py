@@ -38,6 +38,7 @@ from kubetune.katib.backends.kubernetes.manifests import (
 )
 from kubetune.katib.metrics import metric_line
 from kubetune.katib.space import Parameter, set_values
+from kubetune.trainer import outputs
 
 PROG = "kubetune.katib.trial"
 SPEC_FILE = "spec.json"
@@ -96,11 +97,12 @@ def prepare(command: list[str], environ: Mapping[str, str]) -> tuple[list[str], 
         shared = json.loads(spec_path.read_text())
     except (OSError, ValueError) as e:
         raise TrialError(f"--spec {spec_path}: cannot be read: {e}") from None
+    spec = trial_spec(shared, trial, environ)
     own = Path(trial_workspace(str(root), trial))
     own.mkdir(parents=True, exist_ok=True)
     workspace.link_shared(own, root)
     own_spec = own / SPEC_FILE
-    workspace.write_json_atomic(own_spec, trial_spec(shared, trial, environ))
+    workspace.write_json_atomic(own_spec, spec)
     command = replaced_option(command, "--spec", str(own_spec))
     return replaced_option(command, "--workspace", str(own)), own
 
@@ -109,7 +111,7 @@ def print_metrics(own: Path, spec: dict[str, Any]) -> None:
     """Prints every number of the trial's metrics.json as a `kubetune-metric` line."""
     arguments = (spec.get("trainer") or {}).get("training_arguments") or {}
     found = workspace.read_json(
-        workspace.output_path(own, arguments.get("output_dir")) / "metrics.json"
+        workspace.output_path(own, arguments.get("output_dir")) / outputs.METRICS_FILE
     )
     for name, value in sorted((found or {}).items()):
         if isinstance(value, int | float) and not isinstance(value, bool):

@@ -43,6 +43,7 @@ from kubetune.katib.constants import constants
 from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import FUNCTION_FORM, ExperimentRequest
 from kubetune.katib.space import set_values
+from kubetune.trainer import outputs
 from kubetune.training import job as conditions
 from kubetune.training.backends.local import processes
 from kubetune.training.backends.local.jobdir import worker_source
@@ -53,7 +54,6 @@ PENDING = "Pending"
 STOPPED = "Stopped"
 # Where a custom objective's report_metrics calls land, in its job's workspace.
 PUSHED_METRICS_FILE = ".kubetune-katib-metrics.jsonl"
-METRICS_FILE = "metrics.json"
 
 
 def trial_labels(request: ExperimentRequest, trial: str) -> dict[str, str]:
@@ -173,7 +173,7 @@ class LocalJobRunner:
             for line in (folder / "workspace" / workspace.HISTORY_FILE).read_text().splitlines():
                 with contextlib.suppress(ValueError):
                     history.append(json.loads(line))
-        final = workspace.read_json(Path(output_dir) / METRICS_FILE) if output_dir else None
+        final = workspace.read_json(Path(output_dir) / outputs.METRICS_FILE) if output_dir else None
         return metrics.history_logs(
             [r for r in history if isinstance(r, dict)],
             final if isinstance(final, dict) else None,

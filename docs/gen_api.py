@@ -27,6 +27,10 @@ SECTIONS = [
     ),
     ("Client", ["TrainingClient"]),
     ("kubetune's view of a job", ["JobReport", "JobCondition", "LogLine"]),
+    (
+        "Hyperparameter search (Katib's SDK, see hyperparameter-search.md)",
+        ["KatibClient", "TrainerResources", "ExperimentReport", "TrialReport"],
+    ),
     ("Job record", ["JobSpec"]),
 ]
 IMPORT_PATHS = {
@@ -36,6 +40,10 @@ IMPORT_PATHS = {
     "S3DatasetParams": "kubetune.storage_initializer.s3",
     "LocalDatasetParams": "kubetune.storage_initializer.local",
     "TrainingClient": "kubetune.training",
+    "KatibClient": "kubetune.katib",
+    "TrainerResources": "kubetune.katib",
+    "ExperimentReport": "kubetune.katib",
+    "TrialReport": "kubetune.katib",
 }
 
 
@@ -97,7 +105,7 @@ def render() -> str:
             if _doc(obj):
                 lines += [_doc(obj), ""]
             for method, member in _methods(obj):
-                if name != "TrainingClient" and method not in (
+                if name not in ("TrainingClient", "KatibClient") and method not in (
                     "to_json",
                     "from_json",
                     "training_arguments",

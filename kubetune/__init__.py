@@ -23,6 +23,10 @@ _EXPORTS = {
     "TRANSFORMER_TYPES": "kubetune.storage_initializer.hugging_face",
     "S3DatasetParams": "kubetune.storage_initializer.s3",
     "LocalDatasetParams": "kubetune.storage_initializer.local",
+    "KatibClient": "kubetune.katib.api.katib_client",
+    "TrainerResources": "kubetune.katib.types.types",
+    "ExperimentReport": "kubetune.katib.report",
+    "TrialReport": "kubetune.katib.report",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -163,8 +163,11 @@ class KatibClient:
         `max_trial_count`, `parallel_trial_count` (default 3), `max_failed_trial_count` and
         `objective_goal` end the search as in Katib. kubetune's options: `early_stopping`
         ('medianstop', or a dict of its settings min_trials_required and start_step);
-        `dry_run=True` returns the objects that would be created without creating them. Every
-        problem with the arguments is reported in one ValueError before anything is created.
+        `dry_run=True` returns the objects that would be created without creating them;
+        `search_parameters`: search spaces given apart from the params (`kubetune.katib.space.
+        Parameter`s, what an experiment file's `{double: ...}` become), the params holding a
+        value of each. Every problem with the arguments is reported in one ValueError before
+        anything is created.
         """
         arguments = TuneArguments(
             name=name,

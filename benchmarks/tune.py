@@ -16,8 +16,8 @@ the worker process before and after training (start, imports, model load, prepro
 saving), the gap between trials. Targets: wall / sum of train_runtime <= 1.5 with one trial at
 once; the experiment >= 1.5x faster than the separate jobs.
 
-    python benchmarks/tune.py                 # ~15 min on 2 cores
-    python benchmarks/tune.py --quick         # smaller data and trials, ~5 min
+    python benchmarks/tune.py                 # ~20 min on 2 cores
+    python benchmarks/tune.py --quick         # smaller data and trials, ~6 min
 """
 
 from __future__ import annotations
@@ -46,10 +46,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="smaller data and trials")
     parser.add_argument(
-        "--samples", type=int, help="rows of the dataset (default 200000; quick 60000)"
+        "--samples", type=int, help="rows of the dataset (default 150000; quick 60000)"
     )
     parser.add_argument(
-        "--max-steps", type=int, help="training steps per trial (default 120; quick 40)"
+        "--max-steps", type=int, help="training steps per trial (default 450; quick 40)"
     )
     parser.add_argument("--output", type=Path, help="results JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -304,8 +304,8 @@ def report(results: dict[str, Any]) -> str:
 
 def main() -> int:
     args = parse_args()
-    samples = args.samples or (60000 if args.quick else 200000)
-    max_steps = args.max_steps or (40 if args.quick else 120)
+    samples = args.samples or (60000 if args.quick else 150000)
+    max_steps = args.max_steps or (40 if args.quick else 450)
     output = args.output or bl.RESULTS / ("tune-quick.json" if args.quick else "tune.json")
     scratch = Path(tempfile.mkdtemp(prefix="kubetune-tune-"))
     words = bl.filler_words(2000)

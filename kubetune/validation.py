@@ -72,6 +72,13 @@ class Problems:
             raise ValueError(f"{self.what}: {len(self.messages)} problems:\n{listing}")
 
 
+def is_search_space(value: Any) -> bool:
+    """Whether `value` is a hyperparameter search space (Katib's `V1beta1ParameterSpec`, what
+    `kubetune.katib.search.double/int/categorical` return): it stands where a value goes, and
+    `KatibClient.tune()` checks it. Imports nothing."""
+    return type(value).__name__ == "V1beta1ParameterSpec" and hasattr(value, "feasible_space")
+
+
 def raise_if(problem: str | None) -> None:
     """Raises ValueError(problem) when a check found one."""
     if problem:

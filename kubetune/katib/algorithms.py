@@ -140,6 +140,7 @@ def algorithm_problems(
 def settings_problems(
     where: str, settings: Mapping[str, str], known: Mapping[str, Callable[[str], str | None]]
 ) -> list[str]:
+    """What is wrong with `settings` (Katib's setting names and values as text) against `known`."""
     problems = []
     for key, value in settings.items():
         check = known.get(key)

@@ -24,6 +24,7 @@ EXIT_FAILED = 1
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Adds `tune` and `trials` to the `kubetune` parser."""
     tune = command("tune", help="create a hyperparameter search from an experiment YAML file")
     tune.add_argument("experiment_file", metavar="EXPERIMENT.yaml")
     tune.add_argument(
@@ -40,12 +41,14 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def client(namespace: str | None) -> Any:
+    """The KatibClient of the command's namespace (its backend chosen as TrainingClient's)."""
     from kubetune.katib.api.katib_client import KatibClient
 
     return KatibClient(namespace=namespace)
 
 
 def load(experiment_file: str) -> dict[str, Any]:
+    """tune()'s arguments from an experiment file, saying on stderr that checking them takes seconds."""
     from kubetune.katib.experiment_file import load_experiment_file
 
     def say() -> None:
@@ -59,6 +62,7 @@ def load(experiment_file: str) -> dict[str, Any]:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    """`kubetune tune EXPERIMENT.yaml [--follow]`."""
     kwargs = load(args.experiment_file)
     if args.namespace:
         kwargs["namespace"] = args.namespace
@@ -74,6 +78,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
+    """`kubetune trials NAME [--json]`."""
     report = client(args.namespace).get_experiment_report(args.name)
     if args.json:
         print(json.dumps([t.to_dict() for t in report.trials], indent=2))
@@ -83,6 +88,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
 
 
 def print_trials(report: ExperimentReport, out: IO[str] | None = None) -> None:
+    """The trials table: values, status, objective; the best marked."""
     out = out or sys.stdout
     if not report.trials:
         print(f"experiment {report.namespace}/{report.name} has no trials yet", file=out)
@@ -136,6 +142,7 @@ def print_experiments(katib: Any, out: IO[str] | None = None) -> None:
 
 
 def print_status(report: ExperimentReport, as_json: bool, out: IO[str] | None = None) -> None:
+    """`kubetune status NAME` of an experiment (or its report as JSON)."""
     out = out or sys.stdout
     if as_json:
         print(json.dumps(report.to_dict(), indent=2), file=out)

@@ -41,6 +41,7 @@ class MetricLog:
     value: str
 
     def to_dict(self) -> dict[str, str]:
+        """The log as JSON data."""
         return {"time": self.time, "name": self.name, "value": self.value}
 
 

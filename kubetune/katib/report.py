@@ -37,6 +37,7 @@ class TrialReport:
     job_kept: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data."""
         return dataclasses.asdict(self)
 
 
@@ -68,15 +69,18 @@ class ExperimentReport:
 
     @property
     def best(self) -> TrialReport | None:
+        """The best trial's report, or None."""
         return next((t for t in self.trials if t.name == self.best_trial), None)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data."""
         data = dataclasses.asdict(self)
         data["trials"] = [t.to_dict() for t in self.trials]
         return data
 
 
 def trial_report(trial: Mapping[str, Any], metric_name: str, strategy: str) -> TrialReport:
+    """A trial's report from its Trial (API form), its objective by `strategy`."""
     status = trial.get("status") or {}
     observed = (status.get("observation") or {}).get("metrics") or []
     true = [c for c in status.get("conditions") or [] if c.get("status") == "True"]
@@ -103,6 +107,7 @@ def experiment_report(
     backend: str,
     outputs: Mapping[str, Any] | None = None,
 ) -> ExperimentReport:
+    """An experiment's report from its Experiment and Trials (API form)."""
     spec, status = experiment["spec"], experiment.get("status") or {}
     metric_name, kind, strategy = objective_of(experiment)
     conditions = list(status.get("conditions") or [])

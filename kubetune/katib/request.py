@@ -16,7 +16,6 @@ from typing import Any
 
 from kubetune import validation
 from kubetune.katib import algorithms, metrics
-from kubetune.katib.api.search import is_search_space
 from kubetune.katib.constants import constants
 from kubetune.katib.space import (
     FUNCTION_PARAMETERS,
@@ -27,6 +26,7 @@ from kubetune.katib.space import (
     take_spaces_from_trainer,
 )
 from kubetune.training.spec import JobSpec
+from kubetune.validation import is_search_space
 
 TRAIN_FORM = "train"
 FUNCTION_FORM = "function"
@@ -87,9 +87,11 @@ class ExperimentRequest:
 
     @property
     def strategy(self) -> str:
+        """The metric strategy of the objective (Katib's default for its type)."""
         return metrics.default_strategy(self.objective_type)
 
     def to_dict(self) -> dict[str, Any]:
+        """The request as JSON data (what the local controller reads)."""
         data = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -101,6 +103,7 @@ class ExperimentRequest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExperimentRequest:
+        """The request from `to_dict`'s data."""
         values = dict(data)
         values["parameters"] = [Parameter.from_dict(p) for p in data["parameters"]]
         values["job"] = JobSpec.from_dict(data["job"])

@@ -94,6 +94,7 @@ def _typed(text: Any) -> Any:
 
 
 def to_csv(table: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as CSV text, a column per key (empty cells for None)."""
     columns: list[str] = []
     for row in table:
         columns += [key for key in row if key not in columns]
@@ -198,4 +199,5 @@ def _save(fig: Any, path: Path) -> None:
 
 
 def as_json(table: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as JSON text."""
     return json.dumps(list(table), indent=2)

@@ -17,9 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune.katib.api.search import DISTRIBUTIONS, is_search_space
+from kubetune.validation import is_search_space
 
 PARAMETER_TYPES = ("double", "int", "categorical")
+# Katib's feasible-space distributions that the local search runs (normal, logNormal are not).
+DISTRIBUTIONS = ("uniform", "logUniform")
 TRAINING_ARGUMENTS = "training_arguments"
 LORA_CONFIG = "lora_config"
 FUNCTION_PARAMETERS = "parameters"
@@ -48,6 +50,7 @@ class Parameter:
 
     @property
     def log(self) -> bool:
+        """Whether values are drawn on a log scale (distribution logUniform)."""
         return self.distribution == "logUniform"
 
     @property
@@ -119,12 +122,14 @@ class Parameter:
         return {"name": self.name, "parameterType": self.parameter_type, "feasibleSpace": space}
 
     def to_dict(self) -> dict[str, Any]:
+        """The parameter as JSON data (typed values)."""
         data = dataclasses.asdict(self)
         data["choices"] = list(self.choices)
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Parameter:
+        """The parameter from `to_dict`'s data."""
         return cls(**{**data, "choices": tuple(data.get("choices") or ())})
 
 
@@ -322,6 +327,7 @@ def replace_trainer_parts(trainer_parameters: Any, changes: dict[str, Any]) -> A
 
 
 def duplicate_names(parameters: Iterable[Parameter]) -> list[str]:
+    """Problems: two search spaces of one name."""
     seen: dict[str, Parameter] = {}
     problems = []
     for parameter in parameters:

@@ -81,6 +81,7 @@ def replaced_option(command: list[str], option: str, value: str) -> list[str]:
 
 
 def option_value(command: list[str], option: str) -> str:
+    """The value after `option` in `command` (TrialError when it has none)."""
     if option not in command or command.index(option) + 1 >= len(command):
         raise TrialError(f"the trainer command {command} has no {option} VALUE")
     return command[command.index(option) + 1]
@@ -119,6 +120,7 @@ def print_metrics(own: Path, spec: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the entry point; returns the exit status (see the module docstring)."""
     command = list(sys.argv[1:] if argv is None else argv)
     if not command:
         print(f"usage: python -m {PROG} COMMAND... (with --spec and --workspace)", file=sys.stderr)

@@ -223,14 +223,12 @@ def training_arguments_problems(arguments: TrainingArguments) -> list[str]:
     messages = [validation.output_dir(f"{where}.output_dir", arguments.output_dir)]
     for name in TRAINING_ARGUMENT_SECRETS:
         messages.append(validation.secret_str(f"{where}.{name}", getattr(arguments, name, None)))
-    from kubetune.katib.api.search import is_search_space
-
     cls = type(arguments)
     # A search space (katib.search.*) stands where a value goes: KatibClient.tune() checks it.
     values = {
         name: getattr(arguments, name)
         for name in validation.scalar_fields(cls)
-        if not is_search_space(getattr(arguments, name))
+        if not validation.is_search_space(getattr(arguments, name))
     }
     _, typed = validation.typed_fields(cls, values, where, numbers_from_text=False)
     return [m for m in [*messages, *typed] if m]

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from kubetune.katib.backends.base import ExperimentBackend
 from kubetune.katib.constants import constants
 from kubetune.katib.report import ExperimentReport, experiment_report
 from kubetune.katib.request import KATIB_DEFAULT_STORAGE, TuneArguments, build_request
@@ -70,7 +71,7 @@ class KatibClient:
         self._training = TrainingClient(
             config_file, context, client_configuration, namespace, backend=chosen, home=home
         )
-        self.backend: Any
+        self.backend: ExperimentBackend
         if chosen == "kubernetes":
             from kubetune.katib.backends.kubernetes.backend import KubernetesExperiments
 
@@ -94,23 +95,14 @@ class KatibClient:
     def create_experiment(self, experiment: Any, namespace: str | None = None) -> None:
         """Creates a Katib Experiment given as a `V1beta1Experiment` or a dict (Kubernetes only:
         a hand-written Experiment names container images)."""
-        if self.backend.name != "kubernetes":
-            raise ValueError(
-                "create_experiment: an Experiment object names container images, which run only "
-                "on Kubernetes; use KatibClient(backend='kubernetes'), or tune() to search locally"
-            )
-        from kubeflow.katib import ApiClient
+        from kubetune.training.api.objects import to_api
 
-        data = (
-            experiment
-            if isinstance(experiment, dict)
-            else ApiClient().sanitize_for_serialization(experiment)
-        )
+        data = experiment if isinstance(experiment, dict) else to_api(experiment)
         metadata = data.get("metadata") or {}
         if not (metadata.get("name") or metadata.get("generateName")):
             raise ValueError("Experiment must have a name or generateName")
         data = {**data, "metadata": {**metadata, "namespace": self._ns(namespace)}}
-        self.backend._create_experiment(data)
+        self.backend.create_experiment_object(data)
 
     def tune(
         self,
@@ -204,18 +196,14 @@ class KatibClient:
             arguments, self._training, kubernetes=self.backend.name == "kubernetes"
         )
         if dry_run:
-            return self.backend.render(request, secrets)
-        self.backend.create(request, secrets)
+            return self.backend.render_experiment(request, secrets)
+        self.backend.create_experiment(request, secrets)
         return None
 
     # --- experiments ---------------------------------------------------------------------------
 
     def _experiment_data(self, name: str, namespace: str, timeout: int) -> dict[str, Any]:
-        if self.backend.name == "kubernetes":
-            data: dict[str, Any] = self.backend.get_experiment(name, namespace, timeout)
-            return data
-        found: dict[str, Any] = self.backend.get_experiment(name, namespace)
-        return found
+        return self.backend.get_experiment(name, namespace, timeout)
 
     def get_experiment(
         self, name: str, namespace: str | None = None, timeout: int = constants.DEFAULT_TIMEOUT
@@ -230,11 +218,7 @@ class KatibClient:
         self, namespace: str | None = None, timeout: int = constants.DEFAULT_TIMEOUT
     ) -> list[Any]:
         """Every experiment of the namespace ([] when none)."""
-        namespace = self._ns(namespace)
-        if self.backend.name == "kubernetes":
-            found = self.backend.list_experiments(namespace, timeout)
-        else:
-            found = self.backend.list_experiments(namespace)
+        found = self.backend.list_experiments(self._ns(namespace), timeout)
         return [to_model(e, "V1beta1Experiment") for e in found]
 
     def get_experiment_conditions(
@@ -383,7 +367,7 @@ class KatibClient:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{key}={value!r}: must be an integer >= {low}")
             changes[key] = value
-        self.backend.edit_budget(name, self._ns(namespace), changes)
+        self.backend.edit_experiment_budget(name, self._ns(namespace), changes)
 
     def delete_experiment(
         self, name: str, namespace: str | None = None, delete_options: Any = None
@@ -391,38 +375,22 @@ class KatibClient:
         """Deletes the experiment with its trials (locally: stops its controller and trials and
         removes their jobs and its folder; on Kubernetes `delete_options`, a V1DeleteOptions, is
         the request's body)."""
-        namespace = self._ns(namespace)
-        if self.backend.name == "kubernetes":
-            from kubetune.training.api.objects import to_api
+        from kubetune.training.api.objects import to_api
 
-            options = None if delete_options is None else to_api(delete_options)
-            self.backend.delete(name, namespace, options)
-        else:
-            self.backend.delete(name, namespace)
-
-    # --- trials --------------------------------------------------------------------------------
+        options = None if delete_options is None else to_api(delete_options)
+        self.backend.delete_experiment(name, self._ns(namespace), options)
 
     def get_trial(
         self, name: str, namespace: str | None = None, timeout: int = constants.DEFAULT_TIMEOUT
     ) -> Any:
         """The trial as a `V1beta1Trial`."""
-        namespace = self._ns(namespace)
-        if self.backend.name == "kubernetes":
-            data = self.backend.get_trial(name, namespace, timeout)
-        else:
-            data = self.backend.get_trial(name, namespace)
+        data = self.backend.get_trial(name, self._ns(namespace), timeout)
         return to_model(data, "V1beta1Trial")
 
     def _trial_data(
         self, experiment_name: str | None, namespace: str, timeout: int
     ) -> list[dict[str, Any]]:
-        if self.backend.name == "kubernetes":
-            found: list[dict[str, Any]] = self.backend.list_trials(
-                experiment_name, namespace, timeout
-            )
-            return found
-        listed: list[dict[str, Any]] = self.backend.list_trials(experiment_name, namespace)
-        return listed
+        return self.backend.list_trials(experiment_name, namespace, timeout)
 
     def list_trials(
         self,
@@ -479,21 +447,9 @@ class KatibClient:
         metric.name, metric.value). On Kubernetes from Katib's DB manager at
         `db_manager_address` (outside the cluster: `kubectl port-forward
         svc/katib-db-manager -n kubeflow 6789`)."""
-        namespace = self._ns(namespace)
-        if self.backend.name == "kubernetes":
-            return self.backend.metric_logs(name, namespace, db_manager_address, timeout)
-        from kubeflow.katib import katib_api_pb2
-
-        logs = self.backend.metric_logs(name, namespace)
-        return katib_api_pb2.ObservationLog(
-            metric_logs=[
-                katib_api_pb2.MetricLog(
-                    time_stamp=log.time,
-                    metric=katib_api_pb2.Metric(name=log.name, value=log.value),
-                )
-                for log in logs
-            ]
-        ).metric_logs
+        return self.backend.trial_metric_logs(
+            name, self._ns(namespace), db_manager_address, timeout
+        )
 
     def get_job_logs(
         self,
@@ -535,8 +491,7 @@ class KatibClient:
     def get_experiment_outputs(self, name: str, namespace: str | None = None) -> dict[str, Path]:
         """Where a local experiment's results are: folder, results_csv, results_json,
         objective_png, parameters_png ({} on Kubernetes: see `export_results`)."""
-        outputs = getattr(self.backend, "outputs", None)
-        return dict(outputs(name, self._ns(namespace))) if outputs else {}
+        return self.backend.experiment_outputs(name, self._ns(namespace))
 
     def export_results(
         self, name: str, folder: str | os.PathLike[str], namespace: str | None = None

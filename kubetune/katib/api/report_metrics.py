@@ -14,8 +14,8 @@ from typing import Any
 
 from kubetune.katib.constants import constants
 
-METRICS_FILE_ENV = "KUBETUNE_KATIB_METRICS_FILE"
-TRIAL_NAME_ENV = "KATIB_TRIAL_NAME"
+METRICS_FILE_ENV = constants.METRICS_FILE_ENV
+TRIAL_NAME_ENV = constants.TRIAL_NAME_ENV
 
 
 def report_metrics(

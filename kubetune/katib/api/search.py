@@ -13,7 +13,10 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
-DISTRIBUTIONS = ("uniform", "logUniform")
+from kubetune.katib.space import DISTRIBUTIONS
+from kubetune.validation import is_search_space
+
+__all__ = ["DISTRIBUTIONS", "categorical", "double", "int", "is_search_space"]
 
 
 def double(
@@ -53,8 +56,3 @@ def _range(kind: str, low: Any, high: Any, step: Any, distribution: str | None) 
     if distribution is not None:
         space.distribution = distribution
     return models.V1beta1ParameterSpec(parameter_type=kind, feasible_space=space)
-
-
-def is_search_space(value: Any) -> bool:
-    """Whether `value` is a search space (a Katib `V1beta1ParameterSpec`); imports nothing."""
-    return type(value).__name__ == "V1beta1ParameterSpec" and hasattr(value, "feasible_space")

@@ -53,3 +53,8 @@ PVC_DEFAULT_ACCESS_MODES = ["ReadWriteOnce", "ReadOnlyMany"]
 UNAVAILABLE_METRIC_VALUE = "unavailable"
 # Katib's StdOut collector: `name=value` anywhere on a line.
 DEFAULT_METRICS_FILTER = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
+
+# Set in every trial kubetune runs: the trial's name (as Katib sets it in trial pods), and on this
+# machine the file where report_metrics appends what a custom objective reports.
+TRIAL_NAME_ENV = "KATIB_TRIAL_NAME"
+METRICS_FILE_ENV = "KUBETUNE_KATIB_METRICS_FILE"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from kubetune.katib.backends.base import ExperimentBackend
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.constants import constants
 from kubetune.katib.request import ExperimentRequest
@@ -24,23 +25,27 @@ GROUP, VERSION = constants.KUBEFLOW_GROUP, constants.KATIB_VERSION
 METRICS_COLLECTOR_CONTAINER = "metrics-logger-and-collector"
 
 
-class KubernetesExperiments(KubernetesBackend):
+class KubernetesExperiments(KubernetesBackend, ExperimentBackend):
     """Katib Experiments on the cluster of a kubeconfig (or the in-cluster service account)."""
 
     # --- create --------------------------------------------------------------------------------
 
-    def render(self, request: ExperimentRequest, secrets: dict[str, str]) -> list[dict[str, Any]]:  # type: ignore[override]
-        """Every object `create` makes, in order, as dicts; contacts no cluster."""
+    def render_experiment(
+        self, request: ExperimentRequest, secrets: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """Every object `create_experiment` makes, in order, as dicts; contacts no cluster."""
         images = resolve_images(gpu=job_manifests.requests_gpu(request.job))
         return manifests.experiment_objects(request, secrets, images)
 
-    def create(self, request: ExperimentRequest, secrets: dict[str, str]) -> None:
-        objects = self.render(request, secrets)
+    def create_experiment(self, request: ExperimentRequest, secrets: dict[str, str]) -> None:
+        """Creates the Secret, ConfigMap and PVC the trials share, then the Experiment, and makes
+        the Experiment their owner; all or nothing."""
+        objects = self.render_experiment(request, secrets)
         created: list[dict[str, Any]] = []
         try:
             for obj in objects[:-1]:
                 created.append(self._create(obj))
-            experiment = self._create_experiment(objects[-1])
+            experiment = self._post_experiment(objects[-1])
             created.append(experiment)
             owner = {
                 "apiVersion": constants.API_VERSION,
@@ -55,7 +60,10 @@ class KubernetesExperiments(KubernetesBackend):
             self._roll_back_experiment(created, request.namespace, error)
             raise
 
-    def _create_experiment(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def create_experiment_object(self, experiment: dict[str, Any]) -> None:
+        self._post_experiment(experiment)
+
+    def _post_experiment(self, obj: dict[str, Any]) -> dict[str, Any]:
         namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         api = self._custom_api()
         try:
@@ -167,7 +175,9 @@ class KubernetesExperiments(KubernetesBackend):
         selector = f"{constants.EXPERIMENT_LABEL}={experiment_name}" if experiment_name else None
         return self._list(constants.TRIAL_PLURAL, namespace, selector, timeout)
 
-    def trial_logs(self, name: str, trial: str, namespace: str, follow: bool) -> Iterator[str]:
+    def trial_logs(
+        self, experiment: str, trial: str, namespace: str, follow: bool
+    ) -> Iterator[str]:
         """The lines of the trial's primary pod: the metrics collector's container for a
         StdOut-collected trial (the training's output goes there), else the primary container."""
         found = self.get_trial(trial, namespace)
@@ -212,10 +222,10 @@ class KubernetesExperiments(KubernetesBackend):
         if pending:
             yield pending.decode(errors="replace")
 
-    def metric_logs(
+    def trial_metric_logs(
         self, trial: str, namespace: str, db_manager_address: str, timeout: float
     ) -> Any:
-        """The trial's observation log from Katib's DB manager (Katib's MetricLog protobufs)."""
+        """The trial's observation log from Katib's DB manager, as Katib's SDK reads it."""
         try:
             import grpc
             from kubeflow.katib import katib_api_pb2, katib_api_pb2_grpc
@@ -235,7 +245,7 @@ class KubernetesExperiments(KubernetesBackend):
 
     # --- change ----------------------------------------------------------------------------------
 
-    def edit_budget(self, name: str, namespace: str, changes: dict[str, int]) -> None:
+    def edit_experiment_budget(self, name: str, namespace: str, changes: dict[str, int]) -> None:
         api = self._custom_api()
         self._call(
             f"edit Experiment {namespace}/{name}",
@@ -273,7 +283,7 @@ class KubernetesExperiments(KubernetesBackend):
             ),
         )
 
-    def delete(
+    def delete_experiment(
         self, name: str, namespace: str, delete_options: dict[str, Any] | None = None
     ) -> None:
         """Deletes the Experiment (Katib deletes its trials and their jobs) and the objects the

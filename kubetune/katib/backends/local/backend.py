@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune import workspace
+from kubetune.katib.backends.base import ExperimentBackend
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.backends.local import store
 from kubetune.katib.backends.local.objects import experiment_object, trial_object
@@ -46,7 +47,7 @@ STOP_TIMEOUT = 60.0
 CONTROLLER_MODULE = "kubetune.katib.backends.local.controller"
 
 
-class LocalExperiments:
+class LocalExperiments(ExperimentBackend):
     """Creates, reads and deletes local experiments in `home`/experiments/<namespace>/<name>/."""
 
     name = "local"
@@ -64,12 +65,14 @@ class LocalExperiments:
 
     # --- create ----------------------------------------------------------------------------------
 
-    def render(self, request: ExperimentRequest, secrets: dict[str, str]) -> list[dict[str, Any]]:
+    def render_experiment(
+        self, request: ExperimentRequest, secrets: dict[str, str]
+    ) -> list[dict[str, Any]]:
         """The Experiment a local search records (the one kubetune would create on Kubernetes)."""
         images = resolve_images(gpu=requests_gpu(request.job))
         return [manifests.build_experiment(request, images, sorted(secrets))]
 
-    def create(self, request: ExperimentRequest, secrets: dict[str, str]) -> None:
+    def create_experiment(self, request: ExperimentRequest, secrets: dict[str, str]) -> None:
         """Writes the experiment's folder and starts its controller; returns once the controller
         runs. RuntimeError when an experiment of that name exists or the controller did not
         start (nothing is left behind then)."""
@@ -81,7 +84,7 @@ class LocalExperiments:
             request.job.num_procs_per_worker,
             request.job.resources_per_worker,
         )
-        experiment = self.render(request, secrets)[0]
+        experiment = self.render_experiment(request, secrets)[0]
         record = store.ExperimentRecord(
             name=request.name, namespace=request.namespace, uid=request.uid
         )
@@ -213,11 +216,21 @@ class LocalExperiments:
         record.set_condition(constants.EXPERIMENT_CONDITION_FAILED, "ControllerLost", message)
         return record
 
-    def get_experiment(self, name: str, namespace: str) -> dict[str, Any]:
+    def create_experiment_object(self, experiment: dict[str, Any]) -> None:
+        raise ValueError(
+            "create_experiment: an Experiment object names container images, which run only "
+            "on Kubernetes; use KatibClient(backend='kubernetes'), or tune() to search locally"
+        )
+
+    def get_experiment(
+        self, name: str, namespace: str, timeout: float | None = None
+    ) -> dict[str, Any]:
         _, experiment, record = self._load(name, namespace)
         return experiment_object(experiment, record)
 
-    def list_experiments(self, namespace: str) -> list[dict[str, Any]]:
+    def list_experiments(
+        self, namespace: str, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         found = []
         for folder in self._folders(namespace):
             try:
@@ -239,7 +252,9 @@ class LocalExperiments:
             if p.is_dir() and not p.name.startswith(".")
         ]
 
-    def list_trials(self, experiment_name: str | None, namespace: str) -> list[dict[str, Any]]:
+    def list_trials(
+        self, experiment_name: str | None, namespace: str, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         names = [experiment_name] if experiment_name else [f.name for f in self._folders(namespace)]
         found = []
         for name in names:
@@ -253,7 +268,7 @@ class LocalExperiments:
             found += [trial_object(obj, record, t) for t in record.trials]
         return found
 
-    def get_trial(self, name: str, namespace: str) -> dict[str, Any]:
+    def get_trial(self, name: str, namespace: str, timeout: float | None = None) -> dict[str, Any]:
         for trial in self.list_trials(self._experiment_of(name, namespace), namespace):
             if trial["metadata"]["name"] == name:
                 return trial
@@ -280,10 +295,28 @@ class LocalExperiments:
         request = ExperimentRequest.from_dict(folder.read_request())
         return LocalJobRunner(request, self.jobs).logs(found, found.output_dir)
 
-    def trial_logs(self, name: str, trial: str, namespace: str, follow: bool) -> Iterator[str]:
+    def trial_metric_logs(
+        self, trial: str, namespace: str, db_manager_address: str, timeout: float
+    ) -> Any:
+        """As Katib's DB manager answers it (the address is not used: the values are here)."""
+        from kubeflow.katib import katib_api_pb2
+
+        logs = self.metric_logs(trial, namespace)
+        return katib_api_pb2.ObservationLog(
+            metric_logs=[
+                katib_api_pb2.MetricLog(
+                    time_stamp=log.time, metric=katib_api_pb2.Metric(name=log.name, value=log.value)
+                )
+                for log in logs
+            ]
+        ).metric_logs
+
+    def trial_logs(
+        self, experiment: str, trial: str, namespace: str, follow: bool
+    ) -> Iterator[str]:
         """The lines of the trial's primary container (its job's first worker: the storage
         initializer's lines, then the training's)."""
-        _, _, record = self._load(name, namespace)
+        _, _, record = self._load(experiment, namespace)
         found = record.trial(trial)
         if found is None:
             raise RuntimeError(f"Trial {trial} not found or has no status")
@@ -299,7 +332,7 @@ class LocalExperiments:
 
     # --- change ----------------------------------------------------------------------------------
 
-    def edit_budget(self, name: str, namespace: str, changes: dict[str, int]) -> None:
+    def edit_experiment_budget(self, name: str, namespace: str, changes: dict[str, int]) -> None:
         """Changes the trial counts of a running experiment (its controller reads them again)."""
         folder, experiment, record = self._load(name, namespace)
         if record.ended:
@@ -312,8 +345,11 @@ class LocalExperiments:
         experiment["spec"] = spec
         workspace.write_json_atomic(folder.experiment_path, experiment)
 
-    def delete(self, name: str, namespace: str) -> None:
-        """Stops the experiment's controller and trials, deletes its trials' jobs and its folder."""
+    def delete_experiment(
+        self, name: str, namespace: str, delete_options: dict[str, Any] | None = None
+    ) -> None:
+        """Stops the experiment's controller and trials, deletes its trials' jobs and its folder
+        (`delete_options` has no meaning here and is ignored)."""
         folder = self.folder(name, namespace)
         if not folder.path.is_dir():
             raise RuntimeError(f"experiment {namespace}/{name} not found (NotFound)")
@@ -337,8 +373,9 @@ class LocalExperiments:
         if left:
             processes.stop(left, grace=5.0)
 
-    def outputs(self, name: str, namespace: str) -> dict[str, Path]:
-        """Where the experiment's results are: results.csv/json, objective.png, parameters.png."""
+    def experiment_outputs(self, name: str, namespace: str) -> dict[str, Path]:
+        """Where the experiment's results are: its folder, results.csv/json, objective.png,
+        parameters.png."""
         folder = self.folder(name, namespace)
         return {
             "folder": folder.path,

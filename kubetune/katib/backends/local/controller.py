@@ -64,6 +64,7 @@ class Controller:
         self.child: subprocess.Popen[bytes] | None = None
 
     def run(self, ready: Any = None) -> int:
+        """Runs the experiment to its end (`ready()` once recorded); returns the exit code."""
         processes.become_subreaper()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -126,6 +127,7 @@ class Controller:
         self.folder.write_record(record)
 
     def trial_ended(self, trial: store.TrialRecord, found: list[MetricLog]) -> None:
+        """Keeps every value an ended trial reported (its job may be removed)."""
         from kubetune import workspace
 
         workspace.write_json_atomic(
@@ -189,6 +191,7 @@ class Controller:
         return True
 
     def stop_child(self) -> None:
+        """Stops the storage initializer if it still runs."""
         if self.child is not None and self.child.poll() is None:
             processes.stop([psutil.Process(self.child.pid)], grace=5.0)
             self.child.wait()

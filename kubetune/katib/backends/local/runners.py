@@ -29,8 +29,7 @@ from typing import Any
 
 from kubetune import workspace
 from kubetune.katib import metrics
-from kubetune.katib.api.report_metrics import METRICS_FILE_ENV, TRIAL_NAME_ENV
-from kubetune.katib.backends.local.search import Outcome
+from kubetune.katib.backends.local.search import Outcome, TrialRunner
 from kubetune.katib.backends.local.store import (
     FAILED,
     KILLED,
@@ -57,6 +56,7 @@ PUSHED_METRICS_FILE = ".kubetune-katib-metrics.jsonl"
 
 
 def trial_labels(request: ExperimentRequest, trial: str) -> dict[str, str]:
+    """The labels of a trial's job: the experiment's and the trial's names, as Katib's."""
     return {constants.EXPERIMENT_LABEL: request.name, constants.TRIAL_LABEL: trial}
 
 
@@ -86,7 +86,7 @@ def pushed_logs(path: Path, names: list[str]) -> list[MetricLog]:
     return found
 
 
-class LocalJobRunner:
+class LocalJobRunner(TrialRunner):
     """Runs each trial as a local job (see the module docstring)."""
 
     def __init__(
@@ -103,6 +103,7 @@ class LocalJobRunner:
 
     @property
     def namespace(self) -> str:
+        """The namespace of the experiment and its trials' jobs."""
         return self.request.namespace
 
     def trial_spec(self, trial: str, values: dict[str, Any]) -> JobSpec:
@@ -112,12 +113,12 @@ class LocalJobRunner:
         data["name"] = trial
         data["uid"] = uuid.uuid4().hex
         data["labels"] = {**data.get("labels", {}), **trial_labels(request, trial)}
-        data["env"] = {**data.get("env", {}), TRIAL_NAME_ENV: trial}
+        data["env"] = {**data.get("env", {}), constants.TRIAL_NAME_ENV: trial}
         if request.form == FUNCTION_FORM:
             program = request.function_program(parameter_texts(request, values))
             data["function"] = {**data["function"], "program": program}
             pushed = Path(self.backend.job_dir(trial, self.namespace)) / "workspace"
-            data["env"][METRICS_FILE_ENV] = str(pushed / PUSHED_METRICS_FILE)
+            data["env"][constants.METRICS_FILE_ENV] = str(pushed / PUSHED_METRICS_FILE)
         else:
             data["trainer"] = set_values(data["trainer"], request.parameters, values)
         return JobSpec.from_dict(data)
@@ -196,7 +197,7 @@ class LocalJobRunner:
                 raise
 
 
-class InProcessRunner:
+class InProcessRunner(TrialRunner):
     """Calls a custom objective in this process for each trial (one at a time)."""
 
     def __init__(
@@ -213,8 +214,14 @@ class InProcessRunner:
         out = io.StringIO()
         with tempfile.TemporaryDirectory() as folder:
             pushed = Path(folder) / PUSHED_METRICS_FILE
-            saved = {key: os.environ.get(key) for key in (TRIAL_NAME_ENV, METRICS_FILE_ENV)}
-            os.environ[TRIAL_NAME_ENV], os.environ[METRICS_FILE_ENV] = trial.name, str(pushed)
+            saved = {
+                key: os.environ.get(key)
+                for key in (constants.TRIAL_NAME_ENV, constants.METRICS_FILE_ENV)
+            }
+            os.environ[constants.TRIAL_NAME_ENV], os.environ[constants.METRICS_FILE_ENV] = (
+                trial.name,
+                str(pushed),
+            )
             try:
                 with contextlib.redirect_stdout(out):
                     self.objective(given)

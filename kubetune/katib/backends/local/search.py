@@ -92,12 +92,14 @@ class Budget:
 
     @classmethod
     def of(cls, request: ExperimentRequest) -> Budget:
+        """The counts the experiment was created with."""
         return cls(
             request.max_trial_count, request.parallel_trial_count, request.max_failed_trial_count
         )
 
     @property
     def parallel(self) -> int:
+        """How many trials may run at once (Katib's default: 3)."""
         return self.parallel_trial_count or DEFAULT_PARALLEL_TRIALS
 
 
@@ -186,6 +188,7 @@ class SearchLoop:
     # --- trials ----------------------------------------------------------------------------------
 
     def active(self) -> list[TrialRecord]:
+        """The trials that have not ended."""
         return [t for t in self.record.trials if not t.ended]
 
     def start_new(self, budget: Budget) -> bool:
@@ -197,11 +200,13 @@ class SearchLoop:
         return started
 
     def can_ask(self, budget: Budget) -> bool:
+        """Whether the budget and the search space leave room for another trial."""
         if budget.max_trial_count is not None and len(self.record.trials) >= budget.max_trial_count:
             return False
         return self.grid_size is None or len(self.asked) < self.grid_size
 
     def start_one(self) -> None:
+        """Asks Optuna for a trial's values and starts it (Failed at once when it cannot start)."""
         suggestion = self.study.ask(self.distributions)
         values = dict(suggestion.params)
         parameters = {p.name: p for p in self.request.parameters}
@@ -316,6 +321,7 @@ class SearchLoop:
                 logger.warning("could not remove the job of trial %s: %s", loser.name, e)
 
     def stop_running(self, why: str) -> None:
+        """Stops every trial still running; they end Killed, for the reason `why`."""
         for trial in self.active():
             self.runner.stop(trial)
             outcome = self.runner.poll(trial)
@@ -369,6 +375,7 @@ class SearchLoop:
         return False
 
     def succeed(self, reason: str, message: str) -> None:
+        """Ends the experiment Succeeded with Katib's `reason` and `message`."""
         self.record.set_condition(constants.EXPERIMENT_CONDITION_SUCCEEDED, reason, message)
 
     def _random_name(self) -> str:

@@ -53,56 +53,70 @@ class ExperimentDir:
 
     @property
     def name(self) -> str:
+        """The experiment's name."""
         return self.path.name
 
     @property
     def namespace(self) -> str:
+        """The experiment's namespace."""
         return self.path.parent.name
 
     @property
     def home(self) -> Path:
+        """The KUBETUNE_HOME the experiment belongs to."""
         return self.path.parent.parent.parent
 
     @property
     def experiment_path(self) -> Path:
+        """experiment.json: the Experiment as created."""
         return self.path / "experiment.json"
 
     @property
     def request_path(self) -> Path:
+        """request.json: the checked experiment the controller runs."""
         return self.path / "request.json"
 
     @property
     def status_path(self) -> Path:
+        """status.json: the controller's record."""
         return self.path / "status.json"
 
     @property
     def shared_workspace(self) -> Path:
+        """The workspace the fine-tuning trials share."""
         return self.path / "shared"
 
     @property
     def log_path(self) -> Path:
+        """What the controller reports."""
         return self.path / "controller.log"
 
     def metric_log_path(self, trial: str) -> Path:
+        """Where the values an ended trial reported are kept."""
         return self.path / "metric-logs" / f"{trial}.json"
 
     @property
     def results_csv(self) -> Path:
+        """The results table as CSV."""
         return self.path / "results.csv"
 
     @property
     def results_json(self) -> Path:
+        """The results table as JSON, with the best row."""
         return self.path / "results.json"
 
     @property
     def objective_png(self) -> Path:
+        """The plot of the objective per trial."""
         return self.path / "objective.png"
 
     @property
     def parameters_png(self) -> Path:
+        """The plot of each hyperparameter against the objective."""
         return self.path / "parameters.png"
 
     def exists(self) -> bool:
+        """Whether the experiment is there (its experiment.json)."""
         return self.experiment_path.is_file()
 
     def read_record(self) -> ExperimentRecord | None:
@@ -116,20 +130,25 @@ class ExperimentDir:
             return None
 
     def write_record(self, record: ExperimentRecord) -> None:
+        """Writes the record atomically."""
         workspace.write_json_atomic(self.status_path, record.to_dict())
 
     def read_experiment(self) -> dict[str, Any]:
+        """The Experiment as created (OSError, ValueError when it cannot be read)."""
         return json.loads(self.experiment_path.read_text())
 
     def read_request(self) -> dict[str, Any]:
+        """The checked experiment as data (OSError, ValueError when it cannot be read)."""
         return json.loads(self.request_path.read_text())
 
     def read_metric_logs(self, trial: str) -> list[dict[str, str]]:
+        """The values a trial reported, as kept when it ended ([] when none were kept)."""
         found = workspace.read_json(self.metric_log_path(trial))
         return found if isinstance(found, list) else []
 
 
 def namespace_dir(home: Path, namespace: str) -> Path:
+    """The folder of a namespace's experiments; ValueError unless `namespace` is a DNS-1123 label."""
     validation.raise_if(validation.dns1123_label("namespace", namespace))
     return home / EXPERIMENTS_DIR / namespace
 
@@ -163,13 +182,16 @@ class TrialRecord:
 
     @property
     def ended(self) -> bool:
+        """Whether the trial has ended (in any of Katib's end states)."""
         return self.status in ENDED
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON data."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrialRecord:
+        """The record from JSON data (unknown keys left out)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -192,18 +214,21 @@ class ExperimentRecord:
     format: int = RECORD_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON data."""
         data = dataclasses.asdict(self)
         data["trials"] = [t.to_dict() for t in self.trials]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentRecord:
+        """The record from JSON data (unknown keys left out)."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["trials"] = [TrialRecord.from_dict(t) for t in data.get("trials") or []]
         return cls(**values)
 
     def trial(self, name: str) -> TrialRecord | None:
+        """The trial named `name`, or None."""
         return next((t for t in self.trials if t.name == name), None)
 
     @property
@@ -214,6 +239,7 @@ class ExperimentRecord:
 
     @property
     def ended(self) -> bool:
+        """Whether the experiment has ended (Succeeded or Failed)."""
         return self.status in (
             constants.EXPERIMENT_CONDITION_SUCCEEDED,
             constants.EXPERIMENT_CONDITION_FAILED,

@@ -18,6 +18,7 @@ import load
 import overhead
 import scaling
 import throughput
+import tune
 
 DOC = bl.REPO / "docs" / "benchmarks.md"
 
@@ -105,6 +106,7 @@ python benchmarks/throughput.py --gpu        # adds the GPU suite (needs CUDA; a
 python benchmarks/overhead.py --quick        # a ~30 s job; without --quick a ~60 s job
 python benchmarks/scaling.py --quick
 python benchmarks/load.py                    # 10 small jobs at once, then one by one (~10 min)
+python benchmarks/tune.py                    # a search of 8 trials, 1 and 2 at once, and 8 separate jobs (~30 min)
 python benchmarks/report.py                  # rewrites this page from benchmarks/results/
 ```
 
@@ -180,6 +182,10 @@ TFLOP/s; other cards from a table, else a measured bf16 matmul). {gpu_note}
 
 {load}
 
+## A hyperparameter search of 8 trials
+
+{tune}
+
 ## Reading the figures
 
 * kubetune pads each batch to its longest sample (rounded up to a multiple of 8 only on a GPU)
@@ -233,6 +239,31 @@ def load_section() -> str:
     )
 
 
+def tune_section() -> str:
+    """The hyperparameter-search run (benchmarks/tune.py), if there is one."""
+    found = latest("tune")
+    if found is None:
+        return "Not run yet."
+    path, data = found
+    return (
+        f"From one run: `{data['command']}` → [`{path.name}`]({relative(path)}).\n\n"
+        f"{tune.report(data)}\n{TUNE_NOTE}"
+    )
+
+
+def tune_summary() -> list[str]:
+    """The search's two targets, as summary lines."""
+    found = latest("tune")
+    if found is None:
+        return []
+    sequential, _, separate = found[1]["summaries"]
+    ratio, speedup = sequential["wall_over_train"], separate["wall_s"] / sequential["wall_s"]
+    return [
+        f"* search of 8 trials, 1 at once: wall / sum of train_runtime **{ratio:.2f}**, target <= 1.5: {'met' if ratio <= 1.5 else '**not met**'}",
+        f"* 8 separate jobs / the same 8 trials as a search: **{speedup:.2f}x** wall clock, target >= 1.5x: {'met' if speedup >= 1.5 else '**not met**'}",
+    ]
+
+
 def summary(tp: dict[str, Any] | None, oh: dict[str, Any] | None) -> str:
     """One line per target: the measured ratio (wall clock and per CPU-second) and whether it was met."""
     lines = []
@@ -254,6 +285,7 @@ def summary(tp: dict[str, Any] | None, oh: dict[str, Any] | None) -> str:
             f"{oh['configs']['bare-torchrun']['wall_s']:.0f} s run, target < 1.2x: "
             f"{'met' if r['met'] else '**not met**'}"
         )
+    lines += tune_summary()
     return "\n".join(lines) or "No results yet."
 
 
@@ -280,6 +312,7 @@ def main() -> int:
         else "Not run yet.",
         scaling=scaling_section() if sc else "Not run yet.",
         load=load_section(),
+        tune=tune_section(),
     )
     DOC.write_text(text)
     print(f"wrote {DOC}")
@@ -294,6 +327,22 @@ of those processes that was running or ready to run at a sample (Python, gloo an
 threads besides the compute threads), for information. One by one leaves a core idle (each job
 asks for one), which is why all at once is faster. The load average before the run says how busy
 the machine was with other work (the one after includes the run itself)."""
+
+
+TUNE_NOTE = """The search runs `KatibClient().tune(...)` on the local backend: a controller process, the
+storage initializer once into the experiment's shared workspace, then each trial a local job
+(supervisor, the trial's own storage initializer, which finds everything in place, one torchrun
+agent, the trainer), the next trial created as soon as one ends. The separate jobs are the same
+8 configurations as `TrainingClient().train(..., wait=True)`, one after another: each fetches
+the dataset into its own workspace and tokenises it again. *queue + initializer* is a trial's
+time from its creation to its worker's start; *worker besides training* is its worker's time
+less the Trainer's `train_runtime`: starting torchrun and Python, importing torch, transformers,
+peft and datasets, loading the model, preparing the data (tokenising it, for a separate job and
+for the search's first trial; loading the cached tokens for the others), and after training
+saving the adapter, metrics and loss curve and ending the processes. *gap between trials* is the
+controller's (or the script's) time between one trial's end and the next one's creation. All
+times come from the jobs' status files, in whole seconds. Other work on the shared 2-core
+machine moves every figure, and two trials at once share its cores with it."""
 
 
 SCALING_NOTE = """Read the tables together. With the local backend's default threading, 1x1 gets

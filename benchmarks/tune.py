@@ -16,7 +16,7 @@ the worker process before and after training (start, imports, model load, prepro
 saving), the gap between trials. Targets: wall / sum of train_runtime <= 1.5 with one trial at
 once; the experiment >= 1.5x faster than the separate jobs.
 
-    python benchmarks/tune.py                 # ~20 min on 2 cores
+    python benchmarks/tune.py                 # ~30 min on 2 cores
     python benchmarks/tune.py --quick         # smaller data and trials, ~6 min
 """
 
@@ -46,10 +46,10 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="smaller data and trials")
     parser.add_argument(
-        "--samples", type=int, help="rows of the dataset (default 150000; quick 60000)"
+        "--samples", type=int, help="rows of the dataset (default 250000; quick 60000)"
     )
     parser.add_argument(
-        "--max-steps", type=int, help="training steps per trial (default 450; quick 40)"
+        "--max-steps", type=int, help="training steps per trial (default 800; quick 40)"
     )
     parser.add_argument("--output", type=Path, help="results JSON")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -304,8 +304,8 @@ def report(results: dict[str, Any]) -> str:
 
 def main() -> int:
     args = parse_args()
-    samples = args.samples or (60000 if args.quick else 150000)
-    max_steps = args.max_steps or (40 if args.quick else 450)
+    samples = args.samples or (60000 if args.quick else 250000)
+    max_steps = args.max_steps or (40 if args.quick else 800)
     output = args.output or bl.RESULTS / ("tune-quick.json" if args.quick else "tune.json")
     scratch = Path(tempfile.mkdtemp(prefix="kubetune-tune-"))
     words = bl.filler_words(2000)
@@ -334,6 +334,8 @@ def main() -> int:
     runs.append(run_separate(scratch, base, max_steps, values))
     print(f"  done in {runs[-1]['wall_s']:.1f} s", flush=True)
     results = {
+        "command": " ".join(["python", "benchmarks/tune.py", *sys.argv[1:]]),
+        "quick": args.quick,
         "description": description,
         "machine": bl.machine(),
         "samples": samples,

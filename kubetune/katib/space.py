@@ -315,7 +315,6 @@ def take_spaces_from_trainer(trainer_parameters: Any) -> tuple[Any, list[Paramet
                 changes[attribute] = dataclasses.replace(obj, **samples)  # type: ignore[type-var]
             except (TypeError, ValueError) as e:
                 problems.append(f"{attribute}: a value of its search spaces is refused: {e}")
-    problems.extend(duplicate_names(parameters))
     if problems or not changes:
         return trainer_parameters, parameters, problems
     return replace_trainer_parts(trainer_parameters, changes), parameters, problems

@@ -488,3 +488,46 @@ def test_the_trial_entry_point_refuses_a_value_outside_its_type(rendered, tmp_pa
     assert out.returncode == 2
     assert "KUBETUNE_PARAMETER_r: r='16.5': not an integer" in out.stderr
     assert not (tmp_path / "trials").exists()
+
+
+def test_job_logs_of_a_trial_come_from_its_primary_pods_collector(katib, apiserver):
+    """As Katib's get_job_logs: the trial's master pod, the metrics collector's container for a
+    StdOut-collected trial (the training's output goes there)."""
+    found = trial("llama-aaa", "llama", {"r": "9"}, "0.61")
+    found["spec"].update(
+        primaryPodLabels={"training.kubeflow.org/job-role": "master"},
+        primaryContainerName="pytorch",
+        metricsCollector={"collector": {"kind": "StdOut"}},
+    )
+    apiserver.objects[("trials", "default", "llama-aaa")] = found
+    for name, role in (("llama-aaa-master-0", "master"), ("llama-aaa-worker-0", "worker")):
+        apiserver.objects[("pods", "default", name)] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": "default",
+                "labels": {
+                    "katib.kubeflow.org/trial": "llama-aaa",
+                    "training.kubeflow.org/job-role": role,
+                },
+            },
+        }
+    apiserver.write_log(
+        "llama-aaa-master-0",
+        "metrics-logger-and-collector",
+        "step 1",
+        "kubetune-metric train_loss=0.61",
+    )
+    apiserver.write_log("llama-aaa-worker-0", "metrics-logger-and-collector", "not this pod")
+    assert list(katib.get_job_logs("llama", "llama-aaa")) == [
+        "step 1",
+        "kubetune-metric train_loss=0.61",
+    ]
+    apiserver.close_log("llama-aaa-master-0", "metrics-logger-and-collector")
+    assert (
+        list(katib.get_job_logs("llama", "llama-aaa", follow=True))[-1]
+        == "kubetune-metric train_loss=0.61"
+    )
+    with pytest.raises(ValueError, match="Trial name is required"):
+        katib.get_job_logs("llama", "")

@@ -163,7 +163,7 @@ def _fine_tuning_trial(
     spec = shared_spec(request)
     job = job_manifests.build_pytorchjob(spec, images, secret_keys)
     trial = placeholder(TRIAL_NAME_PARAMETER)
-    output_dir = (spec.trainer.get("training_arguments") or {}).get("output_dir")
+    output_dir = (spec.to_dict()["trainer"].get("training_arguments") or {}).get("output_dir")
     outputs = workspace.output_path(trial_workspace(job_manifests.WORKSPACE_DIR, trial), output_dir)
     _as_trial(job, trial, outputs=str(outputs))
     space = json.dumps([p.to_dict() for p in request.parameters], sort_keys=True)

@@ -13,16 +13,16 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "TrainingClient": "kubetune.training.api.training_client",
-    "JobSpec": "kubetune.training.spec",
+    "JobSpec": "kubetune.contract.spec",
     "JobReport": "kubetune.training.job",
-    "JobCondition": "kubetune.training.job",
+    "JobCondition": "kubetune.contract.conditions",
     "LogLine": "kubetune.training.job",
-    "HuggingFaceModelParams": "kubetune.storage_initializer.hugging_face",
-    "HuggingFaceDatasetParams": "kubetune.storage_initializer.hugging_face",
-    "HuggingFaceTrainerParams": "kubetune.storage_initializer.hugging_face",
-    "TRANSFORMER_TYPES": "kubetune.storage_initializer.hugging_face",
-    "S3DatasetParams": "kubetune.storage_initializer.s3",
-    "LocalDatasetParams": "kubetune.storage_initializer.local",
+    "HuggingFaceModelParams": "kubetune.params.hugging_face",
+    "HuggingFaceDatasetParams": "kubetune.params.hugging_face",
+    "HuggingFaceTrainerParams": "kubetune.params.hugging_face",
+    "TRANSFORMER_TYPES": "kubetune.params.hugging_face",
+    "S3DatasetParams": "kubetune.params.s3",
+    "LocalDatasetParams": "kubetune.params.local",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kubetune.contract.secrets import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
 from kubetune.storage_initializer.errors import InitializerError, first_line
-from kubetune.training.spec import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
 
 MAX_CONCURRENCY_ENV = "KUBETUNE_S3_MAX_CONCURRENCY"
 MAX_BANDWIDTH_ENV = "KUBETUNE_S3_MAX_BANDWIDTH"

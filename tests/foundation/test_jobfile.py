@@ -264,7 +264,7 @@ def test_eval_strategy_with_an_eval_split_passes(tmp_path: Path) -> None:
 
 
 def test_a_hub_token_in_a_job_file_stays_out_of_the_spec(tmp_path: Path) -> None:
-    from kubetune.training.spec import build_job_spec
+    from kubetune.params.job import build_job_spec
 
     path = job_file(
         tmp_path,

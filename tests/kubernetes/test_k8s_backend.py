@@ -13,9 +13,9 @@ import pytest
 from fake_apiserver import FakeApiServer
 from k8s_helpers import MODEL_TOKEN, S3_SECRET
 
+from kubetune.contract.records import progress_log_line
 from kubetune.training.backends.kubernetes.backend import PROGRESS_TAIL_LINES
 from kubetune.training.job import LogLine
-from kubetune.workspace import progress_log_line
 
 PYTORCHJOBS = "pytorchjobs"
 CORE_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetune.training.backends.kubernetes.images import default_images
+from kubetune.training.images import default_images
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 DOCKERFILES = ("storage-initializer.Dockerfile", "trainer.Dockerfile", "trainer-cuda.Dockerfile")

@@ -20,7 +20,7 @@ from kubeflow_methods import Ctx, cases_for, run_case
 from local_jobs import bert_job, status_of, the_job_dir
 from package_index import PROBE_MODULE, PROBE_VALUE, package_index
 
-from kubetune.training.backends.local.function_jobs import PACKAGES_DIR
+from kubetune.contract.layout import PACKAGES_DIR
 
 JOB_TIMEOUT = 400
 NAME = "allreduce"
@@ -239,7 +239,7 @@ def test_the_kubeflow_notebook_flow(
     lines = list(client.stream_job_logs(name))
     assert {line.source for line in lines} == {"initializer", "worker-0", "worker-1"}
     status = status_of(home, name)
-    assert status.attempts[-1]["exit_codes"] == {"worker-0": 0, "worker-1": 0}
+    assert status.attempts[-1].exit_codes == {"worker-0": 0, "worker-1": 0}
     assert status.initializer is not None and status.initializer.exit_code == 0
     assert sorted(j.metadata.name for j in client.list_jobs()) == [NAME, name]
 

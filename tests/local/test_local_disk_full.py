@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from local_jobs import bert_job
 
-from kubetune.training.spec import build_job_spec
+from kubetune.params.job import build_job_spec
 
 HERE = Path(__file__).resolve().parent
 

@@ -21,15 +21,15 @@ import psutil
 import pytest
 from local_jobs import wait_until
 
-from kubetune.training.backends.local import launch, outcomes, processes
-from kubetune.training.backends.local.entry import RANK_RECORD
-from kubetune.training.backends.local.jobdir import JobStatus, ProcessRecord, job_dir
-from kubetune.training.spec import (
+from kubetune.contract.secrets import (
     MODEL_TOKEN_ENV,
     S3_ACCESS_KEY_ENV,
     S3_SECRET_KEY_ENV,
     SECRET_ENV_VARS,
 )
+from kubetune.training.backends.local import launch, outcomes, processes
+from kubetune.training.backends.local.entry import RANK_RECORD
+from kubetune.training.backends.local.jobdir import JobStatus, ProcessRecord, job_dir
 
 HERE = Path(__file__).resolve().parent
 

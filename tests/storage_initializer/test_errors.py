@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from si_helpers import BUCKET, CLI, make_spec, run_cli
 
-from kubetune import workspace as ws
+from kubetune.contract import layout
 from kubetune.storage_initializer.errors import InitializerError
 from kubetune.storage_initializer.hugging_face import HuggingFaceDatasetParams
 from kubetune.storage_initializer.initialize import initialize
@@ -22,7 +22,7 @@ def _fails(spec: Any, workspace: Path, env: dict[str, str]) -> str:
         initialize(spec, workspace, env=env)
     message = str(caught.value)
     assert "\n" not in message
-    assert not (workspace / ws.MARKER_FILE).exists()
+    assert not (workspace / layout.MARKER_FILE).exists()
     assert not list(workspace.glob(".kubetune-tmp-*")), "staging folder left behind after a failure"
     return message
 

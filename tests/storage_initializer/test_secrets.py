@@ -12,9 +12,9 @@ from typing import Any
 
 from si_helpers import BUCKET, CLI, HUB_REPO, make_spec, upload_tree
 
-from kubetune import workspace as ws
+from kubetune.contract import layout
+from kubetune.contract.secrets import DATASET_TOKEN_ENV, MODEL_TOKEN_ENV
 from kubetune.storage_initializer.s3 import S3DatasetParams
-from kubetune.training.spec import DATASET_TOKEN_ENV, MODEL_TOKEN_ENV
 
 
 def _run_watching_cmdline(
@@ -75,7 +75,7 @@ def test_no_secret_in_workspace_logs_or_argv(
     code, out, err, samples = _run_watching_cmdline(spec, workspace, env, "--verbose")
 
     assert code == 0, err
-    assert (workspace / ws.MARKER_FILE).is_file()
+    assert (workspace / layout.MARKER_FILE).is_file()
     assert samples, "the process was never observed running"
     files = [
         p

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from kubetune import workspace
+from kubetune.contract import layout
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-ERROR_PREFIX = "kubetune.trainer: error: "
+ERROR_PREFIX = "kubetune.runtime: error: "
 
 
 def build_workspace(
@@ -31,12 +31,12 @@ def build_workspace(
     from datasets import Dataset, DatasetDict
 
     root.mkdir(parents=True, exist_ok=True)
-    make_model(root / workspace.MODEL_DIR)
-    splits = {workspace.TRAIN_SPLIT: Dataset.from_list(train_rows, features=features)}
+    make_model(root / layout.MODEL_DIR)
+    splits = {layout.TRAIN_SPLIT: Dataset.from_list(train_rows, features=features)}
     if eval_rows is not None:
-        splits[workspace.EVAL_SPLIT] = Dataset.from_list(eval_rows, features=features)
-    DatasetDict(splits).save_to_disk(str(root / workspace.DATASET_DIR))
-    workspace.write_json_atomic(root / workspace.MARKER_FILE, {"model": "test", "dataset": "test"})
+        splits[layout.EVAL_SPLIT] = Dataset.from_list(eval_rows, features=features)
+    DatasetDict(splits).save_to_disk(str(root / layout.DATASET_DIR))
+    layout.write_json_atomic(root / layout.MARKER_FILE, {"model": "test", "dataset": "test"})
     return root
 
 
@@ -111,7 +111,7 @@ class Run:
 def trainer_command(spec_file: Path, root: Path, nproc: int) -> list[str]:
     module = [
         "-m",
-        "kubetune.trainer",
+        "kubetune.runtime",
         "--spec",
         str(spec_file),
         "--workspace",
@@ -162,7 +162,7 @@ def run_trainer(
         text=True,
         timeout=timeout,
     )
-    output_dir = workspace.output_path(root, spec["trainer"]["training_arguments"]["output_dir"])
+    output_dir = layout.output_path(root, spec["trainer"]["training_arguments"]["output_dir"])
     return Run(done.returncode, done.stdout, done.stderr, output_dir, root)
 
 

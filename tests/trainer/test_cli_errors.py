@@ -9,8 +9,8 @@ import pytest
 import tiny_models as tm
 from conftest import ERROR_PREFIX, build_workspace, job_spec
 
-from kubetune import workspace
-from kubetune.trainer.cli import main
+from kubetune.contract import layout
+from kubetune.runtime.cli import main
 
 
 def run_main(capsys, root, spec, *extra: str) -> tuple[int, str]:
@@ -27,7 +27,7 @@ def test_missing_marker_times_out_naming_the_path(tmp_path, capsys):
     code, last = run_main(capsys, tmp_path, spec, "--marker-timeout", "0.2")
     assert code == 1 and time.monotonic() - started < 30
     assert last.startswith(ERROR_PREFIX + "timed out after 0.2s waiting for ")
-    assert str(tmp_path / workspace.MARKER_FILE) in last
+    assert str(tmp_path / layout.MARKER_FILE) in last
 
 
 def test_missing_column_is_one_line_naming_the_column_and_listing_the_columns(

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from kubetune.contract.records import progress_log_line
 from kubetune.ui.app import create_app
 from kubetune.ui.security import Access
 from kubetune.ui.source import KubernetesSource, make_source
-from kubetune.workspace import progress_log_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kubernetes"))
 from fake_apiserver import FakeApiServer

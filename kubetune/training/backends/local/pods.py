@@ -17,12 +17,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from kubetune.training import job as conditions
+from kubetune.contract.conditions import Condition
+from kubetune.contract.spec import JobSpec
 from kubetune.training.backends.kubernetes import manifests
-from kubetune.training.backends.kubernetes.images import resolve_images
 from kubetune.training.backends.local.jobdir import INITIALIZER, JobStatus, worker_source
 from kubetune.training.constants import constants
-from kubetune.training.spec import JobSpec
+from kubetune.training.images import resolve_images
 
 MASTER, WORKER = constants.REPLICA_TYPE_MASTER, constants.REPLICA_TYPE_WORKER
 OPERATOR_NAME = "pytorchjob-controller"
@@ -92,7 +92,7 @@ def operator_env(
 
 def pod_phase(status: JobStatus, node_rank: int) -> str:
     """Pending (not started yet, or in its init container), Running, Succeeded or Failed."""
-    if _latest(status) == conditions.SUCCEEDED:
+    if status.current == Condition.SUCCEEDED:
         return "Succeeded"
     record = status.workers.get(worker_source(node_rank))
     if record is None:
@@ -102,14 +102,9 @@ def pod_phase(status: JobStatus, node_rank: int) -> str:
     return "Succeeded" if record.exit_code == 0 else "Failed"
 
 
-def _latest(status: JobStatus) -> str:
-    true = [c.type for c in status.conditions if c.status == "True"]
-    return true[-1] if true else conditions.CREATED
-
-
 def _pod_start_time(status: JobStatus, node_rank: int) -> str | None:
     if worker_source(node_rank) in status.workers and status.attempts:
-        return str(status.attempts[-1].get("start_time") or status.start_time)
+        return status.attempts[-1].start_time or status.start_time
     if node_rank == 0 and status.initializer is not None:
         return status.start_time
     return None
@@ -117,7 +112,7 @@ def _pod_start_time(status: JobStatus, node_rank: int) -> str | None:
 
 def rendered_job(spec: JobSpec) -> dict[str, Any]:
     """The PyTorchJob kubetune would create for `spec` on Kubernetes (secrets left out)."""
-    images = resolve_images(gpu=manifests.requests_gpu(spec))
+    images = resolve_images(gpu=spec.requests_gpus)
     return manifests.build_pytorchjob(spec, images, secret_keys=[])
 
 

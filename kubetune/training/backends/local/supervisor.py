@@ -11,7 +11,8 @@ get better by retrying.
 
 Secrets reach it as JSON on its standard input (never argv, a file or its environment); it
 hands them, as environment variables, only to the process that needs them: the storage
-initializer (and the trainer for spec.TRAINER_SECRET_ENV_VARS). Every process it starts is
+initializer (and the runtime for contract.secrets.TRAINER_SECRET_ENV_VARS). A step that fails
+says why in a FailureRecord (contract.records); its log is quoted only when it wrote none. Every process it starts is
 killed by the kernel if the supervisor dies, and each training process dies with its torchrun
 agent (entry.py). On a full disk it stops the job and records Failed with the reason, first
 freeing the space it set aside at start (JobDir.reserve_path), retrying until the write lands.
@@ -41,7 +42,9 @@ from typing import IO
 
 import psutil
 
-from kubetune.training import job as conditions
+from kubetune.contract.conditions import QUEUED_REASON, Condition
+from kubetune.contract.records import read_failure
+from kubetune.contract.spec import JobSpec
 from kubetune.training.backends.local import (
     function_jobs,
     jobqueue,
@@ -53,12 +56,12 @@ from kubetune.training.backends.local import (
 )
 from kubetune.training.backends.local.jobdir import (
     INITIALIZER,
+    Attempt,
     JobDir,
     ProcessRecord,
     now_iso,
     worker_source,
 )
-from kubetune.training.spec import JobSpec
 
 logger = logging.getLogger("kubetune.supervisor")
 
@@ -98,11 +101,13 @@ class Supervisor:
             raise RuntimeError(f"{job.status_path} is missing")
         self.status = status
         self.secrets = dict(secrets or {})
-        self.plan = launch.LaunchPlan.from_dict(status.launch)
+        if status.launch is None:
+            raise RuntimeError(f"{job.status_path} has no launch plan")
+        self.plan = status.launch
         self.queue = jobqueue.LocalQueue(job.home)
         self.machine = jobqueue.this_machine()
         self.entry: jobqueue.Entry | None = None
-        self.gpu_slices = self.plan.gpu_slices([])
+        self.gpu_slices = self.plan.slices([])
         self.stop_signal: int | None = None
         self.popens: dict[str, subprocess.Popen[bytes]] = {}
         self.log_files: list[IO[bytes]] = []
@@ -153,7 +158,7 @@ class Supervisor:
             self.job.reserve_path.unlink(missing_ok=True)
             for f in self.log_files:
                 f.close()
-        logger.info("job %s/%s ended: %s", self.spec.namespace, self.spec.name, self.status_type())
+        logger.info("job %s/%s ended: %s", self.spec.namespace, self.spec.name, self.status.current)
         return 0
 
     def start_up(self) -> jobqueue.Decision:
@@ -193,13 +198,9 @@ class Supervisor:
         self.status.updated_at = time.time()
         self.job.write_status(self.status)
 
-    def status_type(self) -> str:
-        true = [c for c in self.status.conditions if c.status == "True"]
-        return true[-1].type if true else conditions.CREATED
-
     def fail(self, reason: str, message: str) -> None:
         logger.info("failed (%s): %s", reason, message)
-        self.status.set_condition(conditions.FAILED, reason, message)
+        self.status.set_condition(Condition.FAILED, reason, message)
         self.write()
 
     def end_failed(self, reason: str, message: str) -> None:
@@ -207,7 +208,7 @@ class Supervisor:
         if self.status.terminal:
             return
         logger.info("failed (%s): %s", reason, message)
-        self.status.set_condition(conditions.FAILED, reason, message)
+        self.status.set_condition(Condition.FAILED, reason, message)
 
     def record_end(self) -> None:
         """Writes the final status, freeing the reserved space if it must, retrying until it lands.
@@ -244,8 +245,9 @@ class Supervisor:
 
     def show_queued(self, decision: jobqueue.Decision) -> None:
         self.status.queue_position = decision.place
+        self.status.queue_waiting = decision.waiting
         self.status.set_condition(
-            conditions.CREATED, jobqueue.QUEUED, jobqueue.queued_message(decision)
+            Condition.CREATED, QUEUED_REASON, jobqueue.queued_message(decision)
         )
 
     def wait_for_admission(self, decision: jobqueue.Decision) -> bool:
@@ -264,12 +266,12 @@ class Supervisor:
                 shown = message
             self.sleep(QUEUE_POLL_INTERVAL)
             decision = self.queue.poll(self.entry, self.machine)
-        self.gpu_slices = self.plan.gpu_slices(decision.gpu_ids)
-        self.status.queue_position = None
-        self.status.launch.update(gpu_ids=decision.gpu_ids, gpu_slices=self.gpu_slices)
+        self.gpu_slices = self.plan.slices(decision.gpu_ids)
+        self.status.queue_position = self.status.queue_waiting = None
+        self.plan.gpu_ids, self.plan.gpu_slices = list(decision.gpu_ids), list(self.gpu_slices)
         waited = time.time() - waited
         self.status.set_condition(
-            conditions.CREATED,
+            Condition.CREATED,
             "JobCreated",
             f"job {self.spec.namespace}/{self.spec.name} created"
             + (f"; started after {waited:.0f} s in the local queue" if shown else ""),
@@ -296,11 +298,14 @@ class Supervisor:
 
     def initialize(self) -> bool:
         """Runs the storage initializer; False (job failed) when it fails."""
+        failure_file = self.job.failure_path(INITIALIZER)
+        failure_file.unlink(missing_ok=True)
         env = launch.initializer_env(
-            dict(os.environ),
+            os.environ,
             self.spec.init_env,
             self.secrets,
             threads=max(1, int(self.plan.cpus)),
+            failure_file=failure_file,
         )
         command = function_jobs.init_command(
             self.spec, self.job.spec_path, self.job.workspace
@@ -312,7 +317,12 @@ class Supervisor:
         self.status.initializer.exit_code = code
         self.write()
         if code != 0:
-            reason = logs.failure_reason(self.job.log_path(INITIALIZER))
+            failure = read_failure(failure_file)
+            reason = (
+                failure.line
+                if failure is not None
+                else logs.failure_reason(self.job.log_path(INITIALIZER))
+            )
             if self.disk_full():
                 reason += f"; {self.disk_full_note()}"
             step = "package installation" if self.spec.function else "storage initializer"
@@ -329,7 +339,7 @@ class Supervisor:
             outcome = self.run_attempt(attempt)
             if outcome.succeeded:
                 self.status.set_condition(
-                    conditions.SUCCEEDED,
+                    Condition.SUCCEEDED,
                     "JobSucceeded",
                     f"all {self.spec.num_workers} worker(s) completed; outputs in {self.status.output_dir}",
                 )
@@ -350,7 +360,7 @@ class Supervisor:
                 return
             self.status.restarts += 1
             self.status.set_condition(
-                conditions.RESTARTING,
+                Condition.RESTARTING,
                 "WorkerRestarting",
                 f"{message}; restart {self.status.restarts}/{limit} from the last checkpoint",
             )
@@ -389,11 +399,9 @@ class Supervisor:
             )
             agents[source] = self.start(source, command, env)
             self.status.workers[source] = _record(agents[source])
-        self.status.attempts.append(
-            {"attempt": attempt, "port": port, "start_time": _now(), "exit_codes": {}}
-        )
+        self.status.attempts.append(Attempt(attempt=attempt, port=port, start_time=_now()))
         self.status.set_condition(
-            conditions.RUNNING,
+            Condition.RUNNING,
             "WorkersRunning",
             f"{spec.num_workers} worker(s) x {spec.num_procs_per_worker} process(es) running"
             + (f" (restart {attempt})" if attempt else ""),
@@ -468,9 +476,9 @@ class Supervisor:
         attempt = self.status.attempts[-1]
         for source, proc in agents.items():
             self.status.workers[source].exit_code = proc.returncode
-            attempt["exit_codes"][source] = proc.returncode
-        attempt["stopped"] = sorted(stopped)
-        attempt["end_time"] = _now()
+            attempt.exit_codes[source] = proc.returncode
+        attempt.stopped = sorted(stopped)
+        attempt.end_time = _now()
         self.write()
 
     # --- processes -------------------------------------------------------------------------------

@@ -1,0 +1,191 @@
+"""The job workspace: every file and folder the storage initializer, the runtime and the
+backends share, the rule for where outputs go, and the one way JSON files are written and read.
+
+```
+WORKSPACE/                    mounted at MOUNT_PATH (/workspace) in a Kubernetes pod
+  model/                      the model files (or MODEL_LINK_FILE naming a folder used in place)
+  model.path                  MODEL_LINK_FILE: the local model folder used in place of model/
+  dataset/                    a DatasetDict saved with save_to_disk: 'train' and optionally 'eval'
+  .kubetune-initialized       the storage initializer's completion marker (JSON), written last
+  .kubetune-initialize.lock   held by the storage initializer while it fetches
+  .kubetune-tmp-*/            the storage initializer's staging folders (removed when it ends)
+  outputs/<output_dir>/       checkpoints, final model, metrics.json, loss_curve.png (OUTPUT_*)
+  progress.json               training progress, written by rank 0 at every logging step
+  history.jsonl               every logged record, one JSON object a line, appended by rank 0
+  .kubetune-cache/            the runtime's preprocessed data, once per node (never in dataset/)
+  .kubetune-packages/         a local function job's pip packages (create_job(train_func=...))
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODEL_DIR = "model"
+MODEL_LINK_FILE = "model.path"
+DATASET_DIR = "dataset"
+MARKER_FILE = ".kubetune-initialized"
+LOCK_FILE = ".kubetune-initialize.lock"
+STAGING_PREFIX = ".kubetune-tmp-"
+OUTPUTS_DIR = "outputs"
+PROGRESS_FILE = "progress.json"
+HISTORY_FILE = "history.jsonl"
+CACHE_DIR = ".kubetune-cache"
+PACKAGES_DIR = ".kubetune-packages"
+
+# The splits of the saved dataset.
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+
+# Where the workspace is mounted in a Kubernetes pod (Kubeflow's INIT_CONTAINER_MOUNT_PATH).
+MOUNT_PATH = "/workspace"
+# The output folder inside outputs/ when TrainingArguments name none.
+DEFAULT_OUTPUT_DIR = "trainer_output"
+
+# What a finished run leaves in its output directory.
+OUTPUT_MODEL_DIR = "model"
+OUTPUT_MERGED_MODEL_DIR = "merged_model"
+METRICS_FILE = "metrics.json"
+LOSS_CURVE_FILE = "loss_curve.png"
+# In an adapter folder: PEFT's config, and the classifier's label names in id order.
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+LABELS_FILE = "labels.json"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The paths of one job workspace."""
+
+    root: Path
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / MODEL_DIR
+
+    @property
+    def model_link(self) -> Path:
+        return self.root / MODEL_LINK_FILE
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.root / DATASET_DIR
+
+    @property
+    def marker(self) -> Path:
+        return self.root / MARKER_FILE
+
+    @property
+    def lock(self) -> Path:
+        return self.root / LOCK_FILE
+
+    @property
+    def progress(self) -> Path:
+        return self.root / PROGRESS_FILE
+
+    @property
+    def history(self) -> Path:
+        return self.root / HISTORY_FILE
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / CACHE_DIR
+
+    @property
+    def packages_dir(self) -> Path:
+        return self.root / PACKAGES_DIR
+
+    def model_path(self) -> Path:
+        """The folder to load the model from: model/, or the folder MODEL_LINK_FILE names."""
+        if self.model_link.is_file():
+            return Path(self.model_link.read_text().strip())
+        return self.model_dir
+
+    def output_path(self, output_dir: str | None) -> Path:
+        """Where training outputs go for `TrainingArguments.output_dir` (see `output_path`)."""
+        return output_path(self.root, output_dir)
+
+
+@dataclass(frozen=True)
+class OutputDir:
+    """The paths of what a finished run leaves in its output directory."""
+
+    root: Path
+
+    @property
+    def model(self) -> Path:
+        """The final model (the adapter, for LoRA) with its tokenizer or processor."""
+        return self.root / OUTPUT_MODEL_DIR
+
+    @property
+    def merged_model(self) -> Path:
+        """The LoRA adapter merged into its base model (`merge_adapter=True`)."""
+        return self.root / OUTPUT_MERGED_MODEL_DIR
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def loss_curve(self) -> Path:
+        return self.root / LOSS_CURVE_FILE
+
+
+def output_path(workspace: str | os.PathLike[str], output_dir: str | None) -> Path:
+    """Where training outputs go: a relative `output_dir` inside the workspace's outputs/; an
+    absolute one under MOUNT_PATH at that place in the workspace (as in a pod, where the
+    workspace is mounted there), MOUNT_PATH itself meaning outputs/ (so that the outputs do not
+    overwrite the fetched model/ and dataset/); any other absolute one as given."""
+    if output_dir and os.path.isabs(output_dir):
+        inside = os.path.relpath(os.path.normpath(output_dir), MOUNT_PATH)
+        if inside == ".":
+            return Path(workspace) / OUTPUTS_DIR
+        if inside != os.pardir and not inside.startswith(os.pardir + os.sep):
+            return Path(workspace) / inside
+        return Path(output_dir)
+    return Path(workspace) / OUTPUTS_DIR / (output_dir or DEFAULT_OUTPUT_DIR)
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Writes `text` so that readers see the old content or the new, never a partial file
+    (mode 0644; the folder is created when missing).
+
+    Raises:
+        OSError: the file cannot be written (nothing is left behind).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Writes `data` as JSON (sorted keys, indented) with `write_text_atomic`.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def read_json(path: str | os.PathLike[str]) -> Any | None:
+    """The JSON content of a file; None when it is missing, half-written or not JSON text.
+
+    Raises:
+        OSError: the file exists but cannot be read (permissions, I/O).
+    """
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None

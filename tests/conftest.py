@@ -1,9 +1,12 @@
-"""Test-wide settings: offline hubs, the tests folder importable, the path to ../shared/."""
+"""Test-wide settings: offline hubs, local jobs, the path to ../shared/.
+
+`tests` is a package (pytest's `pythonpath` puts the repository on the import path): helpers are
+imported as `tests.tiny_models`, `tests.kubernetes.fake_apiserver`, ...
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,6 @@ TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
 SHARED = REPO.parent / "shared"
 
-sys.path.insert(0, str(TESTS))
 # No hub can be reached here: every test runs offline, as the tool must on an air-gapped node.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

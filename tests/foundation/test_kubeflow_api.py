@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubeflow_methods import KUBEFLOW_METHODS, covered_methods, reference_signatures
 
 from kubetune.training import TrainingClient
 from kubetune.training.api import training_client
+from tests.kubeflow_methods import KUBEFLOW_METHODS, covered_methods, reference_signatures
 
 # Reference defaults as kubetune has them.
 DEFAULTS = {

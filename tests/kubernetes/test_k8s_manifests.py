@@ -11,16 +11,6 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_helpers import (
-    DATASET_TOKEN,
-    MODEL_TOKEN,
-    S3_ACCESS,
-    S3_SECRET,
-    by_kind,
-    core_errors,
-    crd_errors,
-    render,
-)
 
 from kubetune import __version__
 from kubetune.contract.secrets import (
@@ -31,6 +21,16 @@ from kubetune.contract.secrets import (
 )
 from kubetune.training.backends.kubernetes import manifests, render_yaml
 from kubetune.training.backends.kubernetes.backend import KubernetesBackend
+from tests.kubernetes.k8s_helpers import (
+    DATASET_TOKEN,
+    MODEL_TOKEN,
+    S3_ACCESS,
+    S3_SECRET,
+    by_kind,
+    core_errors,
+    crd_errors,
+    render,
+)
 
 APIS = ("pytorchjob", "trainjob")
 JOB_KIND = {"pytorchjob": "PyTorchJob", "trainjob": "TrainJob"}

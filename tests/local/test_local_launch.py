@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from local_jobs import bert_job
 
 from kubetune.training.backends.local import launch, logs, outcomes
 from kubetune.training.backends.local.jobdir import JobStatus
 from kubetune.training.job import LogLine
+from tests.local.local_jobs import bert_job
 
 GiB = 2**30
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from local_jobs import bert_job, status_of, the_job_dir, wait_until
 
 from kubetune.training.backends.local import processes
+from tests.local.local_jobs import bert_job, status_of, the_job_dir, wait_until
 
 JOB_TIMEOUT = 400
 

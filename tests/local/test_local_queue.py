@@ -20,14 +20,14 @@ from pathlib import Path
 
 import psutil
 import pytest
-from local_jobs import bert_job, status_of, the_job_dir, wait_until
-from s3_server import MotoServer
 
 from kubetune import cli
 from kubetune.contract.secrets import SECRET_ENV_VARS
 from kubetune.params.job import build_job_spec
 from kubetune.training.backends.local import jobqueue, launch, processes
 from kubetune.training.backends.local.jobqueue import Entry, LocalQueue, Machine, decide
+from tests.local.local_jobs import bert_job, status_of, the_job_dir, wait_until
+from tests.s3_server import MotoServer
 
 GiB = 2**30
 TWO_CORES = Machine(cpus=2, memory=8 * GiB, gpu_ids=[])

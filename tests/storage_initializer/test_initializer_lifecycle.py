@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3_server import MotoServer
-from si_helpers import BUCKET, CLI, HUB_REPO, load_workspace_dataset, make_spec, upload_tree
 
 from kubetune.contract import layout
 from kubetune.storage_initializer.errors import InitializerError
@@ -21,10 +19,19 @@ from kubetune.storage_initializer.initialize import STAGING_PREFIX, completed, i
 from kubetune.storage_initializer.local import LocalDatasetParams
 from kubetune.storage_initializer.s3 import S3DatasetParams
 from kubetune.storage_initializer.s3_fetch import MAX_BANDWIDTH_ENV
+from tests.s3_server import MotoServer
+from tests.storage_initializer.si_helpers import (
+    BUCKET,
+    CLI,
+    HUB_REPO,
+    load_workspace_dataset,
+    make_spec,
+    upload_tree,
+)
 
 
 def test_rerun_reuses_workspace_without_network(tiny_model: Path, tmp_path: Path) -> None:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     sentiment_csv(tmp_path / "src" / "reviews.csv", n=20)
     with MotoServer() as server:
@@ -79,7 +86,7 @@ def test_rerun_reuses_workspace_without_network(tiny_model: Path, tmp_path: Path
 def test_changed_spec_replaces_contents(
     offline_hub: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     data = sentiment_csv(tmp_path / "reviews.csv", n=30)
     in_place, _ = make_spec(str(tiny_model), LocalDatasetParams(path=str(data)))

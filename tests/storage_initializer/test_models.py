@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from si_helpers import BUCKET, HUB_REPO, make_spec, upload_tree
 
 from kubetune.contract import layout
 from kubetune.contract.secrets import MODEL_TOKEN_ENV
@@ -17,11 +16,12 @@ from kubetune.storage_initializer.initialize import initialize
 from kubetune.storage_initializer.local import LocalDatasetParams
 from kubetune.storage_initializer.model_fetch import COPY_LOCAL_MODEL_ENV, select_model_files
 from kubetune.storage_initializer.s3 import S3DatasetParams
+from tests.storage_initializer.si_helpers import BUCKET, HUB_REPO, make_spec, upload_tree
 
 
 @pytest.fixture(scope="module")
 def dataset_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     return sentiment_csv(tmp_path_factory.mktemp("data") / "reviews.csv", n=16)
 
@@ -108,7 +108,7 @@ def test_model_from_s3_prefix(moto_open: Any, tiny_model: Path, tmp_path: Path) 
         Body=b"x",
         ACL="public-read",
     )
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     sentiment_csv(tmp_path / "d" / "reviews.csv", n=12)
     upload_tree(client, BUCKET, tmp_path / "d", "for-model-test/", public=True)

@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-import tiny_models as tm
-from conftest import ERROR_PREFIX, job_spec
 
 from kubetune.contract import checkpoints, layout
 from kubetune.contract.checkpoints import resume_point
 from kubetune.runtime.cli import main
+from tests import tiny_models as tm
+from tests.trainer.trainer_jobs import ERROR_PREFIX, job_spec
 
 SEQ = "AutoModelForSequenceClassification"
 

@@ -10,9 +10,9 @@ import random
 
 import pytest
 import torch
-from conftest import build_workspace, job_spec, run_trainer
 
 from kubetune.contract import layout
+from tests.trainer.trainer_jobs import build_workspace, job_spec, run_trainer
 
 GOOD = [
     "wonderful",

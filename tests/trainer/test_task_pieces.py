@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import tiny_models as tm
 
 from kubetune.runtime.errors import TrainerError
 from kubetune.runtime.tasks import TaskSettings, metrics, task_for
@@ -11,6 +10,7 @@ from kubetune.runtime.tasks.base import IGNORE_INDEX
 from kubetune.runtime.tasks.causal_lm import CausalCollator, SampleEncoder, pack
 from kubetune.runtime.tasks.labels import column_labels, label_set
 from kubetune.runtime.tasks.token_classification import align_to_subwords
+from tests import tiny_models as tm
 
 
 def test_entities_follow_iob_rules():

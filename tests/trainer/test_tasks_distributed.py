@@ -19,11 +19,17 @@ import time
 from pathlib import Path
 
 import pytest
-import tiny_models as tm
 import torch
-from conftest import build_workspace, job_spec, run_trainer, trainer_command, trainer_env
 
 from kubetune.contract import checkpoints, layout, records
+from tests import tiny_models as tm
+from tests.trainer.trainer_jobs import (
+    build_workspace,
+    job_spec,
+    run_trainer,
+    trainer_command,
+    trainer_env,
+)
 
 SEQ = "AutoModelForSequenceClassification"
 

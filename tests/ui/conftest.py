@@ -30,14 +30,14 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import tiny_bert_classifier
+    from tests.tiny_models import tiny_bert_classifier
 
     return tiny_bert_classifier(tmp_path_factory.mktemp("tiny-bert"), num_labels=2)
 
 
 @pytest.fixture(scope="session")
 def sentiment_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     return sentiment_csv(tmp_path_factory.mktemp("data") / "sentiment.csv", n=64)
 

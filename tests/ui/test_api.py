@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 from starlette.testclient import TestClient
-from ui_jobs import append_records, history_record, stop_stand_ins, write_job
 
 from kubetune.contract import layout
 from kubetune.training.backends.local.jobdir import job_dir
@@ -26,6 +25,7 @@ from kubetune.ui.app import create_app
 from kubetune.ui.security import CONTENT_SECURITY_POLICY, TOKEN_COOKIE, Access
 from kubetune.ui.server import UIServer
 from kubetune.ui.source import LocalSource
+from tests.ui.ui_jobs import append_records, history_record, stop_stand_ins, write_job
 
 LOOPBACK = "http://127.0.0.1:8765"
 VALID_ELSEWHERE = """\

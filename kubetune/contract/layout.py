@@ -65,38 +65,47 @@ class Workspace:
 
     @property
     def model_dir(self) -> Path:
+        """model/: the fetched model files."""
         return self.root / MODEL_DIR
 
     @property
     def model_link(self) -> Path:
+        """model.path: the local model folder used in place of model/."""
         return self.root / MODEL_LINK_FILE
 
     @property
     def dataset_dir(self) -> Path:
+        """dataset/: the saved DatasetDict."""
         return self.root / DATASET_DIR
 
     @property
     def marker(self) -> Path:
+        """The storage initializer's completion marker."""
         return self.root / MARKER_FILE
 
     @property
     def lock(self) -> Path:
+        """The lock the storage initializer holds while it fetches."""
         return self.root / LOCK_FILE
 
     @property
     def progress(self) -> Path:
+        """progress.json: rank 0's latest ProgressRecord."""
         return self.root / PROGRESS_FILE
 
     @property
     def history(self) -> Path:
+        """history.jsonl: every HistoryRecord, one a line."""
         return self.root / HISTORY_FILE
 
     @property
     def cache_dir(self) -> Path:
+        """The runtime's preprocessed data (never inside dataset/)."""
         return self.root / CACHE_DIR
 
     @property
     def packages_dir(self) -> Path:
+        """A local function job's pip packages."""
         return self.root / PACKAGES_DIR
 
     def model_path(self) -> Path:
@@ -128,10 +137,12 @@ class OutputDir:
 
     @property
     def metrics(self) -> Path:
+        """metrics.json: the final metrics and the job's facts."""
         return self.root / METRICS_FILE
 
     @property
     def loss_curve(self) -> Path:
+        """loss_curve.png: train (and eval) loss against the step."""
         return self.root / LOSS_CURVE_FILE
 
 

@@ -39,8 +39,10 @@ class Problems:
             self.add(message)
 
     def raise_if_any(self) -> None:
-        """Raises:
-        InvalidJob: (a ValueError) listing every recorded message, when there is one.
+        """Returns when no problem was recorded.
+
+        Raises:
+            InvalidJob: (a ValueError) listing every recorded message.
         """
         if self.messages:
             raise InvalidJob(self.what, self.messages)

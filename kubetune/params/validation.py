@@ -54,18 +54,21 @@ def raise_if(problem: str | None) -> None:
 
 
 def non_empty_str(field: str, value: Any) -> str | None:
+    """The message for `value` unless it is a non-empty string, else None."""
     if not isinstance(value, str) or not value.strip():
         return f"{field}={value!r}: must be a non-empty string"
     return None
 
 
 def optional_str(field: str, value: Any) -> str | None:
+    """The message for `value` unless it is None or a non-empty string, else None."""
     if value is not None and (not isinstance(value, str) or not value.strip()):
         return f"{field}={value!r}: must be a non-empty string or None"
     return None
 
 
 def dns1035_label(field: str, value: Any) -> str | None:
+    """The message for `value` unless it is a DNS-1035 label (a job name), else None."""
     if not isinstance(value, str) or len(value) > 63 or not _DNS1035.match(value):
         return (
             f"{field}={shown(value)}: must be a DNS-1035 label (at most 63 characters: lower-case "
@@ -75,6 +78,7 @@ def dns1035_label(field: str, value: Any) -> str | None:
 
 
 def dns1123_label(field: str, value: Any) -> str | None:
+    """The message for `value` unless it is a DNS-1123 label (a namespace), else None."""
     if (
         not isinstance(value, str)
         or len(value) > 63
@@ -111,6 +115,7 @@ def int_in_range(
 
 
 def positive_int(field: str, value: Any, allowed_extra: tuple[str, ...] = ()) -> str | None:
+    """The message for `value` unless it is an integer >= 1 (or one of `allowed_extra`), else None."""
     if isinstance(value, str) and value in allowed_extra:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -232,6 +237,7 @@ def split_expression(field: str, value: Any) -> str | None:
 
 
 def object_key(field: str, value: Any) -> str | None:
+    """The message for `value` unless it is an S3 object key without '..' parts, else None."""
     if not isinstance(value, str) or not value.strip():
         return f"{field}={value!r}: must be a non-empty object key such as 'datasets/train.csv'"
     if ".." in value.split("/"):

@@ -37,6 +37,7 @@ class TracedDataset(torch.utils.data.Dataset):
 
 
 def traced(dataset: Any) -> Any:
+    """`dataset`, recording the indices each rank loads when KUBETUNE_TRACE_SAMPLES names a folder."""
     folder = os.environ.get(TRACE_ENV)
     return TracedDataset(dataset, Path(folder)) if folder else dataset
 
@@ -52,5 +53,6 @@ class StepDelay(TrainerCallback):
 
 
 def debug_callbacks() -> list[TrainerCallback]:
+    """The callbacks the debug variables ask for (a delay after every step)."""
     delay = os.environ.get(STEP_DELAY_ENV)
     return [StepDelay(float(delay))] if delay else []

@@ -61,6 +61,7 @@ class LengthGroupedEpochSampler(Sampler[int]):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Sets the epoch whose order the next iteration gives (the Trainer calls it)."""
         self.epoch = epoch
 
     def __len__(self) -> int:

@@ -56,6 +56,7 @@ class S3Selection:
 
     @property
     def total_bytes(self) -> int:
+        """The size of every selected object together."""
         return sum(o.size for o in self.objects)
 
 
@@ -103,6 +104,7 @@ def s3_client(endpoint_url: str | None, region_name: str | None, env: Mapping[st
 
 
 def describe(bucket: str, key: str) -> str:
+    """How messages name an object or prefix: 's3://bucket/key'."""
     return f"s3://{bucket}/{key}"
 
 

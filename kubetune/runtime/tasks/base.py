@@ -119,6 +119,7 @@ class Task:
         return {}
 
     def load_model(self, model_dir: Path, **kwargs: Any) -> PreTrainedModel:
+        """The model of the task's transformer type from `model_dir`, with `kwargs` (e.g. the labels)."""
         import transformers
 
         auto_class = getattr(transformers, self.transformer_type)
@@ -132,6 +133,11 @@ class Task:
         model: PreTrainedModel,
         cache: MapCache,
     ) -> Prepared:
+        """The splits preprocessed for training (once per node, cached in `cache`), the collator, the metrics.
+
+        Raises:
+            TrainerError: the data cannot become this task's inputs (columns, labels, lengths).
+        """
         raise NotImplementedError
 
     # --- loss ----------------------------------------------------------------------------
@@ -209,6 +215,7 @@ class MapCache:
     def map(
         self, dataset: Dataset, function: Callable[..., Any], step: str, **kwargs: Any
     ) -> Dataset:
+        """`dataset.map(function, **kwargs)` with its cache file named after `step` in this cache's folder (in memory without one)."""
         if self.folder is None:
             return dataset.map(function, keep_in_memory=True, **kwargs)
         self.folder.mkdir(parents=True, exist_ok=True)

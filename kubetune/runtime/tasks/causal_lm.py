@@ -180,6 +180,11 @@ class SampleEncoder:
         return self.chat(value("messages"))
 
     def chat(self, messages: Any) -> tuple[str | None, str, bool]:
+        """(prompt or None, answer text, whether the chat template made them) of a list of chat messages.
+
+        Raises:
+            TrainerError: the value is not a list of {'role', 'content'} messages.
+        """
         messages = [dict(m) for m in messages]
         if not messages or any("role" not in m or "content" not in m for m in messages):
             raise TrainerError(
@@ -203,14 +208,17 @@ class SampleEncoder:
         return "".join(lines[:-1]) + "assistant: ", f"{messages[-1]['content']}\n", False
 
     def ids(self, text: str, special: bool) -> list[int]:
+        """The token ids of `text` (with the tokenizer's special tokens when `special`)."""
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def with_eos(self, ids: list[int]) -> list[int]:
+        """`ids` ending in the tokenizer's end-of-sequence token (added when missing)."""
         eos = self.tokenizer.eos_token_id
         return [*ids, eos] if eos is not None and (not ids or ids[-1] != eos) else ids
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading items `a` and `b` share."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:

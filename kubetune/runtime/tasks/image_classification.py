@@ -75,6 +75,7 @@ def as_rgb(value: Any) -> Any:
 
 
 def collate_images(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """A batch of pixel values and labels as tensors."""
     return {
         "pixel_values": torch.stack([torch.as_tensor(f["pixel_values"]) for f in features]),
         "labels": torch.tensor([int(f["labels"]) for f in features], dtype=torch.long),
@@ -82,6 +83,7 @@ def collate_images(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
 
 
 def accuracy_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    """{'accuracy': ...} of the predicted classes against the labels."""
     import numpy as np
 
     logits = (

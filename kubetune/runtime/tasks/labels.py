@@ -18,13 +18,16 @@ class LabelSet:
 
     @property
     def id2label(self) -> dict[int, str]:
+        """Label id -> name, as a model config holds it."""
         return dict(enumerate(self.names))
 
     @property
     def label2id(self) -> dict[str, int]:
+        """Label name -> id, as a model config holds it."""
         return {name: i for i, name in enumerate(self.names)}
 
     def model_kwargs(self) -> dict[str, Any]:
+        """`from_pretrained` arguments for a head of these labels (num_labels, id2label, label2id)."""
         return {
             "num_labels": len(self.names),
             "id2label": self.id2label,

@@ -97,6 +97,7 @@ def normalize_answer(text: str) -> str:
 
 
 def squad_f1(prediction: str, truth: str) -> float:
+    """SQuAD's token F1 between a predicted and a true answer (after normalizing both)."""
     pred_tokens, true_tokens = normalize_answer(prediction).split(), normalize_answer(truth).split()
     if not pred_tokens or not true_tokens:
         return float(pred_tokens == true_tokens)

@@ -107,6 +107,7 @@ def align_to_subwords(word_ids: list[int | None], word_labels: list[int]) -> lis
 
 
 def argmax_logits(logits: Any, labels: Any) -> Any:
+    """The predicted class of each token (reduces logits before they are gathered)."""
     if isinstance(logits, tuple):
         logits = logits[0]
     return logits.argmax(dim=-1)

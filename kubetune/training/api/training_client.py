@@ -106,8 +106,10 @@ class TrainingClient:
         api: str = "pytorchjob",
         home: str | os.PathLike[str] | None = None,
     ) -> None:
-        """Raises:
-        ValueError: an unknown backend, api or job_kind.
+        """Makes the client and its backend (contacting no cluster yet).
+
+        Raises:
+            ValueError: an unknown backend, api or job_kind.
         """
         self.job_kind = self._kind(job_kind)
         chosen = choose_backend(backend, config_file, context, client_configuration)

@@ -218,6 +218,7 @@ def volumes(spec: JobSpec) -> list[dict[str, Any]]:
 
 
 def volume_mounts() -> list[dict[str, Any]]:
+    """The mounts of the workspace (at /workspace) and of the spec (read-only)."""
     return [
         {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
         {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},

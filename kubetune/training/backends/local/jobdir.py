@@ -76,26 +76,32 @@ class JobDir:
 
     @property
     def spec_path(self) -> Path:
+        """spec.json: the JobSpec."""
         return self.path / SPEC_FILE
 
     @property
     def status_path(self) -> Path:
+        """status.json: the JobStatus the supervisor writes."""
         return self.path / STATUS_FILE
 
     @property
     def logs_dir(self) -> Path:
+        """logs/: one log file per process kind."""
         return self.path / LOGS_DIR
 
     @property
     def workspace(self) -> Path:
+        """workspace/: the job's workspace (see kubetune.contract.layout)."""
         return self.path / WORKSPACE_DIR
 
     @property
     def supervisor_log(self) -> Path:
+        """logs/supervisor.log: what the supervisor itself reports."""
         return self.logs_dir / SUPERVISOR_LOG
 
     @property
     def reserve_path(self) -> Path:
+        """The space the supervisor frees to record the job's end on a full disk."""
         return self.path / RESERVE_FILE
 
     @property

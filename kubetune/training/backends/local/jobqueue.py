@@ -68,10 +68,12 @@ class Entry:
     enqueued_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
+        """The entry as queue.json holds it."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
+        """The entry queue.json held (unknown keys left out)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

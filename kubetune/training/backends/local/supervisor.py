@@ -191,14 +191,25 @@ class Supervisor:
         self.stop_signal = signum
 
     def check_stop(self) -> None:
+        """Returns when no stop was asked for.
+
+        Raises:
+            Stopped: a stop signal arrived.
+        """
         if self.stop_signal is not None:
             raise Stopped()
 
     def write(self) -> None:
+        """Writes status.json now.
+
+        Raises:
+            OSError: it cannot be written (a full disk).
+        """
         self.status.updated_at = time.time()
         self.job.write_status(self.status)
 
     def fail(self, reason: str, message: str) -> None:
+        """Makes the job Failed with `reason` and `message`, and writes it."""
         logger.info("failed (%s): %s", reason, message)
         self.status.set_condition(Condition.FAILED, reason, message)
         self.write()
@@ -233,17 +244,20 @@ class Supervisor:
             delay = min(delay * 2, 30.0)
 
     def disk_full(self) -> bool:
+        """Whether the disk of the job folder is (nearly) full."""
         try:
             return shutil.disk_usage(self.job.path).free < DISK_FULL_BYTES
         except OSError:
             return False
 
     def disk_full_note(self) -> str:
+        """What a failure message adds when the disk is full."""
         return f"the disk holding {self.job.path} is full: free space, then start the job again"
 
     # --- the local queue -------------------------------------------------------------------------
 
     def show_queued(self, decision: jobqueue.Decision) -> None:
+        """Records the job's place in the local queue (condition Created, reason Queued)."""
         self.status.queue_position = decision.place
         self.status.queue_waiting = decision.waiting
         self.status.set_condition(
@@ -282,6 +296,11 @@ class Supervisor:
         return True
 
     def sleep(self, seconds: float) -> None:
+        """Waits `seconds`, stopping early when asked to stop.
+
+        Raises:
+            Stopped: a stop signal arrived.
+        """
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.check_stop()
@@ -473,6 +492,7 @@ class Supervisor:
     def record_exit_codes(
         self, agents: dict[str, subprocess.Popen[bytes]], stopped: set[str]
     ) -> None:
+        """Records each agent's exit code and which were stopped in this attempt."""
         attempt = self.status.attempts[-1]
         for source, proc in agents.items():
             self.status.workers[source].exit_code = proc.returncode
@@ -504,6 +524,11 @@ class Supervisor:
         return proc
 
     def wait(self, proc: subprocess.Popen[bytes]) -> int:
+        """The exit code of `proc` once it ends.
+
+        Raises:
+            Stopped: a stop signal arrived meanwhile.
+        """
         while proc.poll() is None:
             self.check_stop()
             time.sleep(POLL_INTERVAL)

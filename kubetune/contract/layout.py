@@ -57,56 +57,34 @@ ADAPTER_CONFIG_FILE = "adapter_config.json"
 LABELS_FILE = "labels.json"
 
 
+class Under:
+    """A path of a fixed name under the `root` of the object it is read from (a typed property)."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name = name
+        self.__doc__ = doc
+
+    def __get__(self, instance: Workspace | OutputDir, owner: type) -> Path:
+        return instance.root / self.name
+
+
 @dataclass(frozen=True)
 class Workspace:
     """The paths of one job workspace."""
 
     root: Path
 
-    @property
-    def model_dir(self) -> Path:
-        """model/: the fetched model files."""
-        return self.root / MODEL_DIR
-
-    @property
-    def model_link(self) -> Path:
-        """model.path: the local model folder used in place of model/."""
-        return self.root / MODEL_LINK_FILE
-
-    @property
-    def dataset_dir(self) -> Path:
-        """dataset/: the saved DatasetDict."""
-        return self.root / DATASET_DIR
-
-    @property
-    def marker(self) -> Path:
-        """The storage initializer's completion marker."""
-        return self.root / MARKER_FILE
-
-    @property
-    def lock(self) -> Path:
-        """The lock the storage initializer holds while it fetches."""
-        return self.root / LOCK_FILE
-
-    @property
-    def progress(self) -> Path:
-        """progress.json: rank 0's latest ProgressRecord."""
-        return self.root / PROGRESS_FILE
-
-    @property
-    def history(self) -> Path:
-        """history.jsonl: every HistoryRecord, one a line."""
-        return self.root / HISTORY_FILE
-
-    @property
-    def cache_dir(self) -> Path:
-        """The runtime's preprocessed data (never inside dataset/)."""
-        return self.root / CACHE_DIR
-
-    @property
-    def packages_dir(self) -> Path:
-        """A local function job's pip packages."""
-        return self.root / PACKAGES_DIR
+    model_dir = Under(MODEL_DIR, "model/: the fetched model files.")
+    model_link = Under(
+        MODEL_LINK_FILE, "model.path: the local model folder used in place of model/."
+    )
+    dataset_dir = Under(DATASET_DIR, "dataset/: the saved DatasetDict.")
+    marker = Under(MARKER_FILE, "The storage initializer's completion marker.")
+    lock = Under(LOCK_FILE, "The lock the storage initializer holds while it fetches.")
+    progress = Under(PROGRESS_FILE, "progress.json: rank 0's latest ProgressRecord.")
+    history = Under(HISTORY_FILE, "history.jsonl: every HistoryRecord, one a line.")
+    cache_dir = Under(CACHE_DIR, "The runtime's preprocessed data (never inside dataset/).")
+    packages_dir = Under(PACKAGES_DIR, "A local function job's pip packages.")
 
     def model_path(self) -> Path:
         """The folder to load the model from: model/, or the folder MODEL_LINK_FILE names."""
@@ -125,25 +103,14 @@ class OutputDir:
 
     root: Path
 
-    @property
-    def model(self) -> Path:
-        """The final model (the adapter, for LoRA) with its tokenizer or processor."""
-        return self.root / OUTPUT_MODEL_DIR
-
-    @property
-    def merged_model(self) -> Path:
-        """The LoRA adapter merged into its base model (`merge_adapter=True`)."""
-        return self.root / OUTPUT_MERGED_MODEL_DIR
-
-    @property
-    def metrics(self) -> Path:
-        """metrics.json: the final metrics and the job's facts."""
-        return self.root / METRICS_FILE
-
-    @property
-    def loss_curve(self) -> Path:
-        """loss_curve.png: train (and eval) loss against the step."""
-        return self.root / LOSS_CURVE_FILE
+    model = Under(
+        OUTPUT_MODEL_DIR, "The final model (the adapter, for LoRA) with its tokenizer or processor."
+    )
+    merged_model = Under(
+        OUTPUT_MERGED_MODEL_DIR, "The LoRA adapter merged into its base model (merge_adapter=True)."
+    )
+    metrics = Under(METRICS_FILE, "metrics.json: the final metrics and the job's facts.")
+    loss_curve = Under(LOSS_CURVE_FILE, "loss_curve.png: train (and eval) loss against the step.")
 
 
 def output_path(workspace: str | os.PathLike[str], output_dir: str | None) -> Path:

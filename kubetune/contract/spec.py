@@ -85,16 +85,24 @@ class ModelSpec:
         return self.revision or self.source.revision
 
 
-@dataclass(frozen=True)
-class HubDatasetSpec:
+@dataclass(frozen=True, kw_only=True)
+class DatasetSplits:
+    """The parts of a dataset to train and to evaluate on, as split expressions ('train',
+    'train[:3000]', 'train[10%:]+test'; `split` None: the source's train split, or its only one;
+    `eval_split` None: no evaluation)."""
+
+    split: str | None = None
+    eval_split: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubDatasetSpec(DatasetSplits):
     """A dataset on the Hugging Face Hub (`name`: its configuration)."""
 
     kind: ClassVar[SourceKind] = SourceKind.HF
     repo_id: str
-    split: str | None = None
     name: str | None = None
     revision: str | None = None
-    eval_split: str | None = None
 
     def describe(self) -> str:
         """How messages name it: 'dataset hf://imdb (name='plain_text')'."""
@@ -102,8 +110,8 @@ class HubDatasetSpec:
         return f"dataset hf://{self.repo_id}{config}"
 
 
-@dataclass(frozen=True)
-class S3DatasetSpec:
+@dataclass(frozen=True, kw_only=True)
+class S3DatasetSpec(DatasetSplits):
     """A dataset object (or prefix) in an S3-compatible bucket."""
 
     kind: ClassVar[SourceKind] = SourceKind.S3
@@ -111,8 +119,6 @@ class S3DatasetSpec:
     bucket_name: str
     file_key: str
     region_name: str | None = None
-    split: str | None = None
-    eval_split: str | None = None
 
     @property
     def uri(self) -> str:
@@ -124,14 +130,12 @@ class S3DatasetSpec:
         return f"dataset {self.uri}"
 
 
-@dataclass(frozen=True)
-class LocalDatasetSpec:
+@dataclass(frozen=True, kw_only=True)
+class LocalDatasetSpec(DatasetSplits):
     """A dataset in a file or folder on the machine (or volume) of the storage initializer."""
 
     kind: ClassVar[SourceKind] = SourceKind.LOCAL
     path: str
-    split: str | None = None
-    eval_split: str | None = None
 
     def describe(self) -> str:
         """How messages name it: 'dataset /data/train.csv'."""
@@ -153,12 +157,14 @@ class TrainerSpec:
 
     training_arguments: dict[str, Any]
     lora_config: dict[str, Any] | None = None
-    max_length: int | None = None
+    # How samples are made of the data.
     columns: dict[str, str] | None = None
+    max_length: int | None = None
     packing: bool = False
-    merge_adapter: bool = False
-    evaluate_before_training: bool = False
+    # How training runs, and what it saves besides the model.
     length_grouping: bool = True
+    evaluate_before_training: bool = False
+    merge_adapter: bool = False
 
     @property
     def output_dir(self) -> str | None:

@@ -294,31 +294,19 @@ def dataset_spec(params: DatasetParams) -> tuple[DatasetSpec, dict[str, str]]:
     from kubetune.params.s3 import S3DatasetParams
 
     secrets: dict[str, str] = {}
+    spec_class: type[HubDatasetSpec | S3DatasetSpec | LocalDatasetSpec] = LocalDatasetSpec
     if isinstance(params, HuggingFaceDatasetParams):
+        spec_class = HubDatasetSpec
         if params.access_token:
             secrets[DATASET_TOKEN_ENV] = params.access_token
-        return HubDatasetSpec(
-            repo_id=params.repo_id,
-            split=params.split,
-            name=params.name,
-            revision=params.revision,
-            eval_split=params.eval_split,
-        ), secrets
-    if isinstance(params, S3DatasetParams):
+    elif isinstance(params, S3DatasetParams):
+        spec_class = S3DatasetSpec
         if params.access_key and params.secret_key:
             secrets[S3_ACCESS_KEY_ENV] = params.access_key
             secrets[S3_SECRET_KEY_ENV] = params.secret_key
-        return S3DatasetSpec(
-            endpoint_url=params.endpoint_url,
-            bucket_name=params.bucket_name,
-            file_key=params.file_key,
-            region_name=params.region_name,
-            split=params.split,
-            eval_split=params.eval_split,
-        ), secrets
-    return LocalDatasetSpec(
-        path=params.path, split=params.split, eval_split=params.eval_split
-    ), secrets
+    # The spec holds the params' fields but the credentials (which it has no field for).
+    fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(spec_class)}
+    return spec_class(**fields), secrets
 
 
 def params_problems(dataset_params: Any, training_arguments: Any) -> list[str]:

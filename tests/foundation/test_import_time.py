@@ -10,21 +10,6 @@ import sys
 
 import pytest
 
-# Where each public name lives (kubetune re-exports them lazily).
-PUBLIC = {
-    "TrainingClient": "kubetune.training.api.training_client",
-    "JobSpec": "kubetune.contract.spec",
-    "JobReport": "kubetune.training.job",
-    "JobCondition": "kubetune.contract.conditions",
-    "LogLine": "kubetune.training.job",
-    "HuggingFaceModelParams": "kubetune.params.hugging_face",
-    "HuggingFaceDatasetParams": "kubetune.params.hugging_face",
-    "HuggingFaceTrainerParams": "kubetune.params.hugging_face",
-    "TRANSFORMER_TYPES": "kubetune.params.hugging_face",
-    "S3DatasetParams": "kubetune.params.s3",
-    "LocalDatasetParams": "kubetune.params.local",
-}
-
 
 def loaded_after(statement: str) -> set[str]:
     """The top-level modules a fresh interpreter has loaded after `statement`."""
@@ -64,8 +49,11 @@ def test_the_seed_params_paths_load_no_fetch_code() -> None:
 def test_public_names_are_the_objects_of_their_modules() -> None:
     import kubetune
 
-    assert set(kubetune.__all__) == {"__version__", *PUBLIC}
-    for name, module in PUBLIC.items():
+    public = kubetune._EXPORTS
+    assert set(kubetune.__all__) == {"__version__", *public}
+    assert public["JobSpec"] == "kubetune.contract.spec"  # the contract's, not a copy
+    assert public["HuggingFaceModelParams"] == "kubetune.params.hugging_face"
+    for name, module in public.items():
         assert getattr(kubetune, name) is getattr(importlib.import_module(module), name), name
     with pytest.raises(AttributeError, match="no attribute 'Trainer'"):
         _ = kubetune.Trainer

@@ -26,6 +26,7 @@ from kubetune.contract.secrets import SECRET_ENV_VARS
 from kubetune.params.job import build_job_spec
 from kubetune.training.backends.local import jobqueue, launch, processes
 from kubetune.training.backends.local.jobqueue import Entry, LocalQueue, Machine, decide
+from kubetune.training.job import QueuePlace
 from tests.local.local_jobs import bert_job, status_of, the_job_dir, wait_until
 from tests.s3_server import MotoServer
 
@@ -227,6 +228,7 @@ def test_a_queued_job_starts_when_the_machine_frees_up_and_dies_with_its_supervi
     b = client.get_job_report("queued-b")
     assert (b.status, b.conditions[-1].reason) == ("Created", "Queued")
     assert "place 2 of 2" in b.message, b.message
+    assert b.queue == QueuePlace(position=2, waiting=2)  # typed, for the CLI and the dashboard
     wait_until(lambda: "place 1 of 2" in client.get_job_report(name).message, 30, "a's place")
     # As a Kubeflow PyTorchJob: Created, the place in an annotation.
     queued = client.get_job(name)

@@ -10,6 +10,7 @@ parent's modules is an ordinary edge.
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -200,3 +201,21 @@ def test_the_contract_imports_only_the_standard_library_at_module_level() -> Non
                 if top not in sys.stdlib_module_names and top not in ("kubetune", "__future__"):
                     third_party.append(f"{module}: {name}")
     assert third_party == []
+
+
+def test_callers_use_the_backend_interface_only() -> None:
+    """The client, the CLI and the dashboard call public Backend methods: no private member of a
+    backend, no hasattr/getattr probing for what a backend might offer."""
+    callers = [
+        ROOT / "cli.py",
+        *(ROOT / "ui").glob("*.py"),
+        *(ROOT / "training" / "api").glob("*.py"),
+    ]
+    found = []
+    for path in callers:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if re.search(r"backend\._\w", line) or re.search(
+                r"(hasattr|getattr)\((self\.)?\w*backend", line
+            ):
+                found.append(f"{path.relative_to(ROOT.parent)}:{number}: {line.strip()}")
+    assert found == []

@@ -561,7 +561,7 @@ def _is_str_list(value: Any) -> bool:
 
 
 def _is_transformer_type(value: Any) -> bool:
-    return value in TransformerType._value2member_map_
+    return value in {t.value for t in TransformerType}
 
 
 def _model(r: _Reader) -> ModelSpec:
@@ -578,7 +578,7 @@ def _model(r: _Reader) -> ModelSpec:
 
 
 def _dataset(r: _Reader) -> DatasetSpec | None:
-    kind = r.take("kind", lambda v: v in SourceKind._value2member_map_, "one of hf, s3, local")
+    kind = r.take("kind", lambda v: v in {k.value for k in SourceKind}, "one of hf, s3, local")
     if kind is None:
         return None
     optional = {"split", "eval_split", "name", "revision", "region_name"}

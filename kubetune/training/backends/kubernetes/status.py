@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune.contract.conditions import TERMINAL, Condition, JobCondition, has_ended
+from kubetune.contract.conditions import TERMINAL, TRUE, Condition, JobCondition, has_ended
 from kubetune.training.backends.kubernetes.logs import started_containers
 from kubetune.training.backends.kubernetes.manifests import (
     OUTPUT_DIR_ANNOTATION,
@@ -28,7 +28,7 @@ _TRAINJOB_CONDITIONS = {
 def _condition(raw: dict[str, Any], type_: Condition) -> JobCondition:
     return JobCondition(
         type=type_,
-        status=str(raw.get("status", "True")),
+        status=str(raw.get("status", TRUE)),
         reason=raw.get("reason") or "",
         message=raw.get("message") or "",
         last_transition_time=raw.get("lastTransitionTime"),
@@ -68,7 +68,7 @@ def job_from_pytorchjob(obj: dict[str, Any]) -> JobReport:
     job.conditions = [
         _condition(c, Condition(c["type"]))
         for c in status.get("conditions") or []
-        if c.get("type") in Condition._value2member_map_
+        if c.get("type") in {t.value for t in Condition}
     ]
     job.start_time = status.get("startTime")
     job.completion_time = status.get("completionTime")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from kubetune.contract.conditions import Condition
@@ -90,16 +91,25 @@ def operator_env(
     }
 
 
-def pod_phase(status: JobStatus, node_rank: int) -> str:
+class PodPhase(StrEnum):
+    """A pod's phase, as Kubernetes names it."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+def pod_phase(status: JobStatus, node_rank: int) -> PodPhase:
     """Pending (not started yet, or in its init container), Running, Succeeded or Failed."""
     if status.current == Condition.SUCCEEDED:
-        return "Succeeded"
+        return PodPhase.SUCCEEDED
     record = status.workers.get(worker_source(node_rank))
     if record is None:
-        return "Failed" if status.terminal else "Pending"
+        return PodPhase.FAILED if status.terminal else PodPhase.PENDING
     if record.exit_code is None:
-        return "Failed" if status.terminal else "Running"
-    return "Succeeded" if record.exit_code == 0 else "Failed"
+        return PodPhase.FAILED if status.terminal else PodPhase.RUNNING
+    return PodPhase.SUCCEEDED if record.exit_code == 0 else PodPhase.FAILED
 
 
 def _pod_start_time(status: JobStatus, node_rank: int) -> str | None:
@@ -135,7 +145,7 @@ def pods(spec: JobSpec, status: JobStatus) -> list[dict[str, Any]]:
         }
         if template["metadata"].get("annotations"):
             metadata["annotations"] = dict(template["metadata"]["annotations"])
-        pod_status: dict[str, Any] = {"phase": pod_phase(status, node_rank)}
+        pod_status: dict[str, Any] = {"phase": str(pod_phase(status, node_rank))}
         start = _pod_start_time(status, node_rank)
         if start:
             pod_status["startTime"] = start
@@ -207,7 +217,7 @@ def replica_statuses(spec: JobSpec | None, status: JobStatus) -> dict[str, dict[
     counts: dict[str, dict[str, int]] = {MASTER: {}}
     if status.num_workers > 1:
         counts[WORKER] = {}
-    key = {"Running": "active", "Succeeded": "succeeded", "Failed": "failed"}
+    key = {PodPhase.RUNNING: "active", PodPhase.SUCCEEDED: "succeeded", PodPhase.FAILED: "failed"}
     for node_rank in range(status.num_workers):
         phase = pod_phase(status, node_rank)
         if phase in key:

@@ -41,7 +41,7 @@ trainer_parameters:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     """The dashboard of a fresh local home that holds one failed job."""
-    from ui_jobs import write_job
+    from tests.ui.ui_jobs import write_job
 
     home = tmp_path_factory.mktemp("ui-home")
     write_job(home, FAILED, state="failed", steps=12, total_steps=100, created_minutes_ago=90)

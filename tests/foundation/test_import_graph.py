@@ -33,6 +33,15 @@ ALLOWED = {
         "kubetune.training",
         "kubetune.jobfile",
     },
+    # Local experiments run their trials on the local backend (and record the Experiment the
+    # Kubernetes builders make): no client, no job files.
+    "kubetune.katib.backends.local": {
+        "kubetune.contract",
+        "kubetune.params",
+        "kubetune.katib",
+        "kubetune.training.backends",
+        "kubetune.training.images",
+    },
 }
 # The storage initializer's fetch code (all but the seed's re-export modules) uses the contract only.
 FETCH_MODULES_ALLOWED = {"kubetune.contract"}

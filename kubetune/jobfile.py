@@ -11,6 +11,10 @@ trainer_parameters:
   lora_config: {r: 8, lora_alpha: 8}                              # LoraConfig fields; null: full fine-tuning
 ```
 
+A causal LM may name a TRL method next to `training_parameters` (`method: sft`, `dpo`,
+`orpo` or `kto`): `training_parameters` are then the fields of that method's config
+(`trl.SFTConfig`, ...), built with `bf16: false` unless the file sets it.
+
 Top-level keys are `train()`'s arguments; `transformer_type` is the class name; relative paths
 in `local: {path: ...}` and a `model_uri` starting with ./ or ../ are relative to the YAML file's
 folder. Every problem in the file is reported at once, each with its key path; the job's rules
@@ -33,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from kubetune.contract.problems import InvalidJob
+from kubetune.contract import causal_lm
+from kubetune.contract.problems import InvalidJob, shown
 from kubetune.contract.spec import JobSpec
 from kubetune.contract.uris import SourceKind
 
@@ -324,10 +329,14 @@ def job_from_data(
             raise JobFileError(_listing(source, e.problems)) from None
         return JobFile(kwargs, spec, secrets)
 
-    if kwargs.get("dataset_provider_parameters") is not None and arguments is not None:
+    if arguments is not None:
         problems.extend(
             f"trainer_parameters.{p}"
-            for p in params_problems(kwargs["dataset_provider_parameters"], arguments)
+            for p in params_problems(
+                kwargs.get("dataset_provider_parameters"),
+                arguments,
+                kwargs.get("model_provider_parameters"),
+            )
         )
     if "name" in kwargs:
         problems.extend(
@@ -405,10 +414,10 @@ def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
 
 
 def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
-    """The HuggingFaceTrainerParams (None when anything is wrong) and its TrainingArguments
-    (None when they are wrong); every problem is recorded, even when a part fails."""
+    """The HuggingFaceTrainerParams (None when anything is wrong) and its TrainingArguments or
+    TRL config (a stand-in of the same class when they are wrong, so that the rules on the
+    params together still run); every problem is recorded, even when a part fails."""
     from peft import LoraConfig
-    from transformers import TrainingArguments
 
     from kubetune.contract.secrets import TRAINING_ARGUMENT_SECRETS
     from kubetune.params.hugging_face import HuggingFaceTrainerParams
@@ -422,13 +431,15 @@ def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
         for f in dataclasses.fields(HuggingFaceTrainerParams)
         if f.name not in ("training_parameters", "lora_config")
     ]
-    allowed = ("training_parameters", "lora_config", *extra_keys)
+    allowed = ("training_parameters", "method", "lora_config", *extra_keys)
     for key in fields:
         if key not in allowed:
             problems.append(_unknown(f"{where}.{key}", key, allowed))
+    method = _method(fields.get("method"), f"{where}.method", problems)
+    config_class = causal_lm.config_class(method)
     if "training_parameters" not in fields:
         problems.append(
-            f"{where}.training_parameters: missing (required: TrainingArguments fields)"
+            f"{where}.training_parameters: missing (required: {config_class.__name__} fields)"
         )
         return None, None
     kwargs: dict[str, Any] = {k: fields[k] for k in extra_keys if k in fields}
@@ -436,8 +447,8 @@ def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
     if training is None:
         return None, None
     kwargs["training_parameters"] = _build(
-        TrainingArguments,
-        training,
+        config_class,
+        {**causal_lm.record_defaults(method), **training},
         f"{where}.training_parameters",
         problems,
         typed=True,
@@ -462,13 +473,28 @@ def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
     # Stand-ins for the parts that failed, so the other fields' problems are reported too.
     if arguments is None:
         given = training.get("output_dir")
-        kwargs["training_parameters"] = TrainingArguments(
-            output_dir=given if isinstance(given, str) and given.strip() else "out"
+        kwargs["training_parameters"] = config_class(
+            output_dir=given if isinstance(given, str) and given.strip() else "out",
+            **causal_lm.record_defaults(method),
         )
     if fields.get("lora_config") is not None and kwargs["lora_config"] is None:
         kwargs["lora_config"] = LoraConfig()
     _build(HuggingFaceTrainerParams, kwargs, where, problems, check_fields=False)
-    return None, arguments
+    return None, kwargs["training_parameters"]
+
+
+def _method(value: Any, where: str, problems: list[str]) -> causal_lm.TrainingMethod | None:
+    """The TRL method a job file names (None: none named, or a wrong name, recorded)."""
+    if value is None:
+        return None
+    names = [str(m) for m in causal_lm.TrainingMethod]
+    if value not in names:
+        problems.append(
+            f"{where}={shown(value)}: not a training method; allowed: {', '.join(names)} "
+            "(or no method: transformers.TrainingArguments)"
+        )
+        return None
+    return causal_lm.TrainingMethod(value)
 
 
 def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from kubetune.contract import layout
+from kubetune.contract.causal_lm import DataFormat, LossOn, TrainingMethod
 from kubetune.contract.problems import InvalidJob, shown
 from kubetune.contract.secrets import TRAINING_ARGUMENT_SECRETS
 from kubetune.contract.uris import ModelSource, SourceKind, parse_model_uri
@@ -152,15 +153,27 @@ DATASET_SPECS: dict[SourceKind, type[HubDatasetSpec | S3DatasetSpec | LocalDatas
 
 @dataclass(frozen=True)
 class TrainerSpec:
-    """How to train: the `TrainingArguments` and `LoraConfig` fields the user set (JSON data;
-    the runtime rebuilds the objects), and kubetune's extras (see HuggingFaceTrainerParams)."""
+    """How to train: the `TrainingArguments` (or TRL config of `method`) and `LoraConfig` fields
+    the user set (JSON data; the runtime rebuilds the objects), and kubetune's extras (see
+    HuggingFaceTrainerParams)."""
 
     training_arguments: dict[str, Any]
     lora_config: dict[str, Any] | None = None
+    # The TRL method whose config `training_arguments` holds (None: TrainingArguments).
+    method: TrainingMethod | None = None
     # How samples are made of the data.
     columns: dict[str, str] | None = None
     max_length: int | None = None
     packing: bool = False
+    # Causal LMs: the samples' format (None: detected), a chat template replacing the
+    # tokenizer's, which tokens the loss covers (None: the format's default).
+    data_format: DataFormat | None = None
+    chat_template: str | None = None
+    loss_on: LossOn | None = None
+    # Written only when set: a spec without them reads (and is written) as before they existed.
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset(
+        {"method", "data_format", "chat_template", "loss_on"}
+    )
     # How training runs, and what it saves besides the model.
     length_grouping: bool = True
     evaluate_before_training: bool = False
@@ -429,7 +442,12 @@ def _asdict(section: Any) -> dict[str, Any]:
     """A section's fields as JSON data ({} for an absent section)."""
     if section is None:
         return {}
-    return {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    optional: frozenset[str] = getattr(section, "WRITTEN_WHEN_SET", frozenset())
+    return {
+        f.name: _plain(getattr(section, f.name))
+        for f in dataclasses.fields(section)
+        if not (f.name in optional and getattr(section, f.name) is None)
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -607,12 +625,24 @@ def _trainer(r: _Reader) -> TrainerSpec:
         max_length=r.take("max_length", _is_opt_int, "an integer or null", None),
         columns=r.take("columns", _is_opt_str_map, "a mapping of strings or null", None),
         packing=r.take("packing", _is_bool, "true or false", False),
+        method=_optional_enum(r, "method", TrainingMethod),
+        data_format=_optional_enum(r, "data_format", DataFormat),
+        chat_template=r.take("chat_template", _is_opt_str, "a string or null", None),
+        loss_on=_optional_enum(r, "loss_on", LossOn),
         merge_adapter=r.take("merge_adapter", _is_bool, "true or false", False),
         evaluate_before_training=r.take(
             "evaluate_before_training", _is_bool, "true or false", False
         ),
         length_grouping=r.take("length_grouping", _is_bool, "true or false", True),
     )
+
+
+def _optional_enum(r: _Reader, key: str, enum: type[StrEnum]) -> Any:
+    values = [str(member) for member in enum]
+    value = r.take(
+        key, lambda v: v is None or v in values, f"null or one of {', '.join(values)}", None
+    )
+    return None if value is None else enum(value)
 
 
 def _storage(r: _Reader) -> StorageSpec:

@@ -67,6 +67,14 @@ def optional_str(field: str, value: Any) -> str | None:
     return None
 
 
+def one_of(field: str, value: Any, allowed: Iterable[str]) -> str | None:
+    """The message for `value` unless it is None or one of `allowed`, else None."""
+    choices = list(allowed)
+    if value is not None and value not in choices:
+        return f"{field}={shown(value)}: must be one of {', '.join(map(repr, choices))} or None"
+    return None
+
+
 def dns1035_label(field: str, value: Any) -> str | None:
     """The message for `value` unless it is a DNS-1035 label (a job name), else None."""
     if not isinstance(value, str) or len(value) > 63 or not _DNS1035.match(value):

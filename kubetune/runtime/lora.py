@@ -9,6 +9,7 @@ from kubetune.runtime.errors import TrainerError
 if TYPE_CHECKING:
     from peft import LoraConfig
 
+    from kubetune.contract.causal_lm import TrainingMethod
     from kubetune.runtime.tasks import Task
 
 
@@ -28,6 +29,18 @@ def apply_lora(model: Any, config: LoraConfig | None, task: Task) -> Any:
             f"(model_type={getattr(model.config, 'model_type', None)!r}): {e}; "
             "set target_modules to module names of the model, e.g. ['query', 'value']"
         ) from e
+
+
+def prepare_lora(
+    model: Any, config: LoraConfig | None, task: Task, method: TrainingMethod | None
+) -> tuple[Any, LoraConfig | None]:
+    """The model for the trainer and the LoRA config left for the trainer to apply: the
+    Trainer gets the model wrapped here; a TRL method's trainer gets it unwrapped with the
+    config as its `peft_config`, so that DPO and KTO take the model with its adapter disabled
+    as the reference (a model wrapped here would get a copy of its adapter instead)."""
+    if method is None:
+        return apply_lora(model, config, task), None
+    return model, lora_for(model, config, task)
 
 
 def lora_for(model: Any, config: LoraConfig | None, task: Task) -> LoraConfig | None:

@@ -31,7 +31,7 @@ from kubetune.contract.uris import SourceKind
 from kubetune.runtime import debugging, outputs
 from kubetune.runtime.arguments import rebuild_lora_config, rebuild_training_arguments
 from kubetune.runtime.errors import TrainerError
-from kubetune.runtime.lora import apply_lora, lora_for
+from kubetune.runtime.lora import prepare_lora
 from kubetune.runtime.marking import CheckpointMarker
 from kubetune.runtime.methods import build_trl_trainer, last_logged_metrics
 from kubetune.runtime.progress import (
@@ -86,11 +86,9 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     with reports_on_main_process_only(args.process_index == 0):
         processor = task.load_processor(model_dir)
         model = task.load_model(model_dir, **task.model_kwargs(train_split, eval_split))
-        lora = rebuild_lora_config(trainer_spec)
-        if trainer_spec.method is None:
-            model, peft_config = apply_lora(model, lora, task), None
-        else:
-            peft_config = lora_for(model, lora, task)
+        model, peft_config = prepare_lora(
+            model, rebuild_lora_config(trainer_spec), task, trainer_spec.method
+        )
 
     with args.main_process_first(local=True, desc="preprocessing"):
         prepared = task.prepare(

@@ -339,7 +339,7 @@ def test_dpo_with_lora_keeps_one_model_and_disables_the_adapter_for_the_referenc
     from transformers import AutoModelForCausalLM
     from trl import DPOConfig
 
-    from kubetune.runtime.lora import lora_for
+    from kubetune.runtime.lora import prepare_lora
     from kubetune.runtime.methods import build_trl_trainer
 
     task = task_for("AutoModelForCausalLM", TaskSettings(method=TrainingMethod.DPO))
@@ -350,7 +350,7 @@ def test_dpo_with_lora_keeps_one_model_and_disables_the_adapter_for_the_referenc
         Dataset.from_list(tm.preference_rows(4)), None, tokenizer, model, MapCache(None, "t")
     )
     args = DPOConfig(str(tmp_path), bf16=False, use_cpu=True, report_to="none", max_length=64)
-    peft_config = lora_for(model, LoraConfig(r=4), task)
+    model, peft_config = prepare_lora(model, LoraConfig(r=4), task, TrainingMethod.DPO)
     trainer = build_trl_trainer(
         TrainingMethod.DPO, args, model, tokenizer, prepared, peft_config, []
     )

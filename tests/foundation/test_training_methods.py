@@ -330,3 +330,19 @@ def test_kubernetes_objects_carry_the_same_spec(tmp_path: Path) -> None:
     assert carried.trainer == job.spec.trainer
     assert carried.trainer is not None and carried.trainer.method is TrainingMethod.ORPO
     assert type(rebuild_training_arguments(carried.trainer)) is ORPOConfig
+
+
+@pytest.mark.parametrize("method", list(TrainingMethod))
+def test_the_example_job_of_each_method_is_a_valid_job(
+    tmp_path: Path, method: TrainingMethod
+) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    text = (examples / f"tinyllama-{method}.yaml").read_text()
+    (tmp_path / "model").mkdir()  # examples/models/tiny-llama is made by prepare_models.py
+    text = text.replace("./models/tiny-llama", str(tmp_path / "model"))
+    text = text.replace("path: data/", f"path: {examples}/data/")
+    (tmp_path / "job.yaml").write_text(text)
+    spec = read_job_file(tmp_path / "job.yaml").spec
+    assert spec.trainer is not None and spec.trainer.method is method
+    assert spec.num_procs_per_worker == 2
+    assert type(rebuild_training_arguments(spec.trainer)) is CONFIGS[method]

@@ -78,10 +78,18 @@ def jobs(model: Path, data: Path) -> dict[TrainingMethod, dict[str, Any]]:
             {"split": "train[:32]", "eval_split": "train[32:]"},
             lora,
         ),
+        # Evaluated before training and at the end.
         TrainingMethod.DPO: (
-            DPOConfig("dpo", beta=0.1, bf16=False, **checkpointed),
-            write_jsonl(data / "dpo.jsonl", tm.preference_rows(32)),
-            {},
+            DPOConfig(
+                "dpo",
+                beta=0.1,
+                eval_strategy="steps",
+                eval_steps=STEPS,
+                bf16=False,
+                **checkpointed,
+            ),
+            write_jsonl(data / "dpo.jsonl", tm.preference_rows(48)),
+            {"split": "train[:32]", "eval_split": "train[32:]"},
             lora,
         ),
         # Full fine-tuning (ORPO has no reference model).
@@ -106,7 +114,9 @@ def jobs(model: Path, data: Path) -> dict[TrainingMethod, dict[str, Any]]:
             ),
             "dataset_provider_parameters": LocalDatasetParams(path=str(path), **splits),
             "trainer_parameters": HuggingFaceTrainerParams(
-                training_parameters=arguments, lora_config=lora_config
+                training_parameters=arguments,
+                lora_config=lora_config,
+                evaluate_before_training=method is TrainingMethod.DPO,
             ),
             "num_workers": 1,
             "num_procs_per_worker": 2,
@@ -247,6 +257,13 @@ def test_the_reward_margin_rises_on_a_learnable_preference(finished, method):
     assert job.metrics["train_rewards/margins"] == margins[-1]
     assert {"train_rewards/chosen", "train_rewards/rejected", "train_loss"} <= set(job.metrics)
     assert "train_perplexity" not in job.metrics  # a preference loss is no language model's
+
+
+def test_dpo_evaluates_its_margin_before_and_after_training(finished):
+    metrics = finished[TrainingMethod.DPO].metrics
+    assert metrics["eval_samples"] == 16
+    assert metrics["eval_before_rewards/margins"] == 0.0  # the adapter starts as a no-op
+    assert metrics["eval_rewards/margins"] > 0 and metrics["eval_rewards/accuracies"] > 0.5
 
 
 def test_sft_with_completion_only_loss_learns_and_evaluates(finished):

@@ -62,8 +62,8 @@ def test_each_config_class_is_its_method_and_trl_is_not_imported_to_tell() -> No
     assert method_of(transformers.TrainingArguments("o")) is None
     assert config_class(None) is transformers.TrainingArguments
     code = (
-        "import sys, transformers; from kubetune.contract.causal_lm import method_of; "
-        "print(method_of(transformers.TrainingArguments('o')), 'trl' in sys.modules)"
+        "import sys; from kubetune.contract.causal_lm import method_of; "
+        "print(method_of(object()), 'trl' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["None", "False"]
@@ -346,3 +346,22 @@ def test_the_example_job_of_each_method_is_a_valid_job(
     assert spec.trainer is not None and spec.trainer.method is method
     assert spec.num_procs_per_worker == 2
     assert type(rebuild_training_arguments(spec.trainer)) is CONFIGS[method]
+
+
+def test_a_trl_configs_hub_token_travels_as_a_secret() -> None:
+    from kubetune.contract.secrets import training_argument_secrets
+
+    token = "hf_SECRETtoken123456"
+    spec, secrets = build_job_spec(
+        name="job",
+        model_provider_parameters=HuggingFaceModelParams("org/m", CAUSAL),
+        dataset_provider_parameters=LocalDatasetParams("/data/x.jsonl"),
+        trainer_parameters=HuggingFaceTrainerParams(
+            KTOConfig("out", bf16=False, hub_token=token, push_to_hub=False)
+        ),
+    )
+    assert token not in spec.to_json() and list(secrets.values()) == [token]
+    # The worker reads it from its secret variable, as for TrainingArguments.
+    assert spec.trainer is not None
+    rebuilt = rebuild_training_arguments(spec.trainer, **training_argument_secrets(secrets))
+    assert type(rebuilt) is KTOConfig and rebuilt.hub_token == token

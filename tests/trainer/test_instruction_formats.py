@@ -278,8 +278,8 @@ def llama(tmp_path_factory):
     return tm.tiny_llama(tmp_path_factory.mktemp("llama"))
 
 
-def sft_labels(llama, tmp_path, rows, chat_template=None, **config):
-    """What SFTTrainer trains on, for rows that kubetune prepared: (input_ids, labels) of row 0."""
+def sft_trainer(llama, tmp_path, rows, chat_template=None, **config):
+    """An SFTTrainer over rows that kubetune prepared, as the runtime builds it."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig
@@ -293,12 +293,16 @@ def sft_labels(llama, tmp_path, rows, chat_template=None, **config):
     tokenizer = task.load_processor(llama)
     model = AutoModelForCausalLM.from_pretrained(llama)
     prepared = task.prepare(Dataset.from_list(rows), None, tokenizer, model, MapCache(None, "t"))
-    args = SFTConfig(
-        str(tmp_path), bf16=False, use_cpu=True, report_to="none", max_length=64, **config
-    )
-    trainer = build_trl_trainer(TrainingMethod.SFT, args, model, tokenizer, prepared, None, [])
+    settings = {"max_length": 64, **config}
+    args = SFTConfig(str(tmp_path), bf16=False, use_cpu=True, report_to="none", **settings)
+    return build_trl_trainer(TrainingMethod.SFT, args, model, tokenizer, prepared, None, [])
+
+
+def sft_labels(llama, tmp_path, rows, chat_template=None, **config):
+    """What SFTTrainer trains on, for rows that kubetune prepared: (input_ids, labels) of row 0."""
+    trainer = sft_trainer(llama, tmp_path, rows, chat_template, **config)
     row = trainer.train_dataset[0]
-    return tokenizer, row["input_ids"], row["labels"]
+    return trainer.processing_class, row["input_ids"], row["labels"]
 
 
 def test_sft_trains_alpaca_and_prompt_completion_on_the_completion(llama, tmp_path):
@@ -326,6 +330,20 @@ def test_sft_on_sharegpt_trains_every_token_or_the_assistant_turns(llama, tmp_pa
         llama, tmp_path, rows, tm.TRAINING_CHAT_TEMPLATE, assistant_only_loss=True
     )
     assert marked(tokenizer, ids, labels) == chat_marks(("oslo", "rome"))
+
+
+def test_sft_packs_samples_each_kept_apart(llama, tmp_path):
+    rows = [{"prompt": "say good :", "completion": " good ."}] * 4  # 7 tokens each
+    trainer = sft_trainer(llama, tmp_path, rows, packing=True, max_length=16)
+    assert [len(r["input_ids"]) for r in trainer.train_dataset] == [14, 14]
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    # No attention mask: each sample attends to itself by its positions, which restart at 0;
+    # a sample's first token is no target (it would be predicted from the previous sample).
+    assert "attention_mask" not in batch
+    assert batch["position_ids"].tolist() == [[*range(7), *range(7)]]
+    masked = IGNORE_INDEX
+    assert batch["labels"].tolist()[0][:7] == [masked] * 4 + batch["input_ids"].tolist()[0][4:7]
+    assert batch["labels"].tolist()[0][7] == masked
 
 
 def test_sft_on_plain_text_trains_every_token(llama, tmp_path):
@@ -363,12 +381,28 @@ def test_dpo_with_lora_keeps_one_model_and_disables_the_adapter_for_the_referenc
 def test_a_tokenizer_without_an_end_of_sequence_token_takes_the_models(tmp_path):
     """A BERT tokenizer on a decoder (as examples/models/tiny-llama has): TRL appends the
     end-of-sequence token to every answer, and failed on None."""
-    from types import SimpleNamespace
-
     from kubetune.runtime.tasks.causal_lm import complete_special_tokens
 
     tokenizer = tm.tiny_tokenizer(tmp_path)
     assert tokenizer.eos_token is None and tokenizer.pad_token == "[PAD]"
     sep = tokenizer.convert_tokens_to_ids("[SEP]")
-    complete_special_tokens(tokenizer, SimpleNamespace(config=SimpleNamespace(eos_token_id=sep)))
+    complete_special_tokens(tokenizer, model_stub(sep))
     assert tokenizer.eos_token == "[SEP]" and tokenizer.pad_token == "[PAD]"
+
+
+def test_trl_gets_no_chat_without_a_chat_template(tokenizers):
+    from datasets import Dataset
+
+    task = task_for("AutoModelForCausalLM", TaskSettings(method=TrainingMethod.SFT))
+    task.resolve_columns(["messages"])
+    with pytest.raises(TrainerError, match=r"method sft: chats \(messages\) need a chat template"):
+        task.prepare(
+            Dataset.from_list([{"messages": CHAT}]), None, tokenizers[1], model_stub(), None
+        )
+
+
+def model_stub(eos_token_id: int | None = None):
+    """A stand-in for a model where only its config's end-of-sequence token is read."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(config=SimpleNamespace(eos_token_id=eos_token_id))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from peft import TaskType
 
-from kubetune.contract.causal_lm import DataFormat, TrainingMethod
+from kubetune.contract.causal_lm import DataFormat, LossOn, TrainingMethod
 from kubetune.contract.spec import TransformerType
 from kubetune.runtime.errors import TrainerError
 from kubetune.runtime.tasks import losses
@@ -84,6 +84,13 @@ class CausalLM(Task):
             self.preference_roles = self._preference_roles(method, dataset_columns)
         else:
             self.format = self._format(dataset_columns)
+            loss_on = self.settings.loss_on
+            if self.format is DataFormat.TEXT and loss_on not in (None, LossOn.ALL):
+                raise TrainerError(
+                    f"loss_on={str(loss_on)!r}: the data is plain text (column "
+                    f"{self.columns.get('text')!r}), which has no answer to train on alone; use "
+                    "loss_on='all', or data with answers (see docs/data-formats.md)"
+                )
         return self.columns
 
     def _format(self, dataset_columns: list[str]) -> DataFormat:
@@ -196,11 +203,11 @@ class CausalLM(Task):
             return {key: [row[key] for row in converted] for key in converted[0]}
 
         if len(train) and not getattr(tokenizer, "chat_template", None):
-            first = row_of(train[0])
-            if any(isinstance(v, list) for v in first.values()):
+            chats = [key for key, value in row_of(train[0]).items() if isinstance(value, list)]
+            if chats:
                 raise TrainerError(
-                    f"{self.settings.method}: chats ({', '.join(k for k, v in first.items() if isinstance(v, list))}) "
-                    "need a chat template, and the tokenizer has none; give one: "
+                    f"method {self.settings.method}: chats ({', '.join(chats)}) need a chat "
+                    "template, and the tokenizer has none; give one: "
                     "HuggingFaceTrainerParams(chat_template=...)"
                 )
         train_rows, eval_rows = cache.map_splits(train, eval, convert)
@@ -279,7 +286,7 @@ class SampleEncoder:
         format: DataFormat,
         columns: dict[str, str | None],
         max_length: int,
-        loss_on: Any = None,
+        loss_on: LossOn | None = None,
         named: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
@@ -288,12 +295,6 @@ class SampleEncoder:
         self.max_length = max_length
         self.loss_on = loss_on or default_loss_on(format)
         self.named = named
-        if format is DataFormat.TEXT and self.loss_on != default_loss_on(format):
-            raise TrainerError(
-                f"loss_on={str(self.loss_on)!r}: the data is plain text (column "
-                f"{columns.get('text')!r}), which has no answer to train on alone; use "
-                "loss_on='all', or data with answers (see docs/data-formats.md)"
-            )
 
     def __call__(self, row: dict[str, Any]) -> tuple[list[int], list[int]]:
         sample = sample_of(row, self.format, self.columns, self.named)

@@ -63,33 +63,22 @@ def jobs(model: Path, data: Path) -> dict[TrainingMethod, dict[str, Any]]:
     lora = LoraConfig(r=8, lora_alpha=16)
     # DPO and KTO save checkpoints along the way.
     checkpointed = {**COMMON, "save_strategy": "steps", "save_steps": 6}
+    # SFT and DPO evaluate at the end, on 16 of their 48 rows.
+    evaluated = {"eval_strategy": "steps", "eval_steps": STEPS, "bf16": False}
+    splits = {"split": "train[:32]", "eval_split": "train[32:]"}
     configs = {
-        # The loss on the completions only; evaluated at the end.
+        # The loss on the completions only.
         TrainingMethod.SFT: (
-            SFTConfig(
-                "sft",
-                completion_only_loss=True,
-                eval_strategy="steps",
-                eval_steps=STEPS,
-                bf16=False,
-                **COMMON,
-            ),
+            SFTConfig("sft", completion_only_loss=True, **evaluated, **COMMON),
             write_jsonl(data / "sft.jsonl", tm.prompt_completion_rows(48)),
-            {"split": "train[:32]", "eval_split": "train[32:]"},
+            splits,
             lora,
         ),
-        # Evaluated before training and at the end.
+        # Also evaluated before training.
         TrainingMethod.DPO: (
-            DPOConfig(
-                "dpo",
-                beta=0.1,
-                eval_strategy="steps",
-                eval_steps=STEPS,
-                bf16=False,
-                **checkpointed,
-            ),
+            DPOConfig("dpo", beta=0.1, **evaluated, **checkpointed),
             write_jsonl(data / "dpo.jsonl", tm.preference_rows(48)),
-            {"split": "train[:32]", "eval_split": "train[32:]"},
+            splits,
             lora,
         ),
         # Full fine-tuning (ORPO has no reference model).
@@ -112,7 +101,7 @@ def jobs(model: Path, data: Path) -> dict[TrainingMethod, dict[str, Any]]:
             "model_provider_parameters": HuggingFaceModelParams(
                 model_uri=str(model), transformer_type=transformers.AutoModelForCausalLM
             ),
-            "dataset_provider_parameters": LocalDatasetParams(path=str(path), **splits),
+            "dataset_provider_parameters": LocalDatasetParams(path=str(path), **dataset_splits),
             "trainer_parameters": HuggingFaceTrainerParams(
                 training_parameters=arguments,
                 lora_config=lora_config,
@@ -122,7 +111,7 @@ def jobs(model: Path, data: Path) -> dict[TrainingMethod, dict[str, Any]]:
             "num_procs_per_worker": 2,
             "resources_per_worker": {"cpu": 1, "memory": "2G"},
         }
-        for method, (arguments, path, splits, lora_config) in configs.items()
+        for method, (arguments, path, dataset_splits, lora_config) in configs.items()
     }
 
 

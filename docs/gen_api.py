@@ -24,6 +24,8 @@ SECTIONS = [
             "HuggingFaceTrainerParams",
             "S3DatasetParams",
             "LocalDatasetParams",
+            "DatasetMix",
+            "MixedDataset",
         ],
     ),
     ("Client", ["TrainingClient"]),

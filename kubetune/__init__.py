@@ -23,6 +23,8 @@ _EXPORTS = {
     "TRANSFORMER_TYPES": "kubetune.params.hugging_face",
     "S3DatasetParams": "kubetune.params.s3",
     "LocalDatasetParams": "kubetune.params.local",
+    "DatasetMix": "kubetune.params.mix",
+    "MixedDataset": "kubetune.params.mix",
 }
 
 __all__ = ["__version__", *_EXPORTS]

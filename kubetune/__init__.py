@@ -25,6 +25,7 @@ _EXPORTS = {
     "LocalDatasetParams": "kubetune.params.local",
     "DatasetMix": "kubetune.params.mix",
     "MixedDataset": "kubetune.params.mix",
+    "pipeline_for_job": "kubetune.inference.pipelines",
 }
 
 __all__ = ["__version__", *_EXPORTS]

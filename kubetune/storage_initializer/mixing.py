@@ -199,7 +199,7 @@ def fetch_mix(spec: DatasetMixSpec, staging: Path, env: Mapping[str, str]) -> Fe
     }
     return FetchedDataset(
         data,
-        spec.describe(),
+        f"mix of {len(parts)} ({', '.join(part.source for part in parts)})",
         downloaded_bytes=sum(part.downloaded_bytes for part in parts),
         seconds=time.monotonic() - start,
         details=details,

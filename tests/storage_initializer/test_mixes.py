@@ -17,6 +17,8 @@ from kubetune.storage_initializer.local import LocalDatasetParams
 from kubetune.storage_initializer.mixing import mix_train_splits
 from tests.storage_initializer.si_helpers import load_workspace_dataset, make_spec
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
 
 def tagged(source: str, n: int):
     from datasets import Dataset
@@ -154,3 +156,20 @@ def test_column_types_are_converted_to_the_first_datasets_or_named(tiny_model, t
         InitializerError, match=r"label is Value\('string'\) there but Value\('float64'\)"
     ):
         initialize(spec, tmp_path / "ws2", env={})
+
+
+def test_the_example_mix_is_drawn_3_to_1_without_repeats(tmp_path):
+    from kubetune.jobfile import read_job_file
+    from tests.local.test_local_cli import prepare_example_model
+
+    prepare_example_model()
+    job = read_job_file(EXAMPLES / "sentiment-mix.yaml")
+
+    done = initialize(job.spec, tmp_path / "ws", env={})
+
+    first, second = (p["rows_in_mix"] for p in done.marker.dataset.details["parts"])
+    # first_exhausted: the mix ends when one file has given all its rows
+    assert (first == 192 or second == 64) and 2.5 < first / second < 3.5, (first, second)
+
+    train = load_workspace_dataset(tmp_path / "ws")["train"]
+    assert len(set(train["text"])) == train.num_rows == first + second

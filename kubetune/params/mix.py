@@ -9,6 +9,7 @@ coming from a dataset with a chance proportional to its weight.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -28,11 +29,15 @@ PARAMS_NAMES = "HuggingFaceDatasetParams, S3DatasetParams or LocalDatasetParams"
 
 def is_dataset_params(value: Any) -> TypeGuard[DatasetParams]:
     """Whether `value` names one dataset (HuggingFaceDatasetParams, S3DatasetParams, LocalDatasetParams)."""
-    from kubetune.params.hugging_face import HuggingFaceDatasetParams
     from kubetune.params.local import LocalDatasetParams
     from kubetune.params.s3 import S3DatasetParams
 
-    return isinstance(value, HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams)
+    if isinstance(value, LocalDatasetParams | S3DatasetParams):
+        return True
+    # Without its module loaded there is no HuggingFaceDatasetParams, and a mix of local and S3
+    # datasets is checked without importing transformers (seconds).
+    hub = sys.modules.get("kubetune.params.hugging_face")
+    return hub is not None and isinstance(value, hub.HuggingFaceDatasetParams)
 
 
 @dataclass

@@ -24,9 +24,12 @@ SECTIONS = [
             "HuggingFaceTrainerParams",
             "S3DatasetParams",
             "LocalDatasetParams",
+            "DatasetMix",
+            "MixedDataset",
         ],
     ),
     ("Client", ["TrainingClient"]),
+    ("Trying a finished job's model", ["pipeline_for_job"]),
     ("kubetune's view of a job", ["JobReport", "JobCondition", "LogLine"]),
     ("Job record", ["JobSpec"]),
 ]
@@ -37,6 +40,7 @@ IMPORT_PATHS = {
     "S3DatasetParams": "kubetune.storage_initializer.s3",
     "LocalDatasetParams": "kubetune.storage_initializer.local",
     "TrainingClient": "kubetune.training",
+    "pipeline_for_job": "kubetune",
 }
 
 

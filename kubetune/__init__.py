@@ -23,6 +23,9 @@ _EXPORTS = {
     "TRANSFORMER_TYPES": "kubetune.params.hugging_face",
     "S3DatasetParams": "kubetune.params.s3",
     "LocalDatasetParams": "kubetune.params.local",
+    "DatasetMix": "kubetune.params.mix",
+    "MixedDataset": "kubetune.params.mix",
+    "pipeline_for_job": "kubetune.inference.pipelines",
 }
 
 __all__ = ["__version__", *_EXPORTS]

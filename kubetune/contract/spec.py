@@ -150,6 +150,72 @@ DATASET_SPECS: dict[SourceKind, type[HubDatasetSpec | S3DatasetSpec | LocalDatas
     SourceKind.LOCAL: LocalDatasetSpec,
 }
 
+# How a weighted mix ends (datasets' interleave_datasets): when the first dataset runs out (no
+# sample repeats), or once every dataset was used whole (those that ran out start over).
+STOPPING_STRATEGIES = ("first_exhausted", "all_exhausted")
+MIX_KIND = "mix"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixPartSpec:
+    """One dataset of a mix: its source, its weight (relative chance that a sample of a weighted
+    mix comes from it) and the rows taken from it (None: all)."""
+
+    source: DatasetSpec
+    weight: float | None = None
+    num_samples: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The part as JSON data: {"dataset": {kind, ...}, "weight": ..., "num_samples": ...}."""
+        return {
+            "dataset": {"kind": str(self.source.kind), **_asdict(self.source)},
+            "weight": self.weight,
+            "num_samples": self.num_samples,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetMixSpec:
+    """Several datasets trained on as one: concatenated, or interleaved by weight (when the parts
+    have weights) with `seed` and a stopping strategy (one of STOPPING_STRATEGIES). The train
+    split is the mix; the eval split is the parts' eval splits concatenated."""
+
+    kind: ClassVar[str] = MIX_KIND
+    parts: list[MixPartSpec]
+    stopping_strategy: str = STOPPING_STRATEGIES[0]
+    seed: int = 42
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the parts are interleaved by weight (else concatenated)."""
+        return any(part.weight is not None for part in self.parts)
+
+    @property
+    def sources(self) -> list[DatasetSpec]:
+        """The parts' datasets, in order."""
+        return [part.source for part in self.parts]
+
+    def describe(self) -> str:
+        """How messages name it: 'dataset mix of 2 (dataset /a.csv, dataset hf://imdb)'."""
+        return f"dataset mix of {len(self.parts)} ({', '.join(s.describe() for s in self.sources)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The mix as JSON data (kind 'mix', its parts, strategy and seed)."""
+        return {
+            "kind": MIX_KIND,
+            "parts": [part.to_dict() for part in self.parts],
+            "stopping_strategy": self.stopping_strategy,
+            "seed": self.seed,
+        }
+
+
+DatasetSection = DatasetSpec | DatasetMixSpec
+
+
+def dataset_sources(section: DatasetSection) -> list[DatasetSpec]:
+    """The datasets a dataset section names: the one, or every part of a mix."""
+    return section.sources if isinstance(section, DatasetMixSpec) else [section]
+
 
 @dataclass(frozen=True)
 class TrainerSpec:
@@ -271,7 +337,7 @@ class JobSpec:
 
     name: str
     model: ModelSpec | None = None
-    dataset: DatasetSpec | None = None
+    dataset: DatasetSection | None = None
     trainer: TrainerSpec | None = None
     namespace: str = "default"
     num_workers: int = 1
@@ -302,7 +368,7 @@ class JobSpec:
         return self.fine_tuning[0].transformer_type
 
     @property
-    def fine_tuning(self) -> tuple[ModelSpec, DatasetSpec, TrainerSpec]:
+    def fine_tuning(self) -> tuple[ModelSpec, DatasetSection, TrainerSpec]:
         """(model, dataset, trainer) of a fine-tuning job.
 
         Raises:
@@ -345,9 +411,7 @@ class JobSpec:
             "num_procs_per_worker": self.num_procs_per_worker,
             "resources_per_worker": dict(self.resources_per_worker),
             "model": _asdict(self.model),
-            "dataset": {}
-            if self.dataset is None
-            else {"kind": str(self.dataset.kind), **_asdict(self.dataset)},
+            "dataset": _dataset_dict(self.dataset),
             "trainer": _asdict(self.trainer),
             "storage": _asdict(self.storage),
             "env": dict(self.env),
@@ -436,6 +500,14 @@ class JobSpec:
         if not isinstance(data, dict):
             raise InvalidJob("job spec", [f"must be a JSON object, not {type(data).__name__}"])
         return cls.from_dict(data)
+
+
+def _dataset_dict(section: DatasetSection | None) -> dict[str, Any]:
+    if section is None:
+        return {}
+    if isinstance(section, DatasetMixSpec):
+        return section.to_dict()
+    return {"kind": str(section.kind), **_asdict(section)}
 
 
 def _asdict(section: Any) -> dict[str, Any]:
@@ -595,7 +667,13 @@ def _model(r: _Reader) -> ModelSpec:
     )
 
 
-def _dataset(r: _Reader) -> DatasetSpec | None:
+def _dataset(r: _Reader) -> DatasetSection | None:
+    if r.data.get("kind") == MIX_KIND:
+        return _dataset_mix(r)
+    return _dataset_source(r)
+
+
+def _dataset_source(r: _Reader) -> DatasetSpec | None:
     kind = r.take("kind", lambda v: v in {k.value for k in SourceKind}, "one of hf, s3, local")
     if kind is None:
         return None
@@ -608,6 +686,37 @@ def _dataset(r: _Reader) -> DatasetSpec | None:
         else:
             values[name] = r.take(name, _is_str, "a string")
     return cls(**values)
+
+
+def _dataset_mix(r: _Reader) -> DatasetMixSpec | None:
+    r.take("kind", _is_str, "a string")
+    parts = []
+    for i, data in enumerate(r.take("parts", _is_list_of_maps, "a list of mappings", [])):
+        part = _Reader(data, f"{r.path('parts')}[{i}]", r.problems)
+        if data.get("dataset") in (None, {}):
+            r.problems.append(f"{part.path('dataset')}: missing (required)")
+        source = part.section("dataset", _dataset_source)
+        weight = part.take("weight", _is_opt_number, "a number or null", None)
+        num_samples = part.take("num_samples", _is_opt_int, "an integer or null", None)
+        part.warn_unknown()
+        if source is not None:
+            parts.append(MixPartSpec(source=source, weight=weight, num_samples=num_samples))
+    if not parts and not r.problems:
+        r.problems.append(f"{r.path('parts')}: a mix needs at least one dataset")
+    return DatasetMixSpec(
+        parts=parts,
+        stopping_strategy=r.take(
+            "stopping_strategy",
+            lambda v: v in STOPPING_STRATEGIES,
+            f"one of {', '.join(STOPPING_STRATEGIES)}",
+            STOPPING_STRATEGIES[0],
+        ),
+        seed=r.take("seed", _is_int, "an integer", 42),
+    )
+
+
+def _is_opt_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _trainer(r: _Reader) -> TrainerSpec:

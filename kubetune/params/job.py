@@ -33,11 +33,14 @@ from kubetune.contract.secrets import (
 from kubetune.contract.spec import (
     ACCESS_MODES,
     DEFAULT_STORAGE_SIZE,
+    DatasetMixSpec,
+    DatasetSection,
     DatasetSpec,
     HubDatasetSpec,
     JobSpec,
     KubernetesExtras,
     LocalDatasetSpec,
+    MixPartSpec,
     ModelSpec,
     S3DatasetSpec,
     StorageSpec,
@@ -53,9 +56,11 @@ if TYPE_CHECKING:
         HuggingFaceTrainerParams,
     )
     from kubetune.params.local import LocalDatasetParams
+    from kubetune.params.mix import DatasetMix, MixedDataset
     from kubetune.params.s3 import S3DatasetParams
 
     DatasetParams = HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams
+    DatasetArgument = DatasetParams | DatasetMix | list[DatasetParams | MixedDataset]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _LABEL_KEY = re.compile(
@@ -161,7 +166,7 @@ def build_job_spec(
     *,
     name: str,
     model_provider_parameters: HuggingFaceModelParams | None,
-    dataset_provider_parameters: DatasetParams | None,
+    dataset_provider_parameters: DatasetArgument | None,
     trainer_parameters: HuggingFaceTrainerParams | None,
     namespace: str = "default",
     num_workers: int = 1,
@@ -189,13 +194,8 @@ def build_job_spec(
     Raises:
         InvalidJob: (a ValueError) listing every problem, before anything is created.
     """
-    from kubetune.params.hugging_face import (
-        HuggingFaceDatasetParams,
-        HuggingFaceModelParams,
-        HuggingFaceTrainerParams,
-    )
-    from kubetune.params.local import LocalDatasetParams
-    from kubetune.params.s3 import S3DatasetParams
+    from kubetune.params.hugging_face import HuggingFaceModelParams, HuggingFaceTrainerParams
+    from kubetune.params.mix import DatasetMix, as_mix, is_dataset_params, mix_problems
 
     problems = Problems(f"train(name={name!r})")
     problems.extend(extra_problems or [])
@@ -218,13 +218,21 @@ def build_job_spec(
         problems.add(
             f"model_provider_parameters={type(model_provider_parameters).__name__}: must be HuggingFaceModelParams"
         )
-    if not isinstance(
-        dataset_provider_parameters, HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams
+    dataset_provider_parameters = as_mix(dataset_provider_parameters)
+    if isinstance(dataset_provider_parameters, list | tuple):
+        problems.extend(
+            mix_problems(dataset_provider_parameters, where="dataset_provider_parameters")
+        )
+    elif not isinstance(dataset_provider_parameters, DatasetMix) and not is_dataset_params(
+        dataset_provider_parameters
     ):
         problems.add(
             f"dataset_provider_parameters={type(dataset_provider_parameters).__name__}: must be "
-            "HuggingFaceDatasetParams, S3DatasetParams or LocalDatasetParams"
+            "HuggingFaceDatasetParams, S3DatasetParams or LocalDatasetParams, or a list of them "
+            "(a mix: see DatasetMix)"
         )
+    else:
+        problems.extend(dataset_secret_problems(dataset_provider_parameters))
     if not isinstance(trainer_parameters, HuggingFaceTrainerParams):
         problems.add(
             f"trainer_parameters={type(trainer_parameters).__name__}: must be HuggingFaceTrainerParams"
@@ -247,13 +255,18 @@ def build_job_spec(
             problems.add(str(e))
     problems.raise_if_any()
     assert isinstance(model_provider_parameters, HuggingFaceModelParams)
-    assert dataset_provider_parameters is not None and trainer is not None
+    assert isinstance(trainer_parameters, HuggingFaceTrainerParams) and trainer is not None
+    assert isinstance(dataset_provider_parameters, DatasetMix) or is_dataset_params(
+        dataset_provider_parameters
+    )
 
     secrets: dict[str, str] = {}
     model = model_provider_parameters
     if model.access_token:
         secrets[MODEL_TOKEN_ENV] = model.access_token
-    dataset, dataset_secrets = dataset_spec(dataset_provider_parameters)
+    dataset, dataset_secrets = dataset_section(
+        dataset_provider_parameters, data_seed(trainer_parameters.training_parameters)
+    )
     secrets.update(dataset_secrets)
     secrets.update(training_secrets(trainer_parameters))
 
@@ -296,6 +309,64 @@ def build_job_spec(
     return spec, secrets
 
 
+def dataset_section(
+    params: DatasetParams | DatasetMix, seed: int
+) -> tuple[DatasetSection, dict[str, str]]:
+    """The dataset section of a JobSpec from dataset params or a DatasetMix (mixed with `seed`),
+    and its secrets by variable name (the datasets of a mix share them: see
+    `dataset_secret_problems`)."""
+    from kubetune.params.mix import DatasetMix
+
+    if not isinstance(params, DatasetMix):
+        return dataset_spec(params)
+    secrets: dict[str, str] = {}
+    parts = []
+    for part in params.parts:
+        source, part_secrets = dataset_spec(part.dataset)
+        secrets.update(part_secrets)
+        parts.append(MixPartSpec(source=source, weight=part.weight, num_samples=part.num_samples))
+    mix = DatasetMixSpec(parts=parts, stopping_strategy=params.stopping_strategy, seed=seed)
+    return mix, secrets
+
+
+def dataset_secret_problems(params: DatasetParams | DatasetMix) -> list[str]:
+    """The datasets of a mix share one Hub token and one S3 key pair (each travels as one secret
+    variable): a problem for every credential that differs from the first dataset's."""
+    from kubetune.params.mix import DatasetMix
+
+    if not isinstance(params, DatasetMix):
+        return []
+    problems = []
+    first: dict[str, tuple[int, str]] = {}
+    for i, part in enumerate(params.parts):
+        for variable, value in dataset_spec(part.dataset)[1].items():
+            if variable not in first:
+                first[variable] = (i, value)
+            elif first[variable][1] != value:
+                name = _CREDENTIAL_FIELDS[variable]
+                problems.append(
+                    f"dataset_provider_parameters[{i}].{name}: differs from "
+                    f"dataset_provider_parameters[{first[variable][0]}].{name} (values not "
+                    f"shown); the datasets of a mix share one {name}"
+                )
+    return problems
+
+
+_CREDENTIAL_FIELDS = {
+    DATASET_TOKEN_ENV: "access_token",
+    S3_ACCESS_KEY_ENV: "access_key",
+    S3_SECRET_KEY_ENV: "secret_key",
+}
+
+
+def data_seed(training_arguments: Any) -> int:
+    """The seed a mix is drawn with: `TrainingArguments.data_seed`, else `seed` (42 by default)."""
+    seed = getattr(training_arguments, "data_seed", None)
+    if seed is None:
+        seed = getattr(training_arguments, "seed", 42)
+    return int(seed or 0)
+
+
 def dataset_spec(params: DatasetParams) -> tuple[DatasetSpec, dict[str, str]]:
     """The dataset section of a JobSpec from dataset params, and its secrets by variable name."""
     from kubetune.params.hugging_face import HuggingFaceDatasetParams
@@ -329,12 +400,24 @@ def params_problems(
     when the dataset params name an `eval_split`. TRL's methods and kubetune's causal-LM
     options (data format, chat template, loss mask) train causal LMs only.
     """
+    from kubetune.params.mix import DatasetMix, as_mix
+
     messages = causal_lm_problems(model_params, training_arguments, trainer_params)
     strategy = getattr(training_arguments, "eval_strategy", "no")
     strategy = getattr(strategy, "value", strategy)
     if strategy in (None, "no") or dataset_params is None:
         return messages
-    if getattr(dataset_params, "eval_split", None):
+    dataset_params = as_mix(dataset_params)
+    if isinstance(dataset_params, DatasetMix):
+        if any(part.dataset.eval_split for part in dataset_params.parts):
+            return messages
+        return [
+            *messages,
+            f"training_parameters.eval_strategy={strategy!r}: needs an eval split, and no "
+            "dataset of the mix has an eval_split; give one or more of them an eval_split "
+            "(their eval splits are evaluated on together) or set eval_strategy='no'",
+        ]
+    if getattr(dataset_params, "eval_split", None) or isinstance(dataset_params, list | tuple):
         return messages
     return [
         *messages,

@@ -25,6 +25,7 @@ ALLOWED = {
     "kubetune.storage_initializer": {"kubetune.contract", "kubetune.params"},
     "kubetune.runtime": {"kubetune.contract"},
     "kubetune.trainer": {"kubetune.runtime"},
+    "kubetune.inference": {"kubetune.contract", "kubetune.training"},
 }
 # The storage initializer's fetch code (all but the seed's re-export modules) uses the contract only.
 FETCH_MODULES_ALLOWED = {"kubetune.contract"}

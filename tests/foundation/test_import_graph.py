@@ -25,6 +25,7 @@ ALLOWED = {
     "kubetune.storage_initializer": {"kubetune.contract", "kubetune.params"},
     "kubetune.runtime": {"kubetune.contract"},
     "kubetune.trainer": {"kubetune.runtime"},
+    "kubetune.inference": {"kubetune.contract", "kubetune.training"},
     # Hyperparameter search: tune() builds each trial's job through the training client, and
     # its local experiments run trials as jobs of the local backend.
     "kubetune.katib": {

@@ -10,10 +10,14 @@ JSON API (documented in docs/ui.md):
     GET    /api/jobs/NS/NAME/history                  logged records (loss, learning rate, eval)
     GET    /api/jobs/NS/NAME/logs                     the end of every log
     GET    /api/jobs/NS/NAME/outputs/FILE             loss_curve.png or metrics.json (local)
-    GET    /api/experiments                           hyperparameter searches (none yet)
+    GET    /api/experiments[?namespace=NS&state=STATE] every hyperparameter search's summary
+    GET    /api/experiments/NS/NAME                   one experiment: search space, trials, best
+    DELETE /api/experiments/NS/NAME                   stop and remove it with its trials
     GET    /api/events                                event stream: `jobs` whenever the list changes
     GET    /api/jobs/NS/NAME/events                   event stream: `job`, `history`, `gone`
     GET    /api/jobs/NS/NAME/logs/stream              event stream: `lines`, then `end`
+    GET    /api/experiments/events                    event stream: `experiments` on changes
+    GET    /api/experiments/NS/NAME/events            event stream: `experiment`, `gone`
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 from kubetune import __version__
 from kubetune.ui import source as sources
 from kubetune.ui import views
+from kubetune.ui.experiments import ExperimentSource, Unavailable, experiments_beside
 from kubetune.ui.security import Access, AccessMiddleware
 
 STATIC = Path(str(files("kubetune.ui") / "static"))
@@ -52,10 +57,6 @@ MAX_BODY_BYTES = 4 * 2**20
 MAX_LINES_PER_EVENT = 2000
 # Seconds between keep-alive comments on an idle event stream.
 KEEPALIVE_SECONDS = 15.0
-# Experiments (hyperparameter searches) are not built yet; the page and API say so.
-EXPERIMENTS_MESSAGE = (
-    "No experiments yet: hyperparameter searches will be listed here once kubetune runs them."
-)
 
 
 class JSONAnswer(JSONResponse):
@@ -66,23 +67,17 @@ class JSONAnswer(JSONResponse):
 
 
 def create_app(
-    source: sources.JobSource, access: Access, stopping: threading.Event | None = None
+    source: sources.JobSource,
+    access: Access,
+    stopping: threading.Event | None = None,
+    experiments: ExperimentSource | None = None,
 ) -> Any:
-    """The ASGI app serving `source`'s jobs under `access`'s rules; event streams end once
-    `stopping` is set."""
+    """The ASGI app serving `source`'s jobs and `experiments` (default: those of the same
+    backend) under `access`'s rules; event streams end once `stopping` is set."""
     stop = stopping or threading.Event()
     cache = _Cache()
     index = (STATIC / "index.html").read_text().replace("{{csrf_token}}", access.csrf_token)
-
-    def job_ref(request: Request) -> tuple[str, str]:
-        namespace = request.path_params["namespace"]
-        name = request.path_params["name"]
-        problems = [
-            p for p in (sources.namespace_problem(namespace), sources.name_problem(name)) if p
-        ]
-        if problems:
-            raise HTTPException(400, "; ".join(problems))
-        return namespace, name
+    job_ref = _ref
 
     def jobs_now() -> list[dict[str, Any]]:
         return cache.get("jobs", source.poll_interval / 2, source.list_jobs)
@@ -100,7 +95,7 @@ def create_app(
                 "namespaces": source.namespaces(),
                 "csrf_token": access.csrf_token,
                 "poll_interval": source.poll_interval,
-                "experiments": False,
+                "experiments": True,
             }
         )
 
@@ -159,9 +154,6 @@ def create_app(
         if path is None:
             raise HTTPException(404, "no such output")
         return FileResponse(path, headers={"cache-control": "no-store"})
-
-    def experiments(request: Request) -> Response:
-        return JSONAnswer({"available": False, "experiments": [], "message": EXPERIMENTS_MESSAGE})
 
     # --- event streams -------------------------------------------------------------------------
 
@@ -247,7 +239,9 @@ def create_app(
         Route("/api/jobs", list_jobs, methods=["GET"]),
         Route("/api/jobs", create_job, methods=["POST"]),
         Route("/api/events", job_list_events),
-        Route("/api/experiments", experiments),
+        *_experiment_routes(
+            experiments or experiments_beside(source), jobs_now, cache, stop, source.poll_interval
+        ),
         Route("/api/jobs/{namespace}/{name}", get_job, methods=["GET"]),
         Route("/api/jobs/{namespace}/{name}", delete_job, methods=["DELETE"]),
         Route("/api/jobs/{namespace}/{name}/history", history),
@@ -282,6 +276,111 @@ def create_app(
         },
     )
     return AccessMiddleware(app, access)
+
+
+def _ref(request: Request) -> tuple[str, str]:
+    """(namespace, name) of the request's path, both checked as DNS labels (400 otherwise)."""
+    namespace = request.path_params["namespace"]
+    name = request.path_params["name"]
+    problems = [p for p in (sources.namespace_problem(namespace), sources.name_problem(name)) if p]
+    if problems:
+        raise HTTPException(400, "; ".join(problems))
+    return namespace, name
+
+
+def _experiment_routes(
+    experiments: ExperimentSource,
+    jobs_now: Callable[[], list[dict[str, Any]]],
+    cache: _Cache,
+    stop: threading.Event,
+    poll_interval: float,
+) -> list[Route]:
+    """The routes of the experiments: list, one, delete and their event streams. A trial says
+    whether its job is there (`job`), from the job list `jobs_now` returns."""
+
+    def listing() -> dict[str, Any]:
+        try:
+            found = experiments.list_experiments()
+        except Unavailable as e:
+            return {"available": False, "experiments": [], "message": str(e)}
+        return {"available": True, "experiments": found, "message": ""}
+
+    def experiments_now() -> dict[str, Any]:
+        answer: dict[str, Any] = cache.get("experiments", poll_interval / 2, listing)
+        return answer
+
+    def one(namespace: str, name: str) -> dict[str, Any]:
+        found = experiments.experiment(namespace, name)
+        jobs = {(j["namespace"], j["name"]) for j in jobs_now()}
+        for trial in found["trials"]:
+            trial["job"] = (namespace, trial["name"]) in jobs
+        return found
+
+    def list_experiments(request: Request) -> Response:
+        answer = experiments_now()
+        namespace = request.query_params.get("namespace")
+        state = request.query_params.get("state")
+        shown = [
+            e
+            for e in answer["experiments"]
+            if (namespace is None or e["namespace"] == namespace)
+            and (state is None or e["state"] == state)
+        ]
+        return JSONAnswer({**answer, "experiments": shown})
+
+    def get_experiment(request: Request) -> Response:
+        return JSONAnswer(one(*_ref(request)))
+
+    def delete_experiment(request: Request) -> Response:
+        namespace, name = _ref(request)
+        experiments.delete(namespace, name)
+        cache.clear()
+        return JSONAnswer({"deleted": True, "namespace": namespace, "name": name})
+
+    async def list_events(request: Request) -> Response:
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            sent = None
+            while True:
+                answer = await anyio.to_thread.run_sync(experiments_now)
+                text = json.dumps(views.json_safe(answer), sort_keys=True)
+                if text != sent:
+                    sent = text
+                    yield "experiments", answer
+                else:
+                    yield "", None
+                await anyio.sleep(poll_interval)
+
+        return _event_stream(request, events(), stop)
+
+    async def experiment_events(request: Request) -> Response:
+        namespace, name = _ref(request)
+        await anyio.to_thread.run_sync(one, namespace, name)  # 404 before streaming
+
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            sent = None
+            while True:
+                try:
+                    found = await anyio.to_thread.run_sync(one, namespace, name)
+                except sources.NotFound:
+                    yield "gone", {"namespace": namespace, "name": name}
+                    return
+                text = json.dumps(views.json_safe(found), sort_keys=True)
+                if text != sent:
+                    sent = text
+                    yield "experiment", found
+                else:
+                    yield "", None
+                await anyio.sleep(poll_interval)
+
+        return _event_stream(request, events(), stop)
+
+    return [
+        Route("/api/experiments", list_experiments, methods=["GET"]),
+        Route("/api/experiments/events", list_events),
+        Route("/api/experiments/{namespace}/{name}", get_experiment, methods=["GET"]),
+        Route("/api/experiments/{namespace}/{name}", delete_experiment, methods=["DELETE"]),
+        Route("/api/experiments/{namespace}/{name}/events", experiment_events),
+    ]
 
 
 def _event_stream(

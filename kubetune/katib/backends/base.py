@@ -45,9 +45,11 @@ class ExperimentBackend(ABC):
 
     @abstractmethod
     def list_experiments(
-        self, namespace: str, timeout: float | None = None
+        self, namespace: str | None, timeout: float | None = None
     ) -> list[dict[str, Any]]:
-        """Every Experiment of the namespace."""
+        """Every Experiment of the namespace, oldest first; with None, of every namespace the
+        backend can see (on Kubernetes: the cluster when the credentials may list it, else the
+        backend's own namespace)."""
 
     @abstractmethod
     def get_trial(self, name: str, namespace: str, timeout: float | None = None) -> dict[str, Any]:

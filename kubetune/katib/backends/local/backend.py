@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubetune import workspace
+from kubetune import validation, workspace
 from kubetune.katib.backends.base import ExperimentBackend
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.backends.local import store
@@ -229,17 +229,33 @@ class LocalExperiments(ExperimentBackend):
         return experiment_object(experiment, record)
 
     def list_experiments(
-        self, namespace: str, timeout: float | None = None
+        self, namespace: str | None, timeout: float | None = None
     ) -> list[dict[str, Any]]:
+        """The experiments of `namespace`, or of every namespace folder (None), oldest first."""
         found = []
-        for folder in self._folders(namespace):
-            try:
-                found.append(self.get_experiment(folder.name, namespace))
-            except RuntimeError:
-                continue
+        for ns in [namespace] if namespace is not None else self._namespaces():
+            for folder in self._folders(ns):
+                try:
+                    found.append(self.get_experiment(folder.name, ns))
+                except (RuntimeError, ValueError):  # damaged, or a folder name no name can be
+                    continue
         return sorted(
             found,
-            key=lambda e: (e["metadata"].get("creationTimestamp") or "", e["metadata"]["name"]),
+            key=lambda e: (
+                e["metadata"].get("creationTimestamp") or "",
+                e["metadata"].get("namespace") or "",
+                e["metadata"]["name"],
+            ),
+        )
+
+    def _namespaces(self) -> list[str]:
+        root = self.home / store.EXPERIMENTS_DIR
+        if not root.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in root.iterdir()
+            if p.is_dir() and validation.dns1123_label("namespace", p.name) is None
         )
 
     def _folders(self, namespace: str) -> list[store.ExperimentDir]:

@@ -90,9 +90,12 @@ def test_an_experiments_trials_table_fills_as_trials_finish(ui, katib, watched, 
 
     # Seen while the search runs: some trials ended, not all; then every one, on the same page.
     wait_true(page, f"{ENDED} >= 1")
-    seen = page.evaluate(ENDED)
+    # Read in one evaluation: a redraw between two reads could pair them wrongly.
+    seen, state = page.evaluate(
+        f"[{ENDED}, document.querySelector('#experiment-state .badge').innerText]"
+    )
     assert seen < TRIALS, "the search ended before the test could watch it"
-    assert "running" in page.inner_text("#experiment-state")
+    assert state == "running"
     wait_true(page, f"{ENDED} === {TRIALS}")
     wait_true(page, "document.querySelector('#experiment-state').innerText.includes('succeeded')")
 

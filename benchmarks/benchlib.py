@@ -7,6 +7,7 @@ description of the machine. The scripts in this folder import it as `benchlib`.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -88,6 +89,15 @@ def review_rows(
         texts.append(" ".join(body))
         labels.append(label)
     return {"text": texts, "label": labels}
+
+
+def write_csv(path: Path, columns: dict[str, list[Any]]) -> Path:
+    """Writes equal-length `columns` as a CSV file with a header row; returns `path`."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values(), strict=True))
+    return path
 
 
 def document_rows(
@@ -238,14 +248,14 @@ def make_workspace(root: Path, model_dir: str | Path, columns: dict[str, list[An
     """A workspace as the storage initializer leaves it: the model used in place, the dataset, the marker."""
     from datasets import Dataset, DatasetDict
 
-    from kubetune import workspace
+    from kubetune.contract import layout
 
     root.mkdir(parents=True, exist_ok=True)
-    (root / workspace.MODEL_LINK_FILE).write_text(f"{model_dir}\n")
-    DatasetDict({workspace.TRAIN_SPLIT: Dataset.from_dict(columns)}).save_to_disk(
-        str(root / workspace.DATASET_DIR)
+    (root / layout.MODEL_LINK_FILE).write_text(f"{model_dir}\n")
+    DatasetDict({layout.TRAIN_SPLIT: Dataset.from_dict(columns)}).save_to_disk(
+        str(root / layout.DATASET_DIR)
     )
-    workspace.write_json_atomic(root / workspace.MARKER_FILE, {"written_by": "benchmarks"})
+    layout.write_json_atomic(root / layout.MARKER_FILE, {"written_by": "benchmarks"})
     return root
 
 
@@ -272,12 +282,12 @@ def job_spec_json(
     from peft import LoraConfig
     from transformers import TrainingArguments
 
+    from kubetune.params.job import build_job_spec
     from kubetune.storage_initializer.hugging_face import (
         HuggingFaceModelParams,
         HuggingFaceTrainerParams,
     )
     from kubetune.storage_initializer.local import LocalDatasetParams
-    from kubetune.training.spec import build_job_spec
 
     spec, _ = build_job_spec(
         name=name,

@@ -22,7 +22,6 @@ by one.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import sys
@@ -241,11 +240,7 @@ def main() -> int:
     words = bl.filler_words(500)
     model = bl.build_encoder(scratch / "encoder", words, hidden=64, layers=2)
     rows = bl.review_rows(400, words, 6, 60, 20.0)
-    data = scratch / "reviews.csv"
-    with data.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(rows["text"], rows["label"], strict=True))
+    data = bl.write_csv(scratch / "reviews.csv", rows)
     description = (
         f"{args.jobs} jobs, each: BERT-style encoder ({model.parameters / 1e6:.2f}M parameters, "
         f"hidden 64, 2 layers), LoRA r=8, {args.steps} steps of batch 8, 1 worker x 1 process, "

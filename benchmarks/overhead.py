@@ -6,7 +6,7 @@ Side by side, interleaved round by round, on the same model, data and hyper-para
                  backend with a LocalDatasetParams dataset and a local model folder: job
                  directory, detached supervisor, storage initializer, one torchrun agent, the
                  trainer, status polling, until the job is Succeeded.
-  bare torchrun  `torchrun --standalone --nproc-per-node=1 -m kubetune.trainer` on a workspace
+  bare torchrun  `torchrun --standalone --nproc-per-node=1 -m kubetune.runtime` on a workspace
                  built beforehand (model folder linked, dataset saved, marker written).
 
 Both are timed from process start to process exit. Reports the median wall times, the ratio
@@ -144,7 +144,7 @@ def main() -> int:
             )
             command = [
                 *(bl.PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=1"),
-                *("-m", "kubetune.trainer", "--spec", str(spec), "--workspace", str(ws)),
+                *("-m", "kubetune.runtime", "--spec", str(spec), "--workspace", str(ws)),
             ]
             proc = bl.run_process(command, env, scratch / "logs" / f"{out_name}.log", timeout)
             metrics_file = ws / "outputs" / out_name / "metrics.json"

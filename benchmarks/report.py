@@ -119,7 +119,7 @@ its stored runs with the script's current ratio definitions;
 
 ## What is compared
 
-* **kubetune**: `python -m kubetune.trainer --spec SPEC.json --workspace DIR` on a workspace built
+* **kubetune**: `python -m kubetune.runtime --spec SPEC.json --workspace DIR` on a workspace built
   beforehand (model folder linked in place, dataset saved, marker written), with a job spec
   made by `build_job_spec` from the public params classes.
 * **kubetune random order**: the same with `HuggingFaceTrainerParams(length_grouping=False)`,

@@ -22,7 +22,7 @@ def main(request_path: Path) -> int:
     from peft import LoraConfig
     from transformers import TrainingArguments
 
-    from kubetune import workspace
+    from kubetune.contract import layout
     from kubetune.storage_initializer.hugging_face import (
         HuggingFaceModelParams,
         HuggingFaceTrainerParams,
@@ -55,8 +55,8 @@ def main(request_path: Path) -> int:
     returned_at = time.time()
     job = client.get_job_report(request["name"])
     job_dir = Path(request["home"]) / "jobs" / job.namespace / request["name"]
-    marker = workspace.read_json(job_dir / "workspace" / workspace.MARKER_FILE) or {}
-    status = workspace.read_json(job_dir / "status.json") or {}
+    marker = layout.read_json(job_dir / "workspace" / layout.MARKER_FILE) or {}
+    status = layout.read_json(job_dir / "status.json") or {}
     summary = {
         "status": job.status,
         "import_s": round(imported - started, 3),

@@ -30,11 +30,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "storage.json"
-sys.path.insert(0, str(REPO / "tests"))
-
-from s3_server import MotoServer  # noqa: E402
+sys.path.insert(0, str(REPO))  # the tests package (its S3 server)
 
 from kubetune.storage_initializer import s3_fetch  # noqa: E402
+from tests.s3_server import MotoServer  # noqa: E402
 
 BUCKET = "bench"
 PREFIX = "objects/"

@@ -42,7 +42,7 @@ import benchlib as bl
 SUITES = ("classification", "causal-lm", "gpu")
 # Every training process runs under timed.py, which times Trainer.train in wall and CPU seconds.
 TIMED = [bl.PYTHON, str(bl.BENCHMARKS / "timed.py")]
-KUBETUNE = [*TIMED, "-m", "kubetune.trainer"]
+KUBETUNE = [*TIMED, "-m", "kubetune.runtime"]
 # Dense bf16 peak FLOP/s by GPU name (vendor data sheets, without sparsity).
 GPU_PEAK_BF16 = {
     "H200": 989e12,
@@ -243,8 +243,8 @@ def kubetune_config(
     packing: bool,
     length_grouping: bool = True,
 ) -> Config:
-    """The trainer run alone (`python -m kubetune.trainer`) on a pre-built workspace."""
-    from kubetune import workspace
+    """The trainer run alone (`python -m kubetune.runtime`) on a pre-built workspace."""
+    from kubetune.contract import layout
 
     spec = root / f"{name}.spec.json"
     spec.write_text(
@@ -252,7 +252,7 @@ def kubetune_config(
             name=name,
             model_dir=model.path,
             transformer_type=transformer_type,
-            dataset_path=ws / workspace.DATASET_DIR,
+            dataset_path=ws / layout.DATASET_DIR,
             training_arguments={**args, "output_dir": name},
             lora=lora,
             max_length=max_length,
@@ -260,7 +260,7 @@ def kubetune_config(
             length_grouping=length_grouping,
         )
     )
-    out = workspace.output_path(ws, name)
+    out = layout.output_path(ws, name)
     command = [*KUBETUNE, "--spec", str(spec), "--workspace", str(ws), "--marker-timeout", "5"]
     return Config(name, command, out / "metrics.json", clean=out)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import json
 import statistics
 import sys
 import tempfile
@@ -102,14 +101,20 @@ def _epoch(stamp: str | None) -> float | None:
 
 
 def job_phases(job: Path) -> dict[str, float | None]:
-    """A finished job's phases from its status.json and metrics.json."""
-    status = json.loads((job / "status.json").read_text())
-    metrics = json.loads(next((job / "workspace" / "outputs").glob("*/metrics.json")).read_text())
+    """A finished job's phases from its status and metrics.json."""
+    from kubetune.contract import layout
+    from kubetune.contract.layout import OutputDir
+    from kubetune.training.backends.local.jobdir import JobDir
+
+    status = JobDir(job).read_status()
+    assert status is not None, f"{job}: no status"
+    metrics = layout.read_json(OutputDir(Path(status.output_dir)).metrics)
+    assert isinstance(metrics, dict), f"{job}: no metrics.json"
     created, started, done = (
-        _epoch(status.get(k)) for k in ("creation_time", "start_time", "completion_time")
+        _epoch(stamp) for stamp in (status.creation_time, status.start_time, status.completion_time)
     )
-    attempt = status["attempts"][0]
-    worker_start, worker_end = _epoch(attempt.get("start_time")), _epoch(attempt.get("end_time"))
+    attempt = status.attempts[0]
+    worker_start, worker_end = _epoch(attempt.start_time), _epoch(attempt.end_time)
     runtime = float(metrics["train_runtime"])
     return {
         "created": created,
@@ -311,11 +316,7 @@ def main() -> int:
     words = bl.filler_words(2000)
     model = bl.build_encoder(scratch / "encoder", words, hidden=128, layers=2)
     rows = bl.review_rows(samples, words, 6, 254, 40.0)
-    data = scratch / "reviews.csv"
-    with data.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["text", "label"])
-        writer.writerows(zip(rows["text"], rows["label"], strict=True))
+    data = bl.write_csv(scratch / "reviews.csv", rows)
     description = (
         f"BERT-style encoder ({model.parameters / 1e6:.1f}M parameters, hidden 128, 2 layers), "
         f"LoRA on query/value, {samples} synthetic reviews (CSV, {data.stat().st_size / 2**20:.0f} MiB), "

@@ -37,15 +37,15 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "ui.json"
 CHROMIUM = Path("/usr/bin/chromium")
 sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(REPO / "tests" / "ui"))
+sys.path.insert(0, str(REPO))  # the tests package (its job folders)
 
 import benchlib  # noqa: E402
 import httpx  # noqa: E402
-from ui_experiments import write_experiment  # noqa: E402
-from ui_jobs import append_records, stop_stand_ins, write_job  # noqa: E402
 
 from kubetune.ui.server import UIServer  # noqa: E402
 from kubetune.ui.source import LocalSource  # noqa: E402
+from tests.ui.ui_experiments import write_experiment  # noqa: E402
+from tests.ui.ui_jobs import append_records, stop_stand_ins, write_job  # noqa: E402
 
 LONG = "long-run"
 SEARCH = "big-search"

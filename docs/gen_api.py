@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -61,13 +62,37 @@ def _signature(obj: object) -> str:
     return text
 
 
+SECTIONS_OF_DOCSTRINGS = ("Args:", "Returns:", "Raises:")
+
+
 def _doc(obj: object) -> str:
-    return inspect.cleandoc(inspect.getdoc(obj) or "").strip()
+    """The docstring, its Args/Returns/Raises sections as Markdown lists."""
+    text = inspect.cleandoc(inspect.getdoc(obj) or "").strip()
+    lines: list[str] = []
+    section = None
+    for line in text.splitlines():
+        if line.strip() in SECTIONS_OF_DOCSTRINGS:
+            section = line.strip()[:-1]
+            lines += ["", f"**{section}**", ""]
+        elif section and line.startswith("    ") and not line.startswith("        "):
+            name, colon, rest = line.strip().partition(": ")
+            if section == "Returns" or not colon:
+                lines.append(f"- {line.strip()}")
+            else:
+                lines.append(f"- `{name}`: {rest}")
+        elif section and line.startswith("        "):
+            lines[-1] += " " + line.strip()
+        else:
+            section = None if not line.strip() else section
+            lines.append(line)
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _methods(cls: type) -> list[tuple[str, object]]:
     own = []
     for name, member in vars(cls).items():
+        if isinstance(member, classmethod | staticmethod):
+            member = member.__func__
         if name.startswith("_") or not callable(member) or isinstance(member, type):
             continue
         own.append((name, member))
@@ -108,8 +133,7 @@ def render() -> str:
                 if name not in ("TrainingClient", "KatibClient") and method not in (
                     "to_json",
                     "from_json",
-                    "training_arguments",
-                    "lora_config",
+                    "output_path",
                 ):
                     continue
                 lines += [

@@ -14,7 +14,7 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY kubetune ./kubetune
 # constraints.txt pins torch==2.13.0, which the base image already has: pip keeps its CUDA build.
 RUN pip install -c constraints.txt torch==2.13.0 . \
- && python -c "import kubetune.trainer.run, torch.distributed.run"
+ && python -c "import kubetune.runtime.run, kubetune.trainer.__main__, torch.distributed.run"
 
 WORKDIR /workspace
-CMD ["torchrun", "-m", "kubetune.trainer", "--help"]
+CMD ["torchrun", "-m", "kubetune.runtime", "--help"]

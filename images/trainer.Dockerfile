@@ -1,4 +1,4 @@
-# The CPU trainer image: `torchrun -m kubetune.trainer --spec ... --workspace ...` on CPU nodes.
+# The CPU trainer image: `torchrun -m kubetune.runtime --spec ... --workspace ...` on CPU nodes.
 # Build from the repository root:
 #   docker build -f images/trainer.Dockerfile -t REGISTRY/trainer:VERSION .
 FROM python:3.11.11-slim-bookworm
@@ -14,7 +14,7 @@ COPY kubetune ./kubetune
 # torch pinned to the version the package is tested with, as a CPU build.
 RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
  && pip install -c constraints.txt . \
- && python -c "import kubetune.trainer.run, torch.distributed.run"
+ && python -c "import kubetune.runtime.run, kubetune.trainer.__main__, torch.distributed.run"
 
 WORKDIR /workspace
-CMD ["torchrun", "-m", "kubetune.trainer", "--help"]
+CMD ["torchrun", "-m", "kubetune.runtime", "--help"]

@@ -20,14 +20,20 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from kubetune import __version__
+from kubetune.contract.conditions import Condition
+
+if TYPE_CHECKING:
+    from kubetune.contract.records import ProgressRecord
+    from kubetune.jobfile import JobFile
+    from kubetune.training.api.training_client import TrainingClient
+    from kubetune.training.job import JobReport
 
 EXIT_FAILED = 1
 EXIT_BROKEN_PIPE = 141  # as for a process ended by SIGPIPE: the reader (e.g. `head`) left
@@ -65,6 +71,7 @@ def _silence_output() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `kubetune` command line: its commands and their options."""
     parser = argparse.ArgumentParser(
         prog="kubetune",
         description="Fine-tune Hugging Face models on distributed PyTorch workers, locally or on Kubernetes.",
@@ -155,7 +162,7 @@ def _is_experiment(args: argparse.Namespace) -> bool:
     )
 
 
-def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
+def _client(args: argparse.Namespace, **kwargs: Any) -> TrainingClient:
     from kubetune.training import TrainingClient
 
     return TrainingClient(namespace=args.namespace, **kwargs)
@@ -164,10 +171,11 @@ def _client(args: argparse.Namespace, **kwargs: Any) -> Any:
 # --- commands ------------------------------------------------------------------------------------
 
 
-def _load(job_file: str) -> dict[str, Any]:
-    """The job file's train() arguments. Checking its values imports transformers and peft,
+def _load(job_file: str, args: argparse.Namespace, client: TrainingClient) -> JobFile:
+    """The job the job file describes, checked once (as train() checks it), in the namespace of
+    -n, else of the file, else of the client. Checking its values imports transformers and peft,
     which takes seconds: a line on stderr says so first."""
-    from kubetune.jobfile import load_job_file
+    from kubetune.jobfile import read_job_file
 
     def say() -> None:
         print(
@@ -176,17 +184,17 @@ def _load(job_file: str) -> dict[str, Any]:
             flush=True,
         )
 
-    return load_job_file(job_file, on_read=say)
+    return read_job_file(
+        job_file, namespace=args.namespace, default_namespace=client.namespace, on_read=say
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    kwargs = _load(args.job_file)
-    if args.namespace:
-        kwargs["namespace"] = args.namespace
+    """`kubetune train JOB.yaml`: creates the job (and follows it with -f)."""
     client = _client(args)
-    namespace = kwargs.get("namespace") or client.namespace
-    client.train(**kwargs)
-    name = kwargs["name"]
+    job = _load(args.job_file, args, client)
+    client.backend.create_job(job.spec, job.secrets)
+    name, namespace = job.spec.name, job.spec.namespace
     print(f"job {namespace}/{name} created ({client.backend.name} backend)")
     if not args.follow:
         print(f"follow it with: kubetune -n {namespace} logs -f {name}")
@@ -195,6 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """`kubetune list`: a table of the namespace's jobs."""
     client = _client(args)
     jobs = client.list_job_reports()
     if args.json:
@@ -209,11 +218,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("NAME", "STATUS", "STEP", "LOSS", "RESTARTS", "CREATED")]
     for job in jobs:
-        progress = job.progress or {}
-        step = (
-            f"{progress['step']}/{progress.get('total_steps', '?')}" if "step" in progress else "-"
-        )
-        loss = _number(progress.get("loss"))
+        progress = job.progress_record
+        step = f"{progress.step}/{progress.total_steps or '?'}" if progress else "-"
+        loss = _number(progress.loss if progress else None)
         rows.append(
             (job.name, _status_cell(job), step, loss, str(job.restarts), job.creation_time or "-")
         )
@@ -227,6 +234,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """`kubetune status NAME`: one job's (or experiment's) conditions, progress, times and outputs."""
     if _is_experiment(args):
         from kubetune.katib.cli import client as katib_client
         from kubetune.katib.cli import print_status
@@ -244,8 +252,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"created:     {job.creation_time or '-'}")
     print(f"started:     {job.start_time or '-'}")
     print(f"completed:   {job.completion_time or '-'}")
-    if job.progress:
-        print(f"progress:    {_progress_text(job.progress)}")
+    progress = job.progress_record
+    if progress is not None:
+        print(f"progress:    {_progress_text(progress)}")
     print(f"outputs:     {job.output_dir or '-'}")
     print("conditions:")
     for c in job.conditions:
@@ -256,6 +265,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    """`kubetune logs NAME`: the job's log lines, each with its source."""
     client = _client(args)
     for line in client.stream_job_logs(args.name, follow=args.follow):
         print(line, flush=args.follow)
@@ -263,6 +273,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    """`kubetune delete NAME`: stops the job and removes it (outputs kept if asked), or an experiment with its trials."""
     if _is_experiment(args):
         from kubetune.katib.cli import client as katib_client
 
@@ -271,9 +282,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         print(f"experiment {katib.namespace}/{args.name} deleted, with its trials")
         return 0
     client = _client(args)
-    kept = None
-    if args.keep_outputs and hasattr(client.backend, "kept_outputs_path"):
-        kept = client.backend.kept_outputs_path(args.name, client.namespace)
+    kept = client.kept_outputs_path(args.name) if args.keep_outputs else None
     client.delete_job(args.name, keep_outputs=args.keep_outputs)
     print(f"job {client.namespace}/{args.name} deleted")
     if kept is not None:
@@ -282,6 +291,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    """`kubetune render FILE.yaml`: the Kubernetes objects of a job file or an experiment file as YAML, contacting no cluster."""
     from kubetune.jobfile import read_yaml
     from kubetune.katib.experiment_file import is_experiment_file
 
@@ -298,28 +308,15 @@ def cmd_render(args: argparse.Namespace) -> int:
         )
         sys.stdout.write(_yaml_documents(objects))
         return 0
-    kwargs = _load(args.job_file)
-    if args.namespace:
-        kwargs["namespace"] = args.namespace
+    from kubetune.training.backends.kubernetes import manifests
+
     client = _client(args, backend="kubernetes", api=args.api)
-    objects = client.train(**kwargs, dry_run=True)
-    for warning in _unreachable_paths(objects):
+    job = _load(args.job_file, args, client)
+    objects = client.backend.render(job.spec, job.secrets)
+    for warning in manifests.paths_pods_cannot_read(job.spec):
         print(f"kubetune: warning: {warning}", file=sys.stderr)
     sys.stdout.write(_yaml_documents(objects))
     return 0
-
-
-def _unreachable_paths(objects: list[dict[str, Any]]) -> list[str]:
-    """What in the rendered job names this machine's files (read back from its spec ConfigMap)."""
-    from kubetune.training.backends.kubernetes import manifests
-    from kubetune.training.spec import JobSpec
-
-    for obj in objects:
-        if obj.get("kind") == "ConfigMap" and manifests.SPEC_KEY in obj.get("data", {}):
-            return manifests.paths_pods_cannot_read(
-                JobSpec.from_json(obj["data"][manifests.SPEC_KEY])
-            )
-    return []
 
 
 def _yaml_documents(objects: list[dict[str, Any]]) -> str:
@@ -338,6 +335,7 @@ UI_TOKEN_ENV = "KUBETUNE_UI_TOKEN"
 
 
 def add_ui_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Adds `kubetune ui` through `command` (which makes a subcommand's parser)."""
     ui = command(
         "ui", help="serve the job dashboard (live progress, loss curves, logs) in the browser"
     )
@@ -357,6 +355,7 @@ def add_ui_command(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    """`kubetune ui`: serves the dashboard until interrupted."""
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port={args.port}: must be 0 (any free port) to 65535")
     try:
@@ -380,9 +379,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
 # --- following a job -----------------------------------------------------------------------------
 
 
-def follow(client: Any, name: str, namespace: str) -> int:
+def follow(client: TrainingClient, name: str, namespace: str) -> int:
     """Prints the job's logs and its progress (a live bar on a terminal, plain lines otherwise)
-    until it ends; 0 when it succeeded."""
+    until it ends.
+
+    Returns:
+        0 when the job succeeded, EXIT_FAILED when it failed, EXIT_INTERRUPTED on Ctrl-C (the
+        job keeps running).
+    """
     bar = ProgressBar(name)
 
     def refresh() -> None:
@@ -390,7 +394,7 @@ def follow(client: Any, name: str, namespace: str) -> int:
 
     started = time.monotonic()
     try:
-        for line in _follow_lines(client, name, namespace, refresh):
+        for line in client.stream_job_logs(name, namespace, follow=True, on_poll=refresh):
             bar.write(str(line))
     except KeyboardInterrupt:
         bar.close()
@@ -406,27 +410,11 @@ def follow(client: Any, name: str, namespace: str) -> int:
     took = _duration(time.monotonic() - started)
     restarts = f", {job.restarts} restart(s)" if job.restarts else ""
     print(f"job {namespace}/{name} {job.status} after {took}{restarts}: {job.message}")
-    if job.status == "Succeeded":
+    if job.status == Condition.SUCCEEDED:
         print(f"outputs: {job.output_dir}")
         return 0
     print(f"logs: kubetune -n {namespace} logs {name}", file=sys.stderr)
     return EXIT_FAILED
-
-
-def _follow_lines(client: Any, name: str, namespace: str, refresh: Any) -> Iterator[Any]:
-    backend = client.backend
-    if hasattr(backend, "follow_job_logs"):
-        return backend.follow_job_logs(name, namespace, on_poll=refresh)
-    return _refreshing(client.stream_job_logs(name, namespace, follow=True), refresh)
-
-
-def _refreshing(lines: Iterator[Any], refresh: Any) -> Iterator[Any]:
-    last = 0.0
-    for line in lines:
-        yield line
-        if time.monotonic() - last > 1.0:
-            refresh()
-            last = time.monotonic()
 
 
 class ProgressBar:
@@ -455,20 +443,19 @@ class ProgressBar:
         self.pending: str | None = None  # a plain line not printed yet
         self.printed_at: float | None = None
 
-    def update(self, job: Any) -> None:
-        progress = job.progress or {}
-        total = progress.get("total_steps")
-        step = progress.get("step")
-        if not isinstance(total, int) or not isinstance(step, int) or total <= 0:
+    def update(self, job: JobReport) -> None:
+        """Shows the job's latest progress (nothing before it reported its total steps)."""
+        progress = job.progress_record
+        if progress is None or not progress.total_steps or progress.total_steps <= 0:
             return
-        shown = (step, total, progress.get("loss"), job.restarts)
+        step, total = progress.step, progress.total_steps
+        shown = (step, total, progress.loss, job.restarts)
         if shown == self.shown:
             return
         self.shown = shown
-        postfix = {"loss": _number(progress.get("loss"))}
-        eta = progress.get("eta_seconds")
-        if isinstance(eta, int | float):
-            postfix["eta"] = _duration(eta)
+        postfix = {"loss": _number(progress.loss)}
+        if progress.eta_seconds is not None:
+            postfix["eta"] = _duration(progress.eta_seconds)
         if job.restarts:
             postfix["restarts"] = str(job.restarts)
         if not self.live:
@@ -505,24 +492,24 @@ class ProgressBar:
             self.pending = None
 
     def write(self, text: str) -> None:
+        """Prints a log line (above the bar, when there is one)."""
         if self.bar is None:
             print(text, flush=True)
         else:
             self.bar.write(text, file=sys.stdout)
 
     def close(self) -> None:
+        """Prints the last state (plain lines) or closes the bar."""
         self._print_pending()
         if self.bar is not None:
             self.bar.close()
             self.bar = None
 
 
-def _status_cell(job: Any) -> str:
+def _status_cell(job: JobReport) -> str:
     """The job's status; a job waiting in the local queue shows 'Queued N/M' (its place)."""
-    true = [c for c in job.conditions if c.status == "True"]
-    if job.status == "Created" and true and true[-1].reason == "Queued":
-        place = re.search(r"place (\d+) of (\d+)", true[-1].message)
-        return f"Queued {place.group(1)}/{place.group(2)}" if place else "Queued"
+    if job.status == Condition.CREATED and job.queue is not None:
+        return f"Queued {job.queue.position}/{job.queue.waiting}"
     return str(job.status)
 
 
@@ -533,16 +520,14 @@ def _is_terminal(stream: Any) -> bool:
         return False
 
 
-def _progress_text(progress: dict[str, Any]) -> str:
-    parts = [f"step {progress.get('step', '?')}/{progress.get('total_steps', '?')}"]
-    if progress.get("epoch") is not None:
-        parts.append(f"epoch {_number(progress['epoch'])}")
-    if progress.get("loss") is not None:
-        parts.append(f"loss {_number(progress['loss'])}")
-    if isinstance(progress.get("eta_seconds"), int | float):
-        parts.append(f"ETA {_duration(progress['eta_seconds'])}")
-    if progress.get("status"):
-        parts.append(str(progress["status"]))
+def _progress_text(progress: ProgressRecord) -> str:
+    parts = [f"step {progress.step}/{progress.total_steps or '?'}"]
+    parts.append(f"epoch {_number(progress.epoch)}")
+    if progress.loss is not None:
+        parts.append(f"loss {_number(progress.loss)}")
+    if progress.eta_seconds is not None:
+        parts.append(f"ETA {_duration(progress.eta_seconds)}")
+    parts.append(str(progress.status))
     return ", ".join(parts)
 
 

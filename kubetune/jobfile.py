@@ -13,7 +13,8 @@ trainer_parameters:
 
 Top-level keys are `train()`'s arguments; `transformer_type` is the class name; relative paths
 in `local: {path: ...}` and a `model_uri` starting with ./ or ../ are relative to the YAML file's
-folder. Every problem in the file is reported at once, each with its key path.
+folder. Every problem in the file is reported at once, each with its key path; the job's rules
+run once, in `kubetune.params.job.build_job_spec`, which also makes the job's spec.
 
 The file must be UTF-8 YAML of at most 1 MiB; a key may appear once per mapping; anchors and
 aliases may expand to at most 100,000 values and nesting may go 32 levels deep. A file that
@@ -26,10 +27,15 @@ import dataclasses
 import difflib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from kubetune.contract.problems import InvalidJob
+from kubetune.contract.spec import JobSpec
+from kubetune.contract.uris import SourceKind
 
 PARAMS_KEYS = ("model_provider_parameters", "dataset_provider_parameters", "trainer_parameters")
 PLAIN_KEYS = (
@@ -48,7 +54,7 @@ PLAIN_KEYS = (
 )
 TOP_LEVEL_KEYS = (*PLAIN_KEYS, *PARAMS_KEYS)
 REQUIRED_KEYS = ("name", *PARAMS_KEYS)
-DATASET_KINDS = ("hf", "s3", "local")
+DATASET_KINDS = tuple(str(kind) for kind in SourceKind)
 
 MAX_FILE_BYTES = 2**20
 MAX_DEPTH = 32
@@ -60,20 +66,55 @@ class JobFileError(ValueError):
     """A job file that cannot become a job; the message lists every problem with its key path."""
 
 
+@dataclass
+class JobFile:
+    """A checked job file: `train()`'s keyword arguments, and the job's spec and secrets."""
+
+    kwargs: dict[str, Any]
+    spec: JobSpec
+    secrets: dict[str, str]
+
+
 def load_job_file(
     path: str | os.PathLike[str], on_read: Callable[[], None] | None = None
 ) -> dict[str, Any]:
-    """The `train()` keyword arguments that the job YAML at `path` describes.
+    """The `train()` keyword arguments that the job YAML at `path` describes (see `read_job_file`).
 
-    Raises JobFileError listing everything wrong (YAML syntax, unknown or missing keys, bad
-    values), each with its key path. `on_read()` is called once the YAML is read, before the
-    values are checked (which imports transformers and peft: seconds).
+    Raises:
+        JobFileError: listing everything wrong, each with its key path.
+    """
+    return read_job_file(path, on_read=on_read).kwargs
+
+
+def read_job_file(
+    path: str | os.PathLike[str],
+    namespace: str | None = None,
+    default_namespace: str = "default",
+    on_read: Callable[[], None] | None = None,
+) -> JobFile:
+    """The job that the job YAML at `path` describes, checked as `train()` checks it.
+
+    Args:
+        namespace: overrides the file's namespace (`kubetune -n`).
+        default_namespace: the namespace when neither `namespace` nor the file gives one.
+        on_read: called once the YAML is read, before the values are checked (which imports
+            transformers and peft: seconds).
+
+    Raises:
+        JobFileError: listing everything wrong (YAML syntax, unknown or missing keys, bad
+            values), each with its key path.
     """
     path = Path(path)
     data = read_yaml(path)
     if on_read is not None:
         on_read()
-    return job_kwargs(data, base_dir=path.resolve().parent, source=str(path))
+    return job_from_data(
+        data,
+        base_dir=path.resolve().parent,
+        source=str(path),
+        namespace=namespace,
+        default_namespace=default_namespace,
+    )
 
 
 def read_yaml(path: Path) -> Any:
@@ -220,7 +261,29 @@ def _yaml_problem(path: Path, error: yaml.MarkedYAMLError) -> str:
 
 
 def job_kwargs(data: Any, base_dir: Path, source: str = "job file") -> dict[str, Any]:
-    """`train()` keyword arguments from parsed job YAML; relative paths resolve against `base_dir`."""
+    """`train()` keyword arguments from parsed job YAML (see `job_from_data`).
+
+    Raises:
+        JobFileError: listing every problem with its key path.
+    """
+    return job_from_data(data, base_dir, source).kwargs
+
+
+def job_from_data(
+    data: Any,
+    base_dir: Path,
+    source: str = "job file",
+    namespace: str | None = None,
+    default_namespace: str = "default",
+) -> JobFile:
+    """The job that parsed job YAML describes; relative paths resolve against `base_dir`.
+
+    Every rule runs once: in `build_job_spec` when the params could be made, else (to report
+    every problem at once) the job-level rules beside the params' problems.
+
+    Raises:
+        JobFileError: listing every problem with its key path.
+    """
     problems: list[str] = []
     if not isinstance(data, dict):
         raise JobFileError(
@@ -235,6 +298,8 @@ def job_kwargs(data: Any, base_dir: Path, source: str = "job file") -> dict[str,
             problems.append(f"{key}: missing (required)")
 
     kwargs: dict[str, Any] = {k: data[k] for k in PLAIN_KEYS if k in data}
+    if namespace:
+        kwargs["namespace"] = namespace
     if "model_provider_parameters" in data:
         kwargs["model_provider_parameters"] = _model_params(
             data["model_provider_parameters"], base_dir, problems
@@ -249,39 +314,47 @@ def job_kwargs(data: Any, base_dir: Path, source: str = "job file") -> dict[str,
             data["trainer_parameters"], problems
         )
 
-    from kubetune.training.spec import job_problems, params_problems
+    from kubetune.params.job import build_job_spec, job_problems, params_problems
+
+    built = {**kwargs, "namespace": kwargs.get("namespace") or default_namespace}
+    if "name" in kwargs and all(kwargs.get(key) is not None for key in PARAMS_KEYS):
+        try:
+            spec, secrets = build_job_spec(**built, extra_problems=problems)
+        except InvalidJob as e:
+            raise JobFileError(_listing(source, e.problems)) from None
+        return JobFile(kwargs, spec, secrets)
 
     if kwargs.get("dataset_provider_parameters") is not None and arguments is not None:
         problems.extend(
             f"trainer_parameters.{p}"
             for p in params_problems(kwargs["dataset_provider_parameters"], arguments)
         )
-
-    problems.extend(
-        job_problems(
-            name=kwargs.get("name"),
-            namespace=kwargs.get("namespace") or "default",
-            num_workers=kwargs.get("num_workers", 1),
-            num_procs_per_worker=kwargs.get("num_procs_per_worker", 1),
-            resources_per_worker=kwargs.get("resources_per_worker"),
-            storage=kwargs.get("storage_config"),
-            env=kwargs.get("env_vars"),
-            init_env=kwargs.get("init_env_vars"),
-            labels=kwargs.get("labels"),
-            annotations=kwargs.get("annotations"),
-            max_restarts=kwargs.get("max_restarts", 3),
+    if "name" in kwargs:
+        problems.extend(
+            job_problems(
+                name=built["name"],
+                namespace=built["namespace"],
+                num_workers=built.get("num_workers", 1),
+                num_procs_per_worker=built.get("num_procs_per_worker", 1),
+                resources_per_worker=built.get("resources_per_worker"),
+                storage=built.get("storage_config"),
+                env=built.get("env_vars"),
+                init_env=built.get("init_env_vars"),
+                labels=built.get("labels"),
+                annotations=built.get("annotations"),
+                max_restarts=built.get("max_restarts", 3),
+            )
         )
-        if "name" in kwargs
-        else []
-    )
-    if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        raise JobFileError(f"{source}: {len(problems)} problem(s):\n{listing}")
-    return kwargs
+    raise JobFileError(_listing(source, problems))
+
+
+def _listing(source: str, problems: list[str]) -> str:
+    listing = "\n".join(f"  - {p}" for p in problems)
+    return f"{source}: {len(problems)} problem(s):\n{listing}"
 
 
 def _model_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
-    from kubetune.storage_initializer.hugging_face import HuggingFaceModelParams
+    from kubetune.params.hugging_face import HuggingFaceModelParams
 
     where = "model_provider_parameters"
     fields = _mapping(value, where, problems)
@@ -298,9 +371,9 @@ def _model_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
 
 
 def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
-    from kubetune.storage_initializer.hugging_face import HuggingFaceDatasetParams
-    from kubetune.storage_initializer.local import LocalDatasetParams
-    from kubetune.storage_initializer.s3 import S3DatasetParams
+    from kubetune.params.hugging_face import HuggingFaceDatasetParams
+    from kubetune.params.local import LocalDatasetParams
+    from kubetune.params.s3 import S3DatasetParams
 
     where = "dataset_provider_parameters"
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in DATASET_KINDS:
@@ -316,11 +389,11 @@ def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
     if fields is None:
         return None
     classes: dict[str, type] = {
-        "hf": HuggingFaceDatasetParams,
-        "s3": S3DatasetParams,
-        "local": LocalDatasetParams,
+        SourceKind.HF: HuggingFaceDatasetParams,
+        SourceKind.S3: S3DatasetParams,
+        SourceKind.LOCAL: LocalDatasetParams,
     }
-    if kind == "local" and isinstance(fields.get("path"), str):
+    if kind == SourceKind.LOCAL and isinstance(fields.get("path"), str):
         given = fields["path"]
         fields["path"] = os.path.normpath(base_dir / os.path.expanduser(given))
         if not os.path.exists(fields["path"]):
@@ -337,8 +410,8 @@ def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
     from peft import LoraConfig
     from transformers import TrainingArguments
 
-    from kubetune.storage_initializer.hugging_face import HuggingFaceTrainerParams
-    from kubetune.training.spec import TRAINING_ARGUMENT_SECRETS
+    from kubetune.contract.secrets import TRAINING_ARGUMENT_SECRETS
+    from kubetune.params.hugging_face import HuggingFaceTrainerParams
 
     where = "trainer_parameters"
     fields = _mapping(value, where, problems)
@@ -426,7 +499,7 @@ def _build(
         for key in unknown:
             wrong.append(_unknown(f"{where}.{key}", key, allowed, what=cls.__name__))
     if typed:
-        from kubetune import validation
+        from kubetune.params import validation
 
         fields, mistyped = validation.typed_fields(cls, fields, where, secret_fields=secret_fields)
         wrong.extend(mistyped)

@@ -16,6 +16,10 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from kubetune.contract import conditions
+from kubetune.contract.conditions import Condition
+from kubetune.katib.constants import constants
+
 if TYPE_CHECKING:
     from kubetune.katib.report import ExperimentReport, TrialReport
 
@@ -190,7 +194,7 @@ def trial_line(
     total = report.max_trial_count or "?"
     result = f"{report.objective_metric_name}={_number(trial.objective)}"
     best_text = f"best {_number(best.objective)}: {best.name}" if best else "no best yet"
-    message = "" if trial.status == "Succeeded" else f" [{trial.message}]"
+    message = "" if trial.status == constants.TRIAL_CONDITION_SUCCEEDED else f" [{trial.message}]"
     return f"trial {index}/{total} {trial.name} {trial.status}: {values} -> {result} ({best_text}){message}"
 
 
@@ -216,7 +220,7 @@ def follow(
                         file=out,
                         flush=True,
                     )
-            if report.status in ("Succeeded", "Failed"):
+            if report.status in conditions.TERMINAL:
                 break
             time.sleep(interval)
     except KeyboardInterrupt:
@@ -242,7 +246,7 @@ def follow(
             print(f"best model: {best.output_dir}", file=out)
     if "results_csv" in report.outputs:
         print(f"results: {report.outputs['results_csv']}", file=out)
-    return 0 if report.status == "Succeeded" else EXIT_FAILED
+    return 0 if report.status == Condition.SUCCEEDED else EXIT_FAILED
 
 
 def _best_among(report: ExperimentReport, names: set[str]) -> TrialReport | None:
@@ -250,7 +254,11 @@ def _best_among(report: ExperimentReport, names: set[str]) -> TrialReport | None
 
     best = None
     for trial in report.trials:
-        if trial.name not in names or trial.status != "Succeeded" or trial.objective is None:
+        if (
+            trial.name not in names
+            or trial.status != constants.TRIAL_CONDITION_SUCCEEDED
+            or trial.objective is None
+        ):
             continue
         if best is None or is_better(trial.objective, best.objective, report.objective_type):
             best = trial

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from kubetune.contract.records import HistoryRecord
 from kubetune.katib.constants import constants
 
 METRIC_PREFIX = "kubetune-metric"
@@ -141,19 +142,18 @@ def goal_reached(value: float | None, goal: float | None, objective_type: str) -
 
 
 def history_logs(
-    records: Iterable[Mapping[str, Any]], final: Mapping[str, Any] | None, names: Sequence[str]
+    records: Iterable[HistoryRecord], final: Mapping[str, Any] | None, names: Sequence[str]
 ) -> list[MetricLog]:
-    """A fine-tuning trial's reported values: each logged record (workspace/history.jsonl: what
-    the Trainer prints as its log dicts) and the final metrics (metrics.json), in that order."""
+    """A fine-tuning trial's reported values: each logged record (the job's history: what the
+    Trainer prints as its log dicts) and the final metrics (metrics.json), in that order."""
     from kubetune.training.backends.local.jobdir import now_iso
 
     logs = []
     for record in records:
-        when = record.get("time")
-        stamp = now_iso(when) if isinstance(when, int | float) else ZERO_TIME
+        stamp = now_iso(record.time) if record.time else ZERO_TIME
         for name in names:
-            value = record.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            value = record.values.get(name)
+            if value is not None:
                 logs.append(MetricLog(stamp, name, repr(value)))
     for name in names:
         value = (final or {}).get(name)

@@ -12,9 +12,10 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kubetune import validation
+from kubetune.contract.problems import InvalidJob, Problems, shown
+from kubetune.contract.spec import JobSpec
 from kubetune.katib import algorithms, metrics
 from kubetune.katib.constants import constants
 from kubetune.katib.space import (
@@ -25,8 +26,11 @@ from kubetune.katib.space import (
     parameter_from_spec,
     take_spaces_from_trainer,
 )
-from kubetune.training.spec import JobSpec
-from kubetune.validation import is_search_space
+from kubetune.params import validation
+from kubetune.params.validation import is_search_space
+
+if TYPE_CHECKING:
+    from kubetune.training.api.training_client import TrainingClient
 
 TRAIN_FORM = "train"
 FUNCTION_FORM = "function"
@@ -194,7 +198,7 @@ class TuneArguments:
 
 
 def build_request(
-    arguments: TuneArguments, training_client: Any, kubernetes: bool
+    arguments: TuneArguments, training_client: TrainingClient, kubernetes: bool
 ) -> tuple[ExperimentRequest, dict[str, str]]:
     """The checked experiment and the secrets of its trials; one ValueError listing every
     problem (the form mix-up alone, as Katib does, when both or neither form is given)."""
@@ -206,7 +210,7 @@ def build_request(
     ):
         raise ValueError(MIXED_FORMS)
     form = FUNCTION_FORM if any(p is not None for p in custom) else TRAIN_FORM
-    problems = validation.Problems(f"tune(name={a.name!r})")
+    problems = Problems(f"tune(name={a.name!r})")
     if not a.name:
         raise ValueError("Please specify name for the Experiment.")
     if (
@@ -215,7 +219,7 @@ def build_request(
         or not _EXPERIMENT_NAME.match(a.name)
     ):
         problems.add(
-            f"name={validation.shown(a.name)}: an experiment name has at most "
+            f"name={shown(a.name)}: an experiment name has at most "
             f"{MAX_EXPERIMENT_NAME} characters: lower-case letters, digits and '-', starting with a "
             "letter and ending with a letter or digit (Katib's rule)"
         )
@@ -348,7 +352,7 @@ def _objective_problems(a: TuneArguments) -> list[str]:
     return problems
 
 
-def _budget(a: TuneArguments, problems: validation.Problems) -> dict[str, int | None]:
+def _budget(a: TuneArguments, problems: Problems) -> dict[str, int | None]:
     budget: dict[str, int | None] = {}
     for key, field_name, low in (
         ("max", "max_trial_count", 1),
@@ -359,9 +363,7 @@ def _budget(a: TuneArguments, problems: validation.Problems) -> dict[str, int | 
         if value is not None and (
             isinstance(value, bool) or not isinstance(value, int) or value < low
         ):
-            problems.add(
-                f"{field_name}={validation.shown(value)}: must be an integer >= {low} or None"
-            )
+            problems.add(f"{field_name}={shown(value)}: must be an integer >= {low} or None")
             value = None
         budget[key] = value
     if budget["max"] is not None:
@@ -376,7 +378,7 @@ def _budget(a: TuneArguments, problems: validation.Problems) -> dict[str, int | 
     return budget
 
 
-def _settings(where: str, value: Any, problems: validation.Problems) -> dict[str, str]:
+def _settings(where: str, value: Any, problems: Problems) -> dict[str, str]:
     """Katib's algorithm settings (a dict, or a list of V1beta1AlgorithmSetting) as text."""
     if value is None:
         return {}
@@ -397,7 +399,7 @@ def _settings(where: str, value: Any, problems: validation.Problems) -> dict[str
     return {}
 
 
-def _early_stopping(value: Any, problems: validation.Problems) -> dict[str, str] | None:
+def _early_stopping(value: Any, problems: Problems) -> dict[str, str] | None:
     """kubetune's `early_stopping`: None (off), 'medianstop', a dict of medianstop settings, or
     a Katib V1beta1EarlyStoppingSpec."""
     if value is None:
@@ -420,7 +422,7 @@ def _early_stopping(value: Any, problems: validation.Problems) -> dict[str, str]
     return settings
 
 
-def _collector(value: Any, form: str, problems: validation.Problems) -> str:
+def _collector(value: Any, form: str, problems: Problems) -> str:
     if value is None:
         return "StdOut"
     kind = value.get("kind") if isinstance(value, dict) else None
@@ -439,7 +441,7 @@ def _collector(value: Any, form: str, problems: validation.Problems) -> str:
     return str(kind)
 
 
-def _resources(value: Any, form: str, problems: validation.Problems) -> tuple[int, int | None, Any]:
+def _resources(value: Any, form: str, problems: Problems) -> tuple[int, int | None, Any]:
     """(num_workers, num_procs_per_worker or None, resources_per_worker) of each trial."""
     if value is None or isinstance(value, dict) or hasattr(value, "model_dump"):
         return 1, None, value
@@ -487,7 +489,7 @@ def _storage(a: TuneArguments, workers: int, budget: dict[str, int | None]) -> A
 
 def _train_job(
     a: TuneArguments,
-    training_client: Any,
+    training_client: TrainingClient,
     name: str,
     namespace: str,
     trainer: Any,
@@ -495,7 +497,7 @@ def _train_job(
     procs: int | None,
     resources: Any,
     budget: dict[str, int | None],
-    problems: validation.Problems,
+    problems: Problems,
 ) -> tuple[JobSpec | None, dict[str, str]]:
     try:
         return training_client.job_spec(
@@ -516,7 +518,7 @@ def _train_job(
 
 
 def _function_parameters(
-    a: TuneArguments, problems: validation.Problems
+    a: TuneArguments, problems: Problems
 ) -> tuple[list[Parameter], dict[str, Any] | None]:
     if not a.objective or not a.parameters:
         problems.add("objective and parameters: both are required for a custom objective")
@@ -539,7 +541,7 @@ def _function_parameters(
 
 def _function_job(
     a: TuneArguments,
-    training_client: Any,
+    training_client: TrainingClient,
     name: str,
     namespace: str,
     parameters: list[Parameter],
@@ -547,7 +549,7 @@ def _function_job(
     workers: int,
     procs: int | None,
     resources: Any,
-    problems: validation.Problems,
+    problems: Problems,
 ) -> tuple[JobSpec | None, dict[str, str]]:
     from kubetune.training.api import arguments
     from kubetune.training.functions import function_job_spec, function_source
@@ -568,9 +570,7 @@ def _function_job(
     env = arguments.env_argument("env_per_trial", a.env_per_trial)
     resources, api_resources = arguments.resources_argument(resources)
     settings = arguments.kubernetes_settings(env, None, api_resources)
-    env_problems = env.problems
-    if training_client.backend.name == "local":
-        env_problems = [*env_problems, *arguments.local_problems(settings)]
+    env_problems = [*env.problems, *training_client.backend.unsupported_settings(settings)]
     samples = {**function["parameters"], **{p.name: str(p.sample()) for p in parameters}}
     try:
         job = function_job_spec(
@@ -597,9 +597,7 @@ def _function_job(
 
 
 def _inner_problems(error: ValueError) -> list[str]:
-    """The problems listed in a ValueError raised by validation.Problems (its header left out)."""
-    text = str(error)
-    _, many, rest = text.partition(" problems:\n")
-    if many:
-        return [line.removeprefix("  - ") for line in rest.splitlines() if line.startswith("  - ")]
-    return [text.partition(": ")[2] or text]
+    """The problems a ValueError of the job builders lists (InvalidJob's), else its text."""
+    if isinstance(error, InvalidJob):
+        return list(error.problems)
+    return [str(error)]

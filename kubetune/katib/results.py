@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubetune import workspace
+from kubetune.contract import layout
 from kubetune.katib import metrics
 from kubetune.katib.constants import constants
 
@@ -121,7 +121,7 @@ def write(
     tmp.write_text(to_csv(table))
     tmp.replace(csv_path)
     best = best_row(experiment, table)
-    workspace.write_json_atomic(
+    layout.write_json_atomic(
         json_path, {"best": best, "trials": table, "objective": objective_of(experiment)[0]}
     )
     if objective_png is not None and parameters_png is not None:

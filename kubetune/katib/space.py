@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune.validation import is_search_space
+from kubetune.contract.spec import TrainerSpec
+from kubetune.params.validation import is_search_space
 
 PARAMETER_TYPES = ("double", "int", "categorical")
 # Katib's feasible-space distributions that the local search runs (normal, logNormal are not).
@@ -341,24 +342,41 @@ def duplicate_names(parameters: Iterable[Parameter]) -> list[str]:
 
 
 def set_values(
-    trainer: dict[str, Any], parameters: Iterable[Parameter], values: Mapping[str, Any]
-) -> dict[str, Any]:
-    """A copy of a JobSpec's `trainer` mapping with each parameter's value in its field."""
-    trainer = {
-        **trainer,
-        **{
-            section: dict(trainer.get(section) or {})
-            for section in (TRAINING_ARGUMENTS, LORA_CONFIG)
-            if trainer.get(section) is not None
-        },
+    trainer: TrainerSpec, parameters: Iterable[Parameter], values: Mapping[str, Any]
+) -> TrainerSpec:
+    """The trainer section with each parameter's value in its TrainingArguments or LoraConfig
+    field (ValueError when the job has no LoraConfig for a LoraConfig field)."""
+    return _edit_fields(
+        trainer, parameters, lambda fields, p: fields.update({p.field: values[p.name]})
+    )
+
+
+def without_searched(trainer: TrainerSpec, parameters: Iterable[Parameter]) -> TrainerSpec:
+    """The trainer section without the fields the parameters search (each trial sets its own)."""
+    return _edit_fields(trainer, parameters, lambda fields, p: fields.pop(p.field, None))
+
+
+def _edit_fields(
+    trainer: TrainerSpec,
+    parameters: Iterable[Parameter],
+    edit: Callable[[dict[str, Any], Parameter], object],
+) -> TrainerSpec:
+    sections = {
+        TRAINING_ARGUMENTS: dict(trainer.training_arguments),
+        LORA_CONFIG: None if trainer.lora_config is None else dict(trainer.lora_config),
     }
     for parameter in parameters:
-        if parameter.section not in (TRAINING_ARGUMENTS, LORA_CONFIG):
+        if parameter.section not in sections:
             continue
-        if trainer.get(parameter.section) is None:
+        fields = sections[parameter.section]
+        if fields is None:
             raise ValueError(f"{parameter.where}: the job has no {parameter.section}")
-        trainer[parameter.section][parameter.field] = values[parameter.name]
-    return trainer
+        edit(fields, parameter)
+    training_arguments = sections[TRAINING_ARGUMENTS]
+    assert training_arguments is not None
+    return dataclasses.replace(
+        trainer, training_arguments=training_arguments, lora_config=sections[LORA_CONFIG]
+    )
 
 
 def combinations(parameters: Iterable[Parameter]) -> int:

@@ -1,7 +1,7 @@
 """`python -m kubetune.katib.trial COMMAND...`: runs one fine-tuning trial of a Katib Experiment.
 
 It stands in front of the trainer command in each container of the trial's PyTorchJob
-(`torchrun -m kubetune.trainer --spec SPEC --workspace ROOT`):
+(`torchrun -m kubetune.runtime --spec SPEC --workspace ROOT`):
 
 1. reads the shared JobSpec (SPEC) and writes the trial's copy, with the trial's name and its
    values: each parameter of $KUBETUNE_SEARCH_SPACE comes as $KUBETUNE_PARAMETER_<name> (text,
@@ -18,6 +18,7 @@ Exit status: COMMAND's; 2 when the trial's values or spec cannot be read.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -27,9 +28,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from kubetune import workspace
+from kubetune.contract import layout
+from kubetune.contract.layout import OutputDir
+from kubetune.contract.spec import JobSpec
 from kubetune.katib.backends.kubernetes.manifests import (
     SEARCH_SPACE_ENV,
     TRIAL_NAME_ENV,
@@ -38,7 +40,6 @@ from kubetune.katib.backends.kubernetes.manifests import (
 )
 from kubetune.katib.metrics import metric_line
 from kubetune.katib.space import Parameter, set_values
-from kubetune.trainer import outputs
 
 PROG = "kubetune.katib.trial"
 SPEC_FILE = "spec.json"
@@ -48,9 +49,9 @@ class TrialError(Exception):
     """The trial's values or spec cannot be read."""
 
 
-def trial_spec(shared: dict[str, Any], trial: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """The trial's JobSpec (as data): the shared one named after the trial, with a uid of its
-    own (so a restarted pod resumes only its own checkpoints) and the trial's values."""
+def trial_spec(shared: JobSpec, trial: str, environ: Mapping[str, str]) -> JobSpec:
+    """The trial's JobSpec: the shared one named after the trial, with a uid of its own (so a
+    restarted pod resumes only its own checkpoints) and the trial's values."""
     try:
         space = [Parameter.from_dict(p) for p in json.loads(environ[SEARCH_SPACE_ENV])]
     except (KeyError, ValueError, TypeError) as e:
@@ -64,12 +65,13 @@ def trial_spec(shared: dict[str, Any], trial: str, environ: Mapping[str, str]) -
             values[parameter.name] = parameter.value(environ[key])
         except ValueError as e:
             raise TrialError(f"${key}: {e}") from None
-    data = dict(shared)
-    data["trainer"] = set_values(dict(data["trainer"]), space, values)
-    data["name"] = trial
-    uid = str(data.get("uid") or "")
-    data["uid"] = hashlib.sha256(f"{uid}/{trial}".encode()).hexdigest()[:32]
-    return data
+    try:
+        _, _, trainer = shared.fine_tuning
+        trainer = set_values(trainer, space, values)
+    except ValueError as e:
+        raise TrialError(f"--spec: {e}") from None
+    uid = hashlib.sha256(f"{shared.uid or ''}/{trial}".encode()).hexdigest()[:32]
+    return dataclasses.replace(shared, name=trial, uid=uid, trainer=trainer)
 
 
 def replaced_option(command: list[str], option: str, value: str) -> list[str]:
@@ -95,25 +97,22 @@ def prepare(command: list[str], environ: Mapping[str, str]) -> tuple[list[str], 
     spec_path = Path(option_value(command, "--spec"))
     root = Path(option_value(command, "--workspace"))
     try:
-        shared = json.loads(spec_path.read_text())
+        shared = JobSpec.from_json(spec_path.read_text())
     except (OSError, ValueError) as e:
         raise TrialError(f"--spec {spec_path}: cannot be read: {e}") from None
     spec = trial_spec(shared, trial, environ)
     own = Path(trial_workspace(str(root), trial))
     own.mkdir(parents=True, exist_ok=True)
-    workspace.link_shared(own, root)
+    layout.link_shared(own, root)
     own_spec = own / SPEC_FILE
-    workspace.write_json_atomic(own_spec, spec)
+    layout.write_text_atomic(own_spec, spec.to_json())
     command = replaced_option(command, "--spec", str(own_spec))
     return replaced_option(command, "--workspace", str(own)), own
 
 
-def print_metrics(own: Path, spec: dict[str, Any]) -> None:
+def print_metrics(own: Path, spec: JobSpec) -> None:
     """Prints every number of the trial's metrics.json as a `kubetune-metric` line."""
-    arguments = (spec.get("trainer") or {}).get("training_arguments") or {}
-    found = workspace.read_json(
-        workspace.output_path(own, arguments.get("output_dir")) / outputs.METRICS_FILE
-    )
+    found = layout.read_json(OutputDir(spec.output_path(own)).metrics)
     for name, value in sorted((found or {}).items()):
         if isinstance(value, int | float) and not isinstance(value, bool):
             print(metric_line(name, value), flush=True)
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, forward)
     code = process.wait()
     if code == 0:
-        print_metrics(own, json.loads((own / SPEC_FILE).read_text()))
+        print_metrics(own, JobSpec.from_json((own / SPEC_FILE).read_text()))
     return code if code >= 0 else 128 - code
 
 

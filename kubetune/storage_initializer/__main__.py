@@ -2,7 +2,8 @@
 
 Exit status 0 on success; 1 on a failure, with one line on stderr
 `kubetune.storage_initializer: error: <what was asked for>: <what went wrong>` (a traceback only
-with --verbose, never a secret); 2 on usage errors.
+with --verbose, never a secret), also written as a FailureRecord where $KUBETUNE_FAILURE_FILE
+names a file; 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import traceback
 from pathlib import Path
 from types import FrameType
 
-PROG = "kubetune.storage_initializer"
+from kubetune.storage_initializer.errors import PROG
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -47,13 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="debug logging and tracebacks")
     args = parser.parse_args(argv)
 
-    from kubetune.storage_initializer.errors import (
-        InitializerError,
-        first_line,
-        redact,
-        secret_values,
-    )
-    from kubetune.training.spec import JobSpec
+    from kubetune.contract.records import FailureRecord, write_failure
+    from kubetune.contract.secrets import redact, secret_values
+    from kubetune.contract.spec import JobSpec
+    from kubetune.storage_initializer.errors import InitializerError, first_line
 
     try:
         spec = JobSpec.from_json(args.spec.read_text())
@@ -75,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             message = str(error)
         else:
             message = f"job {spec.name}: unexpected {type(error).__name__}: {first_line(error)}"
-        sys.stderr.write(f"{PROG}: error: {redact(message, secrets)}\n")
+        failure = FailureRecord(PROG, redact(message, secrets))
+        write_failure(failure, os.environ)
+        sys.stderr.write(f"{failure.line}\n")
         return 1
     return 0
 

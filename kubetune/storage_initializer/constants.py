@@ -7,8 +7,8 @@ as Kubeflow's TinyLlama example has it) means the same place inside the job's ow
 
 from __future__ import annotations
 
-from kubetune import workspace
+from kubetune.contract import layout
 
-INIT_CONTAINER_MOUNT_PATH = workspace.MOUNT_PATH
-VOLUME_PATH_DATASET = INIT_CONTAINER_MOUNT_PATH + "/dataset"
-VOLUME_PATH_MODEL = INIT_CONTAINER_MOUNT_PATH + "/model"
+INIT_CONTAINER_MOUNT_PATH = layout.MOUNT_PATH
+VOLUME_PATH_DATASET = f"{INIT_CONTAINER_MOUNT_PATH}/{layout.DATASET_DIR}"
+VOLUME_PATH_MODEL = f"{INIT_CONTAINER_MOUNT_PATH}/{layout.MODEL_DIR}"

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune import workspace as ws
+from kubetune.contract import layout
+from kubetune.contract.secrets import DATASET_TOKEN_ENV
+from kubetune.contract.spec import DatasetSpec, HubDatasetSpec, LocalDatasetSpec, S3DatasetSpec
 from kubetune.storage_initializer import s3_fetch
 from kubetune.storage_initializer.errors import InitializerError, first_line
-from kubetune.training.spec import DATASET_TOKEN_ENV
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -39,17 +40,6 @@ class FetchedDataset:
     downloaded_bytes: int = 0
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def describe(dataset: Mapping[str, Any]) -> str:
-    """How a dataset spec is named in messages: 'dataset hf://imdb', 'dataset s3://bucket/key', ..."""
-    kind = dataset.get("kind")
-    if kind == "hf":
-        config = f" (name={dataset['name']!r})" if dataset.get("name") else ""
-        return f"dataset hf://{dataset.get('repo_id')}{config}"
-    if kind == "s3":
-        return f"dataset {s3_fetch.describe(str(dataset.get('bucket_name')), str(dataset.get('file_key')))}"
-    return f"dataset {dataset.get('path')}"
 
 
 def file_format(name: str) -> str | None:
@@ -84,7 +74,7 @@ def _as_dict(data: Dataset | DatasetDict) -> DatasetDict:
     from datasets import Dataset, DatasetDict
 
     if isinstance(data, Dataset):
-        return DatasetDict({ws.TRAIN_SPLIT: data})
+        return DatasetDict({layout.TRAIN_SPLIT: data})
     return data
 
 
@@ -118,7 +108,7 @@ def load_path(path: Path, what: str, cache_dir: Path) -> DatasetDict:
                     what, f"unreadable file format {path.name!r}; allowed: {ALLOWED_FORMATS}"
                 )
             loaded = datasets.load_dataset(
-                builder, data_files={ws.TRAIN_SPLIT: str(path)}, cache_dir=str(cache_dir)
+                builder, data_files={layout.TRAIN_SPLIT: str(path)}, cache_dir=str(cache_dir)
             )
     except InitializerError:
         raise
@@ -159,8 +149,8 @@ def apply_split(data: DatasetDict, expression: str, what: str, field_name: str) 
 
 def default_train(data: DatasetDict, what: str) -> Dataset:
     """The source's 'train' split, or its only split."""
-    if ws.TRAIN_SPLIT in data:
-        return data[ws.TRAIN_SPLIT]
+    if layout.TRAIN_SPLIT in data:
+        return data[layout.TRAIN_SPLIT]
     if len(data) == 1:
         return next(iter(data.values()))
     raise InitializerError(
@@ -176,15 +166,15 @@ def select_splits(
     from datasets import DatasetDict
 
     selected = {
-        ws.TRAIN_SPLIT: apply_split(data, split, what, "split")
+        layout.TRAIN_SPLIT: apply_split(data, split, what, "split")
         if split
         else default_train(data, what)
     }
     if eval_split:
-        selected[ws.EVAL_SPLIT] = apply_split(data, eval_split, what, "eval_split")
+        selected[layout.EVAL_SPLIT] = apply_split(data, eval_split, what, "eval_split")
     for name, rows in selected.items():
         if rows.num_rows == 0:
-            asked = split if name == ws.TRAIN_SPLIT else eval_split
+            asked = split if name == layout.TRAIN_SPLIT else eval_split
             raise InitializerError(
                 what, f"empty dataset: the {name} split ({asked or 'default'}) has no rows"
             )
@@ -206,28 +196,28 @@ def hub_cache_dir(env: Mapping[str, str], staging: Path) -> str | None:
 
 
 def _hub_dataset(
-    spec: Mapping[str, Any], env: Mapping[str, str], staging: Path, what: str
+    spec: HubDatasetSpec, env: Mapping[str, str], staging: Path, what: str
 ) -> DatasetDict:
     import datasets
 
     token = env.get(DATASET_TOKEN_ENV) or None
-    split, eval_split = spec.get("split"), spec.get("eval_split")
+    split, eval_split = spec.split, spec.eval_split
     kwargs: dict[str, Any] = {
-        "revision": spec.get("revision"),
+        "revision": spec.revision,
         "token": token,
         "cache_dir": hub_cache_dir(env, staging),
     }
     try:
         if split is None:
-            loaded = _as_dict(datasets.load_dataset(spec["repo_id"], spec.get("name"), **kwargs))
+            loaded = _as_dict(datasets.load_dataset(spec.repo_id, spec.name, **kwargs))
             return select_splits(loaded, None, eval_split, what)
         wanted = [split] + ([eval_split] if eval_split else [])
-        parts = datasets.load_dataset(spec["repo_id"], spec.get("name"), split=wanted, **kwargs)
+        parts = datasets.load_dataset(spec.repo_id, spec.name, split=wanted, **kwargs)
     except InitializerError:
         raise
     except Exception as error:
         raise InitializerError(what, _hub_problem(error)) from error
-    names = [ws.TRAIN_SPLIT, ws.EVAL_SPLIT][: len(wanted)]
+    names = [layout.TRAIN_SPLIT, layout.EVAL_SPLIT][: len(wanted)]
     data = datasets.DatasetDict(dict(zip(names, parts, strict=True)))
     for name, rows in data.items():
         if rows.num_rows == 0:
@@ -250,10 +240,10 @@ def _hub_problem(error: BaseException) -> str:
 
 
 def _s3_dataset(
-    spec: Mapping[str, Any], env: Mapping[str, str], staging: Path, what: str
+    spec: S3DatasetSpec, env: Mapping[str, str], staging: Path, what: str
 ) -> FetchedDataset:
-    bucket, key = str(spec["bucket_name"]), str(spec["file_key"])
-    client = s3_fetch.s3_client(spec.get("endpoint_url"), spec.get("region_name"), env)
+    bucket, key = spec.bucket_name, spec.file_key
+    client = s3_fetch.s3_client(spec.endpoint_url, spec.region_name, env)
     selection = s3_fetch.resolve(client, bucket, key, what)
     raw = staging / "raw"
     target = raw
@@ -267,31 +257,31 @@ def _s3_dataset(
     size = s3_fetch.download(client, selection, raw, what, env)
     seconds = time.monotonic() - start
     loaded = load_path(target, what, staging / "cache")
-    data = select_splits(loaded, spec.get("split"), spec.get("eval_split"), what)
+    data = select_splits(loaded, spec.split, spec.eval_split, what)
     return FetchedDataset(
         data,
-        s3_fetch.describe(bucket, key),
+        spec.uri,
         downloaded_bytes=size,
         seconds=seconds,
-        details={"objects": len(selection.objects), "endpoint_url": spec.get("endpoint_url")},
+        details={"objects": len(selection.objects), "endpoint_url": spec.endpoint_url},
     )
 
 
-def fetch_dataset(spec: Mapping[str, Any], staging: Path, env: Mapping[str, str]) -> FetchedDataset:
-    """Fetches the dataset a JobSpec's `dataset` section names; the result is ready to save.
+def fetch_dataset(spec: DatasetSpec, staging: Path, env: Mapping[str, str]) -> FetchedDataset:
+    """Fetches the dataset a JobSpec names; the result is ready to save.
 
     `staging` is a scratch folder (downloads, `datasets` caches) that the caller removes.
-    Raises InitializerError with a one-line reason.
+
+    Raises:
+        InitializerError: with a one-line reason.
     """
-    what = describe(spec)
-    kind = spec.get("kind")
-    if kind == "hf":
+    what = spec.describe()
+    if isinstance(spec, HubDatasetSpec):
         data = _hub_dataset(spec, env, staging, what)
-        return FetchedDataset(data, f"hf://{spec['repo_id']}")
-    if kind == "s3":
+        return FetchedDataset(data, f"hf://{spec.repo_id}")
+    if isinstance(spec, S3DatasetSpec):
         return _s3_dataset(spec, env, staging, what)
-    if kind == "local":
-        loaded = load_path(Path(spec["path"]), what, staging / "cache")
-        data = select_splits(loaded, spec.get("split"), spec.get("eval_split"), what)
-        return FetchedDataset(data, str(spec["path"]))
-    raise InitializerError(what, f"kind={kind!r}: unknown dataset kind; allowed: hf, s3, local")
+    assert isinstance(spec, LocalDatasetSpec)
+    loaded = load_path(Path(spec.path), what, staging / "cache")
+    data = select_splits(loaded, spec.split, spec.eval_split, what)
+    return FetchedDataset(data, spec.path)

@@ -1,12 +1,8 @@
-"""The one error type the storage initializer reports, and scrubbing of secrets from text."""
+"""The one error type the storage initializer reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-
-from kubetune.training.spec import SECRET_ENV_VARS
-
-REDACTED = "***"
+PROG = "kubetune.storage_initializer"
 
 
 class InitializerError(Exception):
@@ -20,19 +16,6 @@ class InitializerError(Exception):
         super().__init__(f"{what}: {problem}")
         self.what = what
         self.problem = problem
-
-
-def secret_values(env: Mapping[str, str]) -> list[str]:
-    """The secret values present in `env` (the variables named in SECRET_ENV_VARS)."""
-    return [env[name] for name in SECRET_ENV_VARS if env.get(name)]
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of a secret replaced by '***'."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 def first_line(error: BaseException) -> str:

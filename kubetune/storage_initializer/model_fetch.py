@@ -18,12 +18,12 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 
+from kubetune.contract.secrets import MODEL_TOKEN_ENV
+from kubetune.contract.spec import DatasetSpec, ModelSpec, S3DatasetSpec
+from kubetune.contract.uris import SourceKind
 from kubetune.storage_initializer import s3_fetch
 from kubetune.storage_initializer.errors import InitializerError, first_line
-from kubetune.storage_initializer.uris import parse_model_uri
-from kubetune.training.spec import MODEL_TOKEN_ENV
 
 COPY_LOCAL_MODEL_ENV = "KUBETUNE_COPY_LOCAL_MODEL"
 CONFIG_FILES = ("config.json", "adapter_config.json")
@@ -166,11 +166,12 @@ def _s3_model(
     prefix: str,
     staging: Path,
     env: Mapping[str, str],
-    dataset: Mapping[str, Any],
+    dataset: DatasetSpec,
     what: str,
 ) -> int:
-    if dataset.get("kind") == "s3":
-        endpoint, region = dataset.get("endpoint_url"), dataset.get("region_name")
+    endpoint: str | None
+    if isinstance(dataset, S3DatasetSpec):
+        endpoint, region = dataset.endpoint_url, dataset.region_name
     else:
         endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
         region = None
@@ -187,21 +188,23 @@ def _s3_model(
 
 
 def fetch_model(
-    model: Mapping[str, Any], dataset: Mapping[str, Any], staging: Path, env: Mapping[str, str]
+    model: ModelSpec, dataset: DatasetSpec, staging: Path, env: Mapping[str, str]
 ) -> FetchedModel:
-    """Fetches the model a JobSpec's `model` section names into `staging/model` (or finds it in place).
+    """Fetches the model a JobSpec names into `staging/model` (or finds it in place).
 
-    `dataset` is the JobSpec's dataset section: an S3 dataset lends its endpoint to an S3 model.
-    Raises InitializerError with a one-line reason.
+    `dataset` is the JobSpec's dataset: an S3 dataset lends its endpoint to an S3 model.
+
+    Raises:
+        InitializerError: with a one-line reason.
     """
-    uri = str(model["uri"])
+    uri = model.uri
     what = f"model {uri}"
     try:
-        source = parse_model_uri(uri)
+        source = model.source
     except ValueError as error:
         raise InitializerError(what, first_line(error)) from error
     start = time.monotonic()
-    if source.kind == "local":
+    if source.kind == SourceKind.LOCAL:
         folder = Path(source.location)
         if not folder.is_dir():
             raise InitializerError(
@@ -216,9 +219,8 @@ def fetch_model(
         for name in _files_in(folder):
             if not any(part.startswith(".") for part in PurePosixPath(name).parts):
                 _link_or_copy(folder / name, staging / "model" / name)
-    elif source.kind == "hf":
-        revision = model.get("revision") or source.revision
-        _hub_model(source.location, revision, staging, env, what)
+    elif source.kind == SourceKind.HF:
+        _hub_model(source.location, model.hub_revision, staging, env, what)
     else:
         _s3_model(str(source.bucket), source.location, staging, env, dataset, what)
     files, size = _check_model_folder(staging / "model", what)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from kubetune.contract.secrets import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
 from kubetune.storage_initializer.errors import InitializerError, first_line
-from kubetune.training.spec import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
 
 MAX_CONCURRENCY_ENV = "KUBETUNE_S3_MAX_CONCURRENCY"
 MAX_BANDWIDTH_ENV = "KUBETUNE_S3_MAX_BANDWIDTH"
@@ -56,6 +56,7 @@ class S3Selection:
 
     @property
     def total_bytes(self) -> int:
+        """The size of every selected object together."""
         return sum(o.size for o in self.objects)
 
 
@@ -103,6 +104,7 @@ def s3_client(endpoint_url: str | None, region_name: str | None, env: Mapping[st
 
 
 def describe(bucket: str, key: str) -> str:
+    """How messages name an object or prefix: 's3://bucket/key'."""
     return f"s3://{bucket}/{key}"
 
 

@@ -1,5 +1,7 @@
-"""The training runtime run in every worker process (`torchrun ... -m kubetune.trainer`).
+"""`python -m kubetune.trainer`: the worker runtime's old module name, kept as an alias.
 
-Entry points: `kubetune.trainer.cli.main` (the command line) and `kubetune.trainer.run.run`.
-Task modules live in `kubetune.trainer.tasks`, one per transformer type.
+Manifests and images rendered before the runtime moved to `kubetune.runtime` still call
+`torchrun -m kubetune.trainer`; this package runs the same command line. New manifests, images and
+local launches call `kubetune.runtime`. Nothing else lives here: the name is kept free for a
+client of Kubeflow Trainer V2's kind (`kubeflow.trainer` with the prefix swapped).
 """

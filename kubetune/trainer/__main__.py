@@ -1,14 +1,10 @@
-"""`python -m kubetune.trainer --spec JOBSPEC.json --workspace DIR [--marker-timeout SECONDS]`.
-
-Run under torchrun for several processes. On failure the exit status is 1 and the last
-line on stderr is `kubetune.trainer: error: <message>`.
-"""
+"""`python -m kubetune.trainer ...`: the same as `python -m kubetune.runtime ...` (an alias)."""
 
 from __future__ import annotations
 
 import sys
 
-from kubetune.trainer.cli import main
+from kubetune.runtime.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="kubetune.trainer"))

@@ -1,4 +1,5 @@
-"""Client side: TrainingClient, JobSpec and the backends.
+"""Client side: TrainingClient, the Backend interface and its two backends (the JobSpec they
+run is the contract's, kubetune.contract.spec).
 
 `TrainingClient` and Kubeflow's model classes (`KubeflowOrgV1PyTorchJob`, ...) are imported on
 first use, so importing this package stays fast.

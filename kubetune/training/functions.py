@@ -21,8 +21,11 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from kubetune import validation
-from kubetune.training.spec import JobSpec, job_problems
+from kubetune import __version__
+from kubetune.contract.problems import Problems
+from kubetune.contract.spec import FunctionSpec, JobSpec, KubernetesExtras
+from kubetune.params import validation
+from kubetune.params.job import job_problems
 
 ENTRYPOINT_TORCH = "torchrun"
 ENTRYPOINT_PYTHON = "python -u"
@@ -189,7 +192,7 @@ def function_job_spec(
     packages_to_install: Any,
     pip_index_url: Any,
     env_vars: Any,
-    kubernetes: dict[str, Any] | None = None,
+    kubernetes: KubernetesExtras | None = None,
     labels: Any = None,
     annotations: Any = None,
     queue_name: Any = None,
@@ -199,10 +202,13 @@ def function_job_spec(
     """The JobSpec of a job that runs `train_func` (or, without one, `base_image`'s own command).
 
     `num_procs_per_worker=None` runs the program with `python -u` when there is one worker (as
-    Kubeflow does), else with torchrun. Raises one ValueError listing every problem, `extra_problems`
-    (found by the caller) included, before anything is created.
+    Kubeflow does), else with torchrun.
+
+    Raises:
+        InvalidJob: (a ValueError) listing every problem, `extra_problems` (found by the
+            caller) included, before anything is created.
     """
-    found = validation.Problems(f"create_job(name={name!r})")
+    found = Problems(f"create_job(name={name!r})")
     found.extend(extra_problems or [])
     procs = 1 if num_procs_per_worker is None else num_procs_per_worker
     found.extend(
@@ -231,20 +237,17 @@ def function_job_spec(
     found.raise_if_any()
 
     torchrun = num_workers > 1 or num_procs_per_worker is not None
-    function = {
-        "name": train_func.__name__ if train_func is not None else None,
-        "program": program(train_func, parameters) if train_func is not None else None,
-        "entrypoint": ENTRYPOINT_TORCH if torchrun else ENTRYPOINT_PYTHON,
-        "packages": list(packages_to_install or []),
-        "pip_index_url": pip_index_url,
-        "base_image": base_image,
-    }
+    function = FunctionSpec(
+        name=train_func.__name__ if train_func is not None else None,
+        program=program(train_func, parameters) if train_func is not None else None,
+        entrypoint=ENTRYPOINT_TORCH if torchrun else ENTRYPOINT_PYTHON,
+        packages=list(packages_to_install or []),
+        pip_index_url=pip_index_url,
+        base_image=base_image,
+    )
     return JobSpec(
         name=name,
         namespace=namespace,
-        model={},
-        dataset={},
-        trainer={},
         num_workers=num_workers,
         num_procs_per_worker=procs,
         resources_per_worker=dict(resources_per_worker or {}),
@@ -254,5 +257,6 @@ def function_job_spec(
         queue_name=queue_name,
         max_restarts=max_restarts,
         function=function,
-        kubernetes=dict(kubernetes or {}),
+        kubernetes=kubernetes or KubernetesExtras(),
+        kubetune_version=__version__,
     )

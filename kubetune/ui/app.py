@@ -63,6 +63,7 @@ class JSONAnswer(JSONResponse):
     """JSON whose NaN and infinities become null, so browsers can parse it."""
 
     def render(self, content: Any) -> bytes:
+        """The JSON of `content`, with NaN and infinities as null."""
         return super().render(views.json_safe(content))
 
 

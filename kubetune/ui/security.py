@@ -75,11 +75,13 @@ class Access:
         return cls(token=token or None, loopback_only=loopback)
 
     def token_ok(self, given: str | None) -> bool:
+        """Whether `given` is the access token (always, when no token is required)."""
         return self.token is None or (
             given is not None and hmac.compare_digest(given.encode(), self.token.encode())
         )
 
     def csrf_ok(self, given: str | None) -> bool:
+        """Whether `given` is the CSRF token of this server."""
         return given is not None and hmac.compare_digest(given.encode(), self.csrf_token.encode())
 
 

@@ -1,6 +1,7 @@
 """What the dashboard shows of a job, computed from plain data: its state, its cleaned history,
-its spec without secret-looking values, and JSON that browsers can parse. No kubetune imports:
-`source.py` turns kubetune's objects into the dicts these functions take."""
+its spec without secret-looking values, and JSON that browsers can parse. It imports nothing of
+kubetune but the contract: `source.py` turns kubetune's objects into the dicts these functions
+take."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import math
 import re
 from typing import Any
 
+from kubetune.contract.conditions import QUEUED_REASON, TRUE, Condition
+
 # A job's state as the dashboard names it, from its latest true condition.
-STATES = ("queued", "created", "running", "restarting", "succeeded", "failed", "suspended")
-QUEUED_REASON = "Queued"
+STATES = ("queued", *(str(c).lower() for c in Condition))
 # Environment variables whose values the page never shows, whatever the job put in them.
 SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 REDACTED = "<redacted>"
@@ -20,14 +22,14 @@ ENV_KEYS = ("env", "init_env", "env_vars", "init_env_vars")
 def state_of(conditions: list[dict[str, Any]]) -> tuple[str, str, str]:
     """(state, reason, message) from a job's conditions: the latest true one decides; a Created
     condition with reason 'Queued' means the job waits in the local queue."""
-    true = [c for c in conditions if str(c.get("status", "True")) == "True"]
+    true = [c for c in conditions if str(c.get("status", TRUE)) == TRUE]
     if not true:
         return "created", "", ""
     latest = true[-1]
-    kind = str(latest.get("type") or "Created")
+    kind = str(latest.get("type") or Condition.CREATED)
     reason = str(latest.get("reason") or "")
     message = str(latest.get("message") or "")
-    if kind == "Created" and reason == QUEUED_REASON:
+    if kind == Condition.CREATED and reason == QUEUED_REASON:
         return "queued", reason, message
     state = kind.lower()
     return (state if state in STATES else "created"), reason, message

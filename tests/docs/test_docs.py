@@ -140,3 +140,46 @@ def test_api_reference_is_in_sync_with_the_code() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+MODULE_PATH = re.compile(r"\bkubetune(?:\.[A-Za-z_]\w*)+")
+FILE_PATH = re.compile(
+    r"`((?:contract|params|training|storage_initializer|runtime|trainer|ui)/[\w/.]*)`"
+)
+
+
+def named_in_docs() -> list[tuple[str, str]]:
+    """(page, dotted kubetune name) for every name the README and docs/ mention."""
+    found = []
+    for page in PAGES:
+        for name in sorted(set(MODULE_PATH.findall(page.read_text()))):
+            if not name.startswith("kubetune.io"):  # annotations and labels, not modules
+                found.append((page.name, name))
+    return found
+
+
+@pytest.mark.parametrize(("page", "name"), named_in_docs())
+def test_every_module_path_in_the_docs_exists(page: str, name: str) -> None:
+    import importlib
+    import importlib.util
+
+    def is_module(dotted: str) -> bool:
+        try:
+            return importlib.util.find_spec(dotted) is not None
+        except ModuleNotFoundError:  # a name inside a module, not a submodule
+            return False
+
+    module, attribute = name, None
+    while not is_module(module):
+        module, _, attribute = module.rpartition(".")
+    assert attribute is None or hasattr(importlib.import_module(module), attribute), (
+        f"{page}: {name}"
+    )
+
+
+def test_the_architecture_page_names_files_that_exist() -> None:
+    text = (REPO / "docs" / "architecture.md").read_text()
+    paths = FILE_PATH.findall(text)
+    assert len(paths) > 20
+    missing = [p for p in paths if not (REPO / "kubetune" / p).exists()]
+    assert missing == []

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kubetune import cli
-from kubetune.training import job as conditions
+from kubetune.contract.conditions import Condition
 from kubetune.training.backends.local.jobdir import (
     JobDir,
     JobStatus,
@@ -46,7 +46,7 @@ def write_job(
         num_workers=1,
         output_dir=str(output_dir or job.workspace / "outputs" / "out"),
     )
-    status.set_condition(conditions.SUCCEEDED, "JobSucceeded", "done")
+    status.set_condition(Condition.SUCCEEDED, "JobSucceeded", "done")
     job.write_status(status)
     return job
 

@@ -264,7 +264,7 @@ def test_eval_strategy_with_an_eval_split_passes(tmp_path: Path) -> None:
 
 
 def test_a_hub_token_in_a_job_file_stays_out_of_the_spec(tmp_path: Path) -> None:
-    from kubetune.training.spec import build_job_spec
+    from kubetune.params.job import build_job_spec
 
     path = job_file(
         tmp_path,
@@ -274,3 +274,44 @@ def test_a_hub_token_in_a_job_file_stays_out_of_the_spec(tmp_path: Path) -> None
     spec, secrets = build_job_spec(**kwargs)
     assert "hf_abcdef123456" not in spec.to_json()
     assert "hf_abcdef123456" in secrets.values()
+
+
+# --- the rules run once per submission (issue 14) ----------------------------------------------
+
+
+@pytest.fixture
+def rule_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the runs of the job-level rules (`params.job.job_problems`)."""
+    from kubetune.params import job
+
+    runs: list[str] = []
+    real = job.job_problems
+
+    def counted(**arguments: Any) -> list[str]:
+        runs.append(str(arguments["name"]))
+        return real(**arguments)
+
+    monkeypatch.setattr(job, "job_problems", counted)
+    return runs
+
+
+def test_a_job_file_is_checked_once_and_its_spec_read_back_without_a_check(
+    tmp_path: Path, rule_runs: list[str]
+) -> None:
+    from kubetune.contract.spec import JobSpec
+    from kubetune.jobfile import read_job_file
+
+    job = read_job_file(job_file(tmp_path, TRAINER), namespace="team-a")
+    assert rule_runs == ["job"] and job.spec.namespace == "team-a"
+    assert JobSpec.from_json(job.spec.to_json()) == job.spec  # a worker reads it: no rule runs
+    assert rule_runs == ["job"]
+
+
+def test_train_checks_the_rules_once(tmp_path: Path, rule_runs: list[str]) -> None:
+    from kubetune.training import TrainingClient
+
+    kwargs = load_job_file(job_file(tmp_path, TRAINER))
+    rule_runs.clear()
+    client = TrainingClient(backend="kubernetes", namespace="default")
+    objects = client.train(**kwargs, dry_run=True)
+    assert objects and rule_runs == ["job"]

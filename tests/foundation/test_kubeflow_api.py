@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubeflow_methods import KUBEFLOW_METHODS, covered_methods, reference_signatures
 
 from kubetune.training import TrainingClient
 from kubetune.training.api import training_client
+from tests.kubeflow_methods import KUBEFLOW_METHODS, covered_methods, reference_signatures
 
 # Reference defaults as kubetune has them.
 DEFAULTS = {
@@ -270,7 +270,7 @@ def test_a_function_travels_as_its_source_and_one_call() -> None:
 
 
 def test_an_output_dir_under_the_mount_path_lands_in_the_jobs_workspace() -> None:
-    from kubetune.workspace import output_path
+    from kubetune.contract.layout import output_path
 
     workspace = Path("/home/me/.kubetune/jobs/default/job/workspace")
     assert output_path(workspace, "/workspace") == workspace / "outputs"  # not over model/

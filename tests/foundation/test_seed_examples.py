@@ -92,12 +92,12 @@ def test_seed_train_example_builds_a_job_spec() -> None:
     import transformers
     from peft import LoraConfig
 
+    from kubetune.params.job import build_job_spec
     from kubetune.storage_initializer.hugging_face import (
         HuggingFaceDatasetParams,
         HuggingFaceModelParams,
         HuggingFaceTrainerParams,
     )
-    from kubetune.training.spec import build_job_spec
 
     spec, secrets = build_job_spec(
         name="fine-tune-bert",
@@ -124,8 +124,8 @@ def test_seed_train_example_builds_a_job_spec() -> None:
         resources_per_worker={"gpu": 2, "cpu": 5, "memory": "10G"},
     )
     assert secrets == {}
-    assert spec.model["uri"] == "hf://google-bert/bert-base-cased"
-    assert spec.dataset == {
+    assert spec.model.uri == "hf://google-bert/bert-base-cased"
+    assert spec.to_dict()["dataset"] == {
         "kind": "hf",
         "repo_id": "yelp_review_full",
         "split": "train[:3000]",
@@ -133,5 +133,5 @@ def test_seed_train_example_builds_a_job_spec() -> None:
         "revision": None,
         "eval_split": None,
     }
-    assert spec.trainer["training_arguments"]["save_strategy"] == "no"
-    assert spec.storage["access_modes"] == ["ReadWriteMany"]
+    assert spec.trainer.training_arguments["save_strategy"] == "no"
+    assert spec.storage.access_modes == ["ReadWriteMany"]

@@ -12,25 +12,26 @@ from typing import Any
 import pytest
 import transformers
 
+from kubetune.contract.secrets import (
+    INITIALIZER_SECRET_ENV_VARS,
+    MODEL_TOKEN_ENV,
+    SECRET_ENV_VARS,
+    TRAINER_SECRET_ENV_VARS,
+    TRAINING_ARGUMENT_SECRETS,
+    initializer_secrets,
+    trainer_secrets,
+    training_argument_secrets,
+)
+from kubetune.contract.spec import JobSpec
+from kubetune.params.job import build_job_spec
+from kubetune.runtime.arguments import rebuild_training_arguments
 from kubetune.storage_initializer.hugging_face import (
     HuggingFaceDatasetParams,
     HuggingFaceModelParams,
     HuggingFaceTrainerParams,
 )
 from kubetune.training.backends.kubernetes import manifests
-from kubetune.training.backends.kubernetes.images import default_images
-from kubetune.training.spec import (
-    INITIALIZER_SECRET_ENV_VARS,
-    MODEL_TOKEN_ENV,
-    SECRET_ENV_VARS,
-    TRAINER_SECRET_ENV_VARS,
-    TRAINING_ARGUMENT_SECRETS,
-    JobSpec,
-    build_job_spec,
-    initializer_secrets,
-    trainer_secrets,
-    training_argument_secrets,
-)
+from kubetune.training.images import default_images
 
 HUB_TOKEN = "hf_push_token_0123456789abcdef"
 MODEL_TOKEN = "hf_model_token_fedcba9876543210"
@@ -56,13 +57,16 @@ def build(num_workers: int = 2) -> tuple[JobSpec, dict[str, str], transformers.T
 def test_hub_token_is_a_secret_not_part_of_the_spec() -> None:
     spec, secrets, arguments = build()
     assert HUB_TOKEN not in spec.to_json()
-    assert "hub_token" not in spec.trainer["training_arguments"]
-    assert spec.trainer["training_arguments"]["push_to_hub"] is True
+    assert "hub_token" not in spec.trainer.training_arguments
+    assert spec.trainer.training_arguments["push_to_hub"] is True
     assert secrets == {HUB_TOKEN_ENV: HUB_TOKEN, MODEL_TOKEN_ENV: MODEL_TOKEN}
     # The trainer puts it back: the rebuilt arguments equal the user's.
     environ = {HUB_TOKEN_ENV: HUB_TOKEN, "UNRELATED": "x"}
     rebuilt = JobSpec.from_json(spec.to_json())
-    assert rebuilt.training_arguments(**training_argument_secrets(environ)) == arguments
+    assert (
+        rebuild_training_arguments(rebuilt.trainer, **training_argument_secrets(environ))
+        == arguments
+    )
     assert training_argument_secrets({}) == {}
 
 

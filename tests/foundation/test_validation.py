@@ -8,6 +8,7 @@ import pytest
 import transformers
 from peft import LoraConfig
 
+from kubetune.params.job import build_job_spec
 from kubetune.storage_initializer.hugging_face import (
     HuggingFaceDatasetParams,
     HuggingFaceModelParams,
@@ -15,7 +16,6 @@ from kubetune.storage_initializer.hugging_face import (
 )
 from kubetune.storage_initializer.local import LocalDatasetParams
 from kubetune.storage_initializer.s3 import S3DatasetParams
-from kubetune.training.spec import build_job_spec
 
 SEQ = "AutoModelForSequenceClassification"
 S3_OK: dict[str, Any] = {
@@ -323,7 +323,7 @@ def test_all_problems_are_reported_at_once() -> None:
     ],
 )
 def test_model_uri_forms(uri: str, kind: str, location: str, revision: str | None) -> None:
-    from kubetune.storage_initializer.uris import parse_model_uri
+    from kubetune.contract.uris import parse_model_uri
 
     source = parse_model_uri(uri)
     assert (source.kind, source.location, source.revision) == (kind, location, revision)
@@ -397,7 +397,7 @@ def test_job_level_good_values_pass() -> None:
 def test_split_check_agrees_with_the_datasets_parser(split: str) -> None:
     from datasets import ReadInstruction
 
-    from kubetune import validation
+    from kubetune.params import validation
 
     try:
         ReadInstruction.from_spec(split)
@@ -450,24 +450,26 @@ def test_error_messages_stay_short_for_huge_numbers() -> None:
 def test_one_quantity_parser_for_validation_and_the_local_backend(
     value: Any, number: float
 ) -> None:
-    from kubetune import validation
+    from kubetune.contract import quantities
+    from kubetune.params import validation
     from kubetune.training.backends.local import launch
 
-    assert launch.parse_quantity is validation.parse_quantity
-    assert validation.parse_quantity(value) == number
+    assert launch.parse_quantity is quantities.parse_quantity
+    assert validation.parse_quantity is quantities.parse_quantity
+    assert quantities.parse_quantity(value) == number
 
 
 @pytest.mark.parametrize(
     "value", ["10 GB", "1K", "nan", "Infinity", " 5", "1_000", "-1", True, None]
 )
 def test_what_kubernetes_refuses_is_not_a_quantity(value: Any) -> None:
-    from kubetune import validation
+    from kubetune.contract import quantities
 
-    assert not validation.is_quantity(value)
+    assert not quantities.is_quantity(value)
 
 
 def test_numbers_at_their_bounds_pass() -> None:
-    from kubetune import validation as v
+    from kubetune.params import validation as v
 
     spec, _ = job(
         num_workers=v.MAX_WORKERS,
@@ -485,10 +487,10 @@ def test_eval_strategy_with_an_eval_split_passes() -> None:
         dataset_provider_parameters=dataset(eval_split="test"),
         trainer_parameters=trainer(training_parameters=args(eval_strategy="epoch")),
     )
-    assert spec.trainer["training_arguments"]["eval_strategy"] == "epoch"
+    assert spec.trainer.training_arguments["eval_strategy"] == "epoch"
 
 
 @pytest.mark.parametrize("output_dir", ["out", "a/b/../c", "./out", "/tmp/absolute-outputs"])
 def test_output_dirs_inside_the_job_or_absolute_pass(output_dir: str) -> None:
     spec, _ = job(trainer_parameters=trainer(training_parameters=args(output_dir=output_dir)))
-    assert spec.trainer["training_arguments"]["output_dir"] == output_dir
+    assert spec.trainer.training_arguments["output_dir"] == output_dir

@@ -10,23 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from katib_helpers import LLM_EXAMPLE, LLM_NAMESPACE, llm_example
 
 from kubetune.katib.backends.local.store import experiment_dir
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import tiny_bert_classifier
-
-    return tiny_bert_classifier(tmp_path_factory.mktemp("tiny-bert"), num_labels=2)
-
-
-@pytest.fixture(scope="session")
-def sentiment_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import sentiment_csv
-
-    return sentiment_csv(tmp_path_factory.mktemp("data") / "sentiment.csv", n=64)
+from tests.katib.katib_helpers import LLM_EXAMPLE, LLM_NAMESPACE, llm_example
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +45,3 @@ def llm_run(
     }
     with contextlib.suppress(RuntimeError):
         client.delete_experiment(LLM_EXAMPLE)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """This test's KUBETUNE_HOME (also in the environment, for the CLI and subprocesses)."""
-    path = tmp_path / "kubetune-home"
-    monkeypatch.setenv("KUBETUNE_HOME", str(path))
-    return path

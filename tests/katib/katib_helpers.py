@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 LLM_EXAMPLE = "llama"
 LLM_NAMESPACE = "kubeflow"
@@ -63,16 +60,6 @@ def llm_example(model: Path | str, data: Path | str, **overrides: Any) -> dict[s
     }
     arguments.update(overrides)
     return arguments
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def no_process_in(folder: Path) -> list[int]:

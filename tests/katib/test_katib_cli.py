@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from katib_helpers import LLM_EXAMPLE, LLM_NAMESPACE
 
 from kubetune import cli
 from kubetune.katib.cli import follow
+from tests.katib.katib_helpers import LLM_EXAMPLE, LLM_NAMESPACE
 
 
 @pytest.fixture

@@ -13,10 +13,16 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from katib_helpers import LLM_EXAMPLE, LLM_NAMESPACE, llm_example, no_process_in, wait_for
 
 from kubetune.katib import KatibClient, search
 from kubetune.katib.backends.local.store import experiment_dir
+from tests.katib.katib_helpers import (
+    LLM_EXAMPLE,
+    LLM_NAMESPACE,
+    llm_example,
+    no_process_in,
+)
+from tests.local.local_jobs import wait_until
 
 # --- Katib's LLM example (one run per session: the llm_run fixture) ----------------------------
 
@@ -137,7 +143,7 @@ def test_killed_controller_reads_back_failed_with_the_trials_so_far(home):
         return {t.values["pause"]: t.status for t in report.trials}
 
     wanted = {"none": "Succeeded", "short": "Succeeded", "long": "Running"}
-    wait_for(lambda: states() == wanted, 180, f"trials {wanted}")
+    wait_until(lambda: states() == wanted, 180, f"trials {wanted}")
     assert client.is_experiment_running("killed")
     # The third trial was made only once one of the first two had ended.
     trials = client.get_experiment_report("killed").trials
@@ -151,7 +157,7 @@ def test_killed_controller_reads_back_failed_with_the_trials_so_far(home):
 
     controller = json.loads(folder.status_path.read_text())["controller"]["pid"]
     os.kill(controller, signal.SIGKILL)
-    wait_for(lambda: _gone(controller), 10, "the controller to end")
+    wait_until(lambda: _gone(controller), 10, "the controller to end")
     code = textwrap.dedent(
         f"""
         import json
@@ -178,7 +184,7 @@ def test_killed_controller_reads_back_failed_with_the_trials_so_far(home):
         "long": ["Killed", 0.5],
     }
     job = home / "jobs" / "default" / names["long"]
-    wait_for(lambda: no_process_in(job) == [], 30, "the slow trial's processes to end")
+    wait_until(lambda: no_process_in(job) == [], 30, "the slow trial's processes to end")
     report = client.get_experiment_report("killed")  # read again: the same
     assert report.status == "Failed" and report.best_trial == names["none"]
     assert [t.status for t in report.trials if t.name == names["long"]] == ["Killed"]

@@ -82,7 +82,7 @@ def test_grid_tries_every_point_of_its_grid_exactly_once(parallel):
     assert len(tried) == len(expected) == 15
     assert set(tried) == expected
     assert record.status == "Succeeded"
-    assert record.conditions[-1]["reason"] == "ExperimentSuggestionEndReached"
+    assert record.conditions[-1].reason == "ExperimentSuggestionEndReached"
     assert record.trial(record.best_trial).assignments == {"x": "0.5", "y": "0"}
 
 
@@ -114,7 +114,7 @@ def test_objective_goal_ends_the_search_early():
         bowl,
     )
     assert record.status == "Succeeded"
-    assert record.conditions[-1]["reason"] == "ExperimentGoalReached"
+    assert record.conditions[-1].reason == "ExperimentGoalReached"
     assert best_value(record) <= 0.5
     assert len(record.trials) < 40
     # the goal was met by the last trial, not before
@@ -134,7 +134,7 @@ def test_more_failed_trials_than_max_failed_trial_count_fail_the_experiment():
     )
     failed = [t for t in record.trials if t.status == "Failed"]
     assert record.status == "Failed"
-    assert record.conditions[-1]["reason"] == "ExperimentMaxFailedTrialsReached"
+    assert record.conditions[-1].reason == "ExperimentMaxFailedTrialsReached"
     assert len(failed) == 3
     assert failed[0].message == "RuntimeError: diverged"
 

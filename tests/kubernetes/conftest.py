@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
-from k8s_helpers import MODEL_TOKEN, S3_ACCESS, S3_SECRET, load_crd_schema
 
 from kubetune.training import TrainingClient
+from tests.kubernetes.fake_apiserver import FakeApiServer
+from tests.kubernetes.k8s_helpers import MODEL_TOKEN, S3_ACCESS, S3_SECRET, load_crd_schema
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ import json
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
-from k8s_helpers import MODEL_TOKEN, S3_SECRET
 
+from kubetune.contract.records import progress_log_line
 from kubetune.training.backends.kubernetes.backend import PROGRESS_TAIL_LINES
 from kubetune.training.job import LogLine
-from kubetune.workspace import progress_log_line
+from tests.kubernetes.fake_apiserver import FakeApiServer
+from tests.kubernetes.k8s_helpers import MODEL_TOKEN, S3_SECRET
 
 PYTORCHJOBS = "pytorchjobs"
 CORE_PLURALS = ("secrets", "configmaps", "persistentvolumeclaims")

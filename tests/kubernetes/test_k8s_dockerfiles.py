@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetune.training.backends.kubernetes.images import default_images
+from kubetune.training.images import default_images
 
 IMAGES = Path(__file__).resolve().parents[2] / "images"
 DOCKERFILES = ("storage-initializer.Dockerfile", "trainer.Dockerfile", "trainer-cuda.Dockerfile")
@@ -88,3 +88,16 @@ def test_default_image_names_match_the_dockerfiles() -> None:
     assert cpu.initializer.rsplit("/", 1)[-1].split(":")[0] + ".Dockerfile" in DOCKERFILES
     assert cpu.trainer.rsplit("/", 1)[-1].split(":")[0] + ".Dockerfile" in DOCKERFILES
     assert gpu.trainer.endswith("-cuda") and "trainer-cuda.Dockerfile" in DOCKERFILES
+
+
+@pytest.mark.parametrize("name", ["trainer.Dockerfile", "trainer-cuda.Dockerfile"])
+def test_trainer_images_run_the_runtime_and_keep_its_old_name(name: str) -> None:
+    """New images start `kubetune.runtime`, as rendered manifests do; the build checks that
+    `kubetune.trainer` (what manifests rendered before the move call) still imports."""
+    from kubetune.training.backends.kubernetes.manifests import TRAINER_COMMAND
+
+    instructions = parse((IMAGES / name).read_text())
+    (command,) = [json.loads(a) for k, a in instructions if k == "CMD"]
+    assert command[:3] == TRAINER_COMMAND == ["torchrun", "-m", "kubetune.runtime"]
+    runs = " ".join(a for k, a in instructions if k == "RUN")
+    assert "import kubetune.runtime.run, kubetune.trainer.__main__" in runs

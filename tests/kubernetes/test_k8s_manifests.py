@@ -11,7 +11,17 @@ from typing import Any
 
 import pytest
 import yaml
-from k8s_helpers import (
+
+from kubetune import __version__
+from kubetune.contract.secrets import (
+    DATASET_TOKEN_ENV,
+    MODEL_TOKEN_ENV,
+    S3_ACCESS_KEY_ENV,
+    S3_SECRET_KEY_ENV,
+)
+from kubetune.training.backends.kubernetes import manifests, render_yaml
+from kubetune.training.backends.kubernetes.backend import KubernetesBackend
+from tests.kubernetes.k8s_helpers import (
     DATASET_TOKEN,
     MODEL_TOKEN,
     S3_ACCESS,
@@ -20,16 +30,6 @@ from k8s_helpers import (
     core_errors,
     crd_errors,
     render,
-)
-
-from kubetune import __version__
-from kubetune.training.backends.kubernetes import manifests, render_yaml
-from kubetune.training.backends.kubernetes.backend import KubernetesBackend
-from kubetune.training.spec import (
-    DATASET_TOKEN_ENV,
-    MODEL_TOKEN_ENV,
-    S3_ACCESS_KEY_ENV,
-    S3_SECRET_KEY_ENV,
 )
 
 APIS = ("pytorchjob", "trainjob")
@@ -130,7 +130,7 @@ def test_trainjob_patches_target_the_torch_distributed_runtime(
     }
     script = trainer["command"][-1]
     assert "python -m kubetune.storage_initializer --spec /etc/kubetune/spec.json" in script
-    assert "exec torchrun -m kubetune.trainer --spec /etc/kubetune/spec.json" in script
+    assert "exec torchrun -m kubetune.runtime --spec /etc/kubetune/spec.json" in script
 
 
 # --- what the PyTorchJob says ------------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_pytorchjob_replicas_commands_and_mounts(
         assert container["command"] + container["args"] == [
             "torchrun",
             "-m",
-            "kubetune.trainer",
+            "kubetune.runtime",
             "--spec",
             "/etc/kubetune/spec.json",
             "--workspace",
@@ -316,7 +316,7 @@ def test_images_are_versioned_and_read_from_the_environment_at_render_time(
     )
     monkeypatch.setenv("STORAGE_INITIALIZER_IMAGE", "registry.example.com/init:1")
     monkeypatch.setenv("TRAINER_TRANSFORMER_IMAGE", "registry.example.com/trainer:2")
-    from kubetune.training.spec import build_job_spec
+    from kubetune.params.job import build_job_spec
 
     spec, secrets = build_job_spec(**seed_params)
     for api in APIS:
@@ -382,8 +382,8 @@ def test_unknown_api_is_refused() -> None:
 
 
 def test_builders_are_pure(seed_params: dict[str, Any]) -> None:
-    from kubetune.training.backends.kubernetes.images import Images
-    from kubetune.training.spec import build_job_spec
+    from kubetune.params.job import build_job_spec
+    from kubetune.training.images import Images
 
     spec, secrets = build_job_spec(**seed_params)
     images = Images(initializer="i:1", trainer="t:1")
@@ -413,7 +413,7 @@ def test_trainjob_node_script_runs_initializer_on_node_0_then_torchrun(
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "PET_NODE_RANK": rank, "HOME": "/home/x"}
     subprocess.run([shell, flag, script], env=env, check=True, timeout=30)
     calls = record.read_text().splitlines()
-    torchrun = "torchrun -m kubetune.trainer --spec /etc/kubetune/spec.json --workspace /workspace TRICKY=unset"
+    torchrun = "torchrun -m kubetune.runtime --spec /etc/kubetune/spec.json --workspace /workspace TRICKY=unset"
     initializer = (
         "python -m kubetune.storage_initializer --spec /etc/kubetune/spec.json "
         f"--workspace /workspace TRICKY={tricky}"

@@ -14,14 +14,14 @@ import sys
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
-from k8s_helpers import MODEL_TOKEN, S3_SECRET, crd_errors
 
 from kubetune.katib import KatibClient, TrainerResources, search
 from kubetune.katib.api.katib_client import to_model
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.metrics import parse_lines
 from kubetune.training import TrainingClient
+from tests.kubernetes.fake_apiserver import FakeApiServer
+from tests.kubernetes.k8s_helpers import MODEL_TOKEN, S3_SECRET, crd_errors
 
 SAMPLE = {"learning_rate": "3.1e-05", "r": "16", "kubetuneTrialName": "llama-x7k2m9pq"}
 
@@ -187,6 +187,7 @@ def test_the_trial_template_is_the_pytorchjob_of_the_same_train_call(rendered, c
         )
         assert theirs["command"] == ["python", "-m", "kubetune.katib.trial"]
         assert theirs["args"] == [*ours["command"], *ours["args"]]
+        assert theirs["args"][:3] == ["torchrun", "-m", "kubetune.runtime"]  # the runtime's name
         env = {e["name"]: e.get("value") for e in theirs["env"]}
         assert env["KUBETUNE_PARAMETER_learning_rate"] == "3.1e-05"
         assert env["KUBETUNE_PARAMETER_r"] == "16"
@@ -229,9 +230,8 @@ def test_no_secret_outside_the_secret():
 
 
 def _s3_dataset() -> Any:
-    from k8s_helpers import S3_ACCESS
-
     from kubetune.storage_initializer.s3 import S3DatasetParams
+    from tests.kubernetes.k8s_helpers import S3_ACCESS
 
     return S3DatasetParams(
         endpoint_url="https://s3.example.com",

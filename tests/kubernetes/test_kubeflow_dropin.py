@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_apiserver import FakeApiServer
-from k8s_helpers import core_errors, crd_errors
-from kubeflow_methods import Ctx, cases_for, run_case
-from package_index import PROBE_VALUE, package_index
+
+from tests.kubeflow_methods import Ctx, cases_for, run_case
+from tests.kubernetes.fake_apiserver import FakeApiServer
+from tests.kubernetes.k8s_helpers import core_errors, crd_errors
+from tests.package_index import PROBE_VALUE, package_index
 
 NAME = "fine-tune-bert"
 MASTER, WORKER = f"{NAME}-master-0", f"{NAME}-worker-0"

@@ -1,4 +1,5 @@
-"""Fixtures for the local backend: a private KUBETUNE_HOME per test, a tiny BERT, a small CSV.
+"""Fixtures for the local backend: a TrainingClient on the test's KUBETUNE_HOME (the tiny BERT,
+the small CSV and the home are tests/conftest.py's).
 
 Every job a test leaves behind is deleted at teardown, so a failing test leaves no processes.
 """
@@ -10,28 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import tiny_bert_classifier
-
-    return tiny_bert_classifier(tmp_path_factory.mktemp("tiny-bert"), num_labels=2)
-
-
-@pytest.fixture(scope="session")
-def sentiment_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import sentiment_csv
-
-    return sentiment_csv(tmp_path_factory.mktemp("data") / "sentiment.csv", n=64)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """This test's KUBETUNE_HOME (also set in the environment, for subprocesses)."""
-    path = tmp_path / "kubetune-home"
-    monkeypatch.setenv("KUBETUNE_HOME", str(path))
-    return path
 
 
 @pytest.fixture

@@ -46,10 +46,10 @@ def main() -> int:
     import psutil
 
     from kubetune import cli
+    from kubetune.contract.spec import JobSpec
     from kubetune.training.backends.local import jobqueue
     from kubetune.training.backends.local.backend import LocalBackend
     from kubetune.training.backends.local.jobdir import JobStatus, ProcessRecord, job_dir
-    from kubetune.training.spec import JobSpec
 
     report: dict = {}
     backend = LocalBackend(home=home)

@@ -1,6 +1,6 @@
 """A stand-in for the trainer in the process tests, run by torchrun through kubetune's entry point.
 
-`python -m rank_probe [ARGS...]` prints one line, then acts as PROBE_MODE says:
+`python -m tests.local.rank_probe [ARGS...]` prints one line, then acts as PROBE_MODE says:
 sleep (default): sleeps for ten minutes;
 fail: rank 1 exits with code 3 (a permanent error), the others sleep;
 killed: rank 1 is killed by SIGKILL, and rank 0 exits with code 1 just after (as a peer does

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubeflow_methods import Ctx, cases_for, run_case
-from local_jobs import bert_job, status_of, the_job_dir
-from package_index import PROBE_MODULE, PROBE_VALUE, package_index
 
-from kubetune.training.backends.local.function_jobs import PACKAGES_DIR
+from kubetune.contract.layout import PACKAGES_DIR
+from kubetune.contract.records import read_failure
+from kubetune.training.backends.local.jobdir import job_dir
+from tests.kubeflow_methods import Ctx, cases_for, run_case
+from tests.local.local_jobs import bert_job, status_of, the_job_dir
+from tests.package_index import PROBE_MODULE, PROBE_VALUE, package_index
 
 JOB_TIMEOUT = 400
 NAME = "allreduce"
@@ -133,17 +135,7 @@ def all_reduce_reports(text: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_kubeflow_notebook_flow(
-    notebook: Notebook, tiny_model: Path, sentiment_data: Path
-) -> None:
-    import transformers
-    from peft import LoraConfig
-
-    from kubetune.storage_initializer.hugging_face import (
-        HuggingFaceModelParams,
-        HuggingFaceTrainerParams,
-    )
-    from kubetune.storage_initializer.local import LocalDatasetParams
+def test_create_job_then_its_conditions_running_and_pod_names(notebook: Notebook) -> None:
     from kubetune.training import KubeflowOrgV1JobCondition, KubeflowOrgV1PyTorchJob
 
     # create_job -> get_job_conditions -> wait_for_job_conditions({"Running"})
@@ -153,6 +145,9 @@ def test_the_kubeflow_notebook_flow(
     assert [c.type for c in notebook.running.status.conditions][:2] == ["Created", "Running"]
     # get_job_pod_names: worker 0 is the Master replica's pod, worker 1 the first Worker's.
     assert notebook.pod_names == [MASTER, WORKER]
+
+
+def test_followed_logs_print_the_master_pods_lines_as_they_come(notebook: Notebook) -> None:
     # logs, _ = get_job_logs(name, follow=True): the master pod's lines, printed as they came.
     assert list(notebook.followed) == [MASTER]
     printed = notebook.printed.splitlines()
@@ -163,17 +158,45 @@ def test_the_kubeflow_notebook_flow(
     assert "installing kubetune-probe==1.0 from" in notebook.followed[MASTER]
     ranks = sorted(r["rank"] for r in all_reduce_reports(notebook.followed[MASTER]))
     assert ranks == [0, 1]  # the master pod holds node rank 0: global ranks 0 and 1
+
+
+def test_the_function_job_succeeds_with_every_replica(notebook: Notebook) -> None:
     # wait_for_job_conditions(name) -> Succeeded
     assert notebook.done.status.conditions[-1].type == "Succeeded"
     assert notebook.done.status.replica_statuses["Master"].succeeded == 1
     assert notebook.done.status.replica_statuses["Worker"].succeeded == 1
 
-    # train() of the seed's BERT example (Kubeflow's BERT notebook), prefix swapped, with a
-    # tiny local BERT instead of bert-base-cased, a local CSV instead of Yelp, no GPU, and
-    # transformers 5's eval_strategy instead of evaluation_strategy.
-    name, client, home = "fine-tune-bert", notebook.client, notebook.home
+
+BERT = "fine-tune-bert"
+
+
+@dataclass
+class BertRun:
+    """The notebook's second half: train() of the seed's BERT example, run to its end."""
+
+    returned: Any
+    created: bool
+    taken: str
+
+
+@pytest.fixture(scope="module")
+def bert(notebook: Notebook, tiny_model: Path, sentiment_data: Path) -> BertRun:
+    """train() of the seed's BERT example (Kubeflow's BERT notebook), prefix swapped, with a
+    tiny local BERT instead of bert-base-cased, a local CSV instead of Yelp, no GPU, and
+    transformers 5's eval_strategy instead of evaluation_strategy; waited on until it ends.
+    test_deleting_the_bert_job, last of the tests using it, deletes the job."""
+    import transformers
+    from peft import LoraConfig
+
+    from kubetune.storage_initializer.hugging_face import (
+        HuggingFaceModelParams,
+        HuggingFaceTrainerParams,
+    )
+    from kubetune.storage_initializer.local import LocalDatasetParams
+
+    client = notebook.client
     returned = client.train(
-        name=name,
+        name=BERT,
         num_workers=2,
         num_procs_per_worker=1,
         model_provider_parameters=HuggingFaceModelParams(
@@ -195,14 +218,22 @@ def test_the_kubeflow_notebook_flow(
         ),
         resources_per_worker={"cpu": 1, "memory": "1G"},
     )
-    assert returned is None  # as Kubeflow's train()
-    assert client.is_job_created(name)
+    created = client.is_job_created(BERT)
     # Kubernetes semantics: the name is taken while the job exists.
-    with pytest.raises(RuntimeError, match="already exists"):
-        client.train(**bert_job(name, tiny_model, sentiment_data))
+    with pytest.raises(RuntimeError) as taken:
+        client.train(**bert_job(BERT, tiny_model, sentiment_data))
+    client.wait_for_job_conditions(BERT, wait_timeout=JOB_TIMEOUT, polling_interval=0.5)
+    return BertRun(returned, created, str(taken.value))
 
-    client.wait_for_job_conditions(name, wait_timeout=JOB_TIMEOUT, polling_interval=0.5)
-    pytorchjob = client.get_job(name)
+
+def test_train_returns_none_and_the_name_stays_taken(bert: BertRun) -> None:
+    assert bert.returned is None  # as Kubeflow's train()
+    assert bert.created
+    assert "already exists" in bert.taken
+
+
+def test_get_job_is_the_finished_pytorchjob(notebook: Notebook, bert: BertRun) -> None:
+    pytorchjob = notebook.client.get_job(BERT)
     assert pytorchjob.status.conditions[-1].type == "Succeeded"
     master = pytorchjob.spec.pytorch_replica_specs["Master"].template.spec
     assert [c.name for c in master.init_containers] == ["storage-initializer"]
@@ -211,42 +242,54 @@ def test_the_kubeflow_notebook_flow(
     annotations = pytorchjob.metadata.annotations
     assert json.loads(annotations["kubetune.io/progress"])["status"] == "done"
     assert annotations["kubetune.io/restarts"] == "0"
+    assert annotations["kubetune.io/output-dir"] == notebook.client.get_job_report(BERT).output_dir
 
-    # kubetune's own view of the same job
-    report = client.get_job_report(name)
-    assert (report.name, report.namespace, report.backend) == (name, "default", "local")
+
+def test_kubetunes_report_of_the_finished_job(notebook: Notebook, bert: BertRun) -> None:
+    report = notebook.client.get_job_report(BERT)
+    assert (report.name, report.namespace, report.backend) == (BERT, "default", "local")
     assert report.status == "Succeeded" and report.restarts == 0
     assert report.creation_time <= report.start_time <= report.completion_time
     assert report.progress is not None
     assert report.progress["step"] == report.progress["total_steps"] > 0
-    assert annotations["kubetune.io/output-dir"] == report.output_dir
+    assert (report.num_workers, report.num_procs_per_worker) == (2, 1)
     output_dir = Path(report.output_dir)
-    assert output_dir.is_relative_to(the_job_dir(home, name).path)
+    assert output_dir.is_relative_to(the_job_dir(notebook.home, BERT).path)
     from peft import AutoPeftModelForSequenceClassification
 
     model = AutoPeftModelForSequenceClassification.from_pretrained(output_dir / "model")
     assert model.config.num_labels == 2
 
-    # Logs by pod: the storage initializer's lines belong to the master pod, before its trainer's.
-    logs, _ = client.get_job_logs(name, is_master=False)
-    assert list(logs) == [f"{name}-master-0", f"{name}-worker-0"]
-    master_log = logs[f"{name}-master-0"]
+
+def test_logs_by_pod_put_the_initializer_first_and_print_values_once(
+    notebook: Notebook, bert: BertRun
+) -> None:
+    client = notebook.client
+    logs, _ = client.get_job_logs(BERT, is_master=False)
+    assert list(logs) == [f"{BERT}-master-0", f"{BERT}-worker-0"]
+    master_log = logs[f"{BERT}-master-0"]
     assert master_log.index("kubetune.storage_initializer") < master_log.index("Running training")
-    assert "Running training" in logs[f"{name}-worker-0"]
+    assert "Running training" in logs[f"{BERT}-worker-0"]
     # The logged values are the same on both nodes: only the main process prints them.
     assert master_log.count("'train_runtime'") == 1
-    assert "'train_runtime'" not in logs[f"{name}-worker-0"]
-    lines = list(client.stream_job_logs(name))
+    assert "'train_runtime'" not in logs[f"{BERT}-worker-0"]
+    lines = list(client.stream_job_logs(BERT))
     assert {line.source for line in lines} == {"initializer", "worker-0", "worker-1"}
-    status = status_of(home, name)
-    assert status.attempts[-1]["exit_codes"] == {"worker-0": 0, "worker-1": 0}
-    assert status.initializer is not None and status.initializer.exit_code == 0
-    assert sorted(j.metadata.name for j in client.list_jobs()) == [NAME, name]
 
-    client.delete_job(name)
-    assert not the_job_dir(home, name).path.exists()
+
+def test_the_local_status_records_every_process(notebook: Notebook, bert: BertRun) -> None:
+    status = status_of(notebook.home, BERT)
+    assert status.attempts[-1].exit_codes == {"worker-0": 0, "worker-1": 0}
+    assert status.initializer is not None and status.initializer.exit_code == 0
+    assert sorted(j.metadata.name for j in notebook.client.list_jobs()) == [NAME, BERT]
+
+
+def test_deleting_the_bert_job(notebook: Notebook, bert: BertRun) -> None:
+    client = notebook.client
+    client.delete_job(BERT)
+    assert not the_job_dir(notebook.home, BERT).path.exists()
     with pytest.raises(RuntimeError, match="not found"):
-        client.get_job(name)
+        client.get_job(BERT)
 
 
 def test_train_func_workers_form_one_process_group(notebook: Notebook) -> None:
@@ -306,6 +349,11 @@ def test_a_pip_failure_fails_the_job_with_pips_error(notebook: Notebook) -> None
     message = str(failed.value)
     assert "package installation exited with code 1" in message, message
     assert "No matching distribution found for kubetune-no-such-package" in message, message
+    # The step said why in a failure record (its log text is the fallback only).
+    job = job_dir(client.backend.home, "default", "missing-package")
+    record = read_failure(job.failure_path("initializer"))
+    assert record is not None and record.component == "kubetune.function_job"
+    assert record.message in message
     assert client.get_job_pods("missing-package")[0].status.phase == "Failed"
     client.delete_job("missing-package")
 

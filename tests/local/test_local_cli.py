@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,14 +23,16 @@ EXAMPLE = REPO / "examples" / "tiny-sentiment.yaml"
 KUBETUNE = Path(sys.executable).parent / "kubetune"
 
 
-def kubetune(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Runs the installed console script (KUBETUNE_HOME comes from the `home` fixture)."""
+def kubetune(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs the installed console script (KUBETUNE_HOME from `env`, else the `home` fixture's)."""
     return subprocess.run(
         [str(KUBETUNE), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ,
+        env={**os.environ, **(env or {})},
         cwd=REPO,
     )
 
@@ -44,13 +48,35 @@ def prepare_example_model() -> Path:
     return Path(module.minilm())
 
 
-def test_train_follow_the_example_then_list_status_logs_delete(home, tmp_path, monkeypatch):
+@dataclass
+class Trained:
+    """`kubetune train examples/tiny-sentiment.yaml --follow`, run once for this module."""
+
+    home: Path
+    env: dict[str, str]
+    run: subprocess.CompletedProcess[str]
+    output_dir: Path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
+    """The quickstart's example job, trained and followed to its end on a home of its own.
+    test_delete_keeps_the_outputs_where_it_says, last of the tests using it, deletes the job."""
     assert KUBETUNE.exists(), f"{KUBETUNE}: the console script is missing; pip install -e ."
-    monkeypatch.setenv("TRANSFORMERS_VERBOSITY", "warning")  # what a user sees by default
+    home = tmp_path_factory.mktemp("kubetune-home")
+    # TRANSFORMERS_VERBOSITY: what a user sees by default.
+    env = {"KUBETUNE_HOME": str(home), "TRANSFORMERS_VERBOSITY": "warning"}
     prepare_example_model()
-    trained = kubetune("train", "examples/tiny-sentiment.yaml", "--follow", timeout=600)
-    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
-    out, err = trained.stdout, trained.stderr
+    run = kubetune("train", "examples/tiny-sentiment.yaml", "--follow", timeout=600, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    output_dir = Path(run.stdout.split("outputs: ")[-1].strip().splitlines()[0])
+    yield Trained(home, env, run, output_dir)
+    if (home / "jobs" / "default" / "tiny-sentiment").exists():
+        kubetune("delete", "tiny-sentiment", env=env)
+
+
+def test_train_follow_prints_the_jobs_lines_and_its_end(trained: Trained) -> None:
+    out = trained.run.stdout
     assert "job default/tiny-sentiment created" in out
     # worker-1 (rank 1) may print nothing: reports, warnings and evaluations print on the main
     # process only, and it may find the preprocessed data already cached by worker-0.
@@ -58,40 +84,50 @@ def test_train_follow_the_example_then_list_status_logs_delete(home, tmp_path, m
         assert source in out
     assert "all 2 worker(s) completed" in out
     assert "job default/tiny-sentiment Succeeded" in out
-    output_dir = Path(out.split("outputs: ")[-1].strip().splitlines()[0])
-    assert (output_dir / "model" / "adapter_config.json").is_file()  # the LoRA adapter
-    # The quickstart's first job really learns, as the example says.
-    metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert metrics["eval_accuracy"] >= 0.9, metrics
     # Both workers load the model; transformers' load report (the new classifier) shows once.
     reports = [line for line in out.splitlines() if "LOAD REPORT" in line]
     assert len(reports) == 1, reports
-    # The live progress bar (on stderr): steps, loss and ETA.
+
+
+def test_train_follow_shows_a_live_progress_bar(trained: Trained) -> None:
+    # On stderr: steps, loss and ETA.
+    err = trained.run.stderr
     assert "tiny-sentiment:" in err and "step" in err and "loss=" in err and "eta=" in err
 
-    listed = kubetune("list")
+
+def test_the_example_job_learns(trained: Trained) -> None:
+    assert (trained.output_dir / "model" / "adapter_config.json").is_file()  # the LoRA adapter
+    # The quickstart's first job really learns, as the example says.
+    metrics = json.loads((trained.output_dir / "metrics.json").read_text())
+    assert metrics["eval_accuracy"] >= 0.9, metrics
+
+
+def test_list_and_status_show_the_finished_job(trained: Trained) -> None:
+    listed = kubetune("list", env=trained.env)
     assert listed.returncode == 0 and "tiny-sentiment" in listed.stdout
     assert "Succeeded" in listed.stdout
-
-    status = kubetune("status", "tiny-sentiment", "--json")
+    status = kubetune("status", "tiny-sentiment", "--json", env=trained.env)
     job = json.loads(status.stdout)
-    assert job["status"] == "Succeeded" and job["output_dir"] == str(output_dir)
+    assert job["status"] == "Succeeded" and job["output_dir"] == str(trained.output_dir)
     assert job["progress"]["step"] == job["progress"]["total_steps"]
-    assert "Succeeded" in kubetune("status", "tiny-sentiment").stdout
+    assert "Succeeded" in kubetune("status", "tiny-sentiment", env=trained.env).stdout
 
-    logs = kubetune("logs", "tiny-sentiment")
+
+def test_logs_and_followed_logs_of_an_ended_job_agree(trained: Trained) -> None:
+    logs = kubetune("logs", "tiny-sentiment", env=trained.env)
     assert logs.returncode == 0 and "[worker-0]" in logs.stdout
-    followed = kubetune("logs", "-f", "tiny-sentiment")  # ends: the job has ended
+    followed = kubetune("logs", "-f", "tiny-sentiment", env=trained.env)  # ends: the job has ended
     assert followed.returncode == 0 and followed.stdout.count("\n") == logs.stdout.count("\n")
 
-    deleted = kubetune("delete", "tiny-sentiment", "--keep-outputs")
+
+def test_delete_keeps_the_outputs_where_it_says(trained: Trained) -> None:
+    deleted = kubetune("delete", "tiny-sentiment", "--keep-outputs", env=trained.env)
     assert deleted.returncode == 0, deleted.stderr
     kept = Path(deleted.stdout.split("outputs kept in ")[-1].strip())
-    assert (kept / "model").is_dir() and kept.is_relative_to(home)
-    assert not (home / "jobs" / "default" / "tiny-sentiment").exists()
+    assert (kept / "model").is_dir() and kept.is_relative_to(trained.home)
+    assert not (trained.home / "jobs" / "default" / "tiny-sentiment").exists()
     assert_adapter_loads_without_the_job(kept / "model")
-
-    missing = kubetune("status", "tiny-sentiment")
+    missing = kubetune("status", "tiny-sentiment", env=trained.env)
     assert missing.returncode == 1 and "not found" in missing.stderr
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from local_jobs import bert_job
 
 from kubetune import cli
 from kubetune.training.backends.local.jobdir import JobStatus, job_dir
+from tests.local.local_jobs import bert_job
 
 VALID = JobStatus(uid="u" * 32, name="x", namespace="default", num_workers=2, output_dir="/o")
 DAMAGED = {

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from local_jobs import bert_job
 
-from kubetune.training.spec import build_job_spec
+from kubetune.params.job import build_job_spec
+from tests.local.local_jobs import bert_job
 
 HERE = Path(__file__).resolve().parent
 

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from local_jobs import bert_job
 
 from kubetune.training.backends.local import launch, logs, outcomes
 from kubetune.training.backends.local.jobdir import JobStatus
 from kubetune.training.job import LogLine
+from tests.local.local_jobs import bert_job
 
 GiB = 2**30
 
@@ -19,16 +19,16 @@ def test_gpus_are_sliced_per_worker():
     plan = launch.plan_launch(
         2, 1, {"gpu": 2}, gpus=["0", "1", "2", "3"], cores=8, memory_bytes=GiB
     )
-    assert plan.gpus == 4 and plan.gpu_slices(["0", "1", "2", "3"]) == ["0,1", "2,3"]
+    assert plan.gpus == 4 and plan.slices(["0", "1", "2", "3"]) == ["0,1", "2,3"]
     plan = launch.plan_launch(
         1, "auto", {"nvidia.com/gpu": "2"}, gpus=["4", "5"], cores=8, memory_bytes=GiB
     )
-    assert plan.gpu_slices(["4", "5"]) == ["4,5"] and plan.procs_per_worker == 2
+    assert plan.slices(["4", "5"]) == ["4,5"] and plan.procs_per_worker == 2
 
 
 def test_no_gpu_requested_hides_every_gpu_as_on_kubernetes():
     plan = launch.plan_launch(2, 1, {}, gpus=["0", "1"], cores=4, memory_bytes=GiB)
-    assert plan.gpus == 0 and plan.gpu_slices([]) == ["", ""]
+    assert plan.gpus == 0 and plan.slices([]) == ["", ""]
 
 
 def test_more_gpus_than_the_machine_has_is_an_error_naming_the_field():
@@ -96,7 +96,7 @@ def test_agent_command_is_one_node_of_a_static_rendezvous_on_localhost(tmp_path)
     assert command[-7:] == [
         "-m",
         launch.ENTRY_MODULE,  # binds each process to its agent, records how it ended
-        "kubetune.trainer",
+        "kubetune.runtime",
         "--spec",
         str(tmp_path / "spec.json"),
         "--workspace",

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from local_jobs import bert_job, status_of, the_job_dir, wait_until
 
 from kubetune.training.backends.local import processes
+from tests.local.local_jobs import bert_job, status_of, the_job_dir, wait_until
 
 JOB_TIMEOUT = 400
 
@@ -123,7 +123,7 @@ def test_a_killed_worker_restarts_the_group_which_resumes_and_succeeds(
     assert job.progress["total_steps"] == 100 and job.progress["step"] >= 100, job.progress
     assert (job.progress.get("restarted_from_step") or 0) >= 5, job.progress
     status = status_of(home, name)
-    assert len(status.attempts) == 2 and status.attempts[-1]["exit_codes"] == {
+    assert len(status.attempts) == 2 and status.attempts[-1].exit_codes == {
         "worker-0": 0,
         "worker-1": 0,
     }
@@ -141,7 +141,7 @@ def test_a_bad_column_fails_the_job_at_once_with_the_cause(
         client.wait_for_job_conditions(name, wait_timeout=JOB_TIMEOUT, polling_interval=0.5)
     raised_at = time.time()
     message = str(failure.value)
-    assert "nope" in message and "kubetune.trainer: error" in message, message
+    assert "nope" in message and "kubetune.runtime: error" in message, message
     # Raised within seconds of the failure: the worker's log ends when it fails.
     failed_at = the_job_dir(home, name).log_path("worker-0").stat().st_mtime
     assert raised_at - failed_at < 30, raised_at - failed_at

@@ -19,19 +19,19 @@ from pathlib import Path
 
 import psutil
 import pytest
-from local_jobs import wait_until
 
-from kubetune.training.backends.local import launch, outcomes, processes
-from kubetune.training.backends.local.entry import RANK_RECORD
-from kubetune.training.backends.local.jobdir import JobStatus, ProcessRecord, job_dir
-from kubetune.training.spec import (
+from kubetune.contract.secrets import (
     MODEL_TOKEN_ENV,
     S3_ACCESS_KEY_ENV,
     S3_SECRET_KEY_ENV,
     SECRET_ENV_VARS,
 )
+from kubetune.training.backends.local import launch, outcomes, processes
+from kubetune.training.backends.local.entry import RANK_RECORD
+from kubetune.training.backends.local.jobdir import JobStatus, ProcessRecord, job_dir
+from tests.local.local_jobs import wait_until
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Agent:
@@ -43,7 +43,7 @@ class Agent:
         self.log = root / mode / "worker-0.log"
         env = launch.worker_env(
             dict(os.environ),
-            {"PROBE_MODE": mode, "PYTHONPATH": str(HERE)},
+            {"PROBE_MODE": mode, "PYTHONPATH": str(REPO)},
             gpu_slice="",
             threads=1,
             error_file=self.folder / outcomes.REPLY_FILE,
@@ -57,7 +57,7 @@ class Agent:
             procs_per_worker=2,
             port=launch.free_port(),
             log_dir=self.folder,
-            program=["-m", "rank_probe"],
+            program=["-m", "tests.local.rank_probe"],
         )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -20,13 +20,15 @@ from pathlib import Path
 
 import psutil
 import pytest
-from local_jobs import bert_job, status_of, the_job_dir, wait_until
-from s3_server import MotoServer
 
 from kubetune import cli
+from kubetune.contract.secrets import SECRET_ENV_VARS
+from kubetune.params.job import build_job_spec
 from kubetune.training.backends.local import jobqueue, launch, processes
 from kubetune.training.backends.local.jobqueue import Entry, LocalQueue, Machine, decide
-from kubetune.training.spec import SECRET_ENV_VARS, build_job_spec
+from kubetune.training.job import QueuePlace
+from tests.local.local_jobs import bert_job, status_of, the_job_dir, wait_until
+from tests.s3_server import MotoServer
 
 GiB = 2**30
 TWO_CORES = Machine(cpus=2, memory=8 * GiB, gpu_ids=[])
@@ -81,7 +83,7 @@ def test_two_gpu_jobs_get_different_gpus(tmp_path, monkeypatch):
     first, second, third = (entry(uid, plan.cpus / 2, gpus=plan.gpus) for uid in "xyz")
     got = [queue.poll(e, machine) for e in (first, second, third)]
     assert got[0].gpu_ids == ["0"] and got[1].gpu_ids == ["1"]
-    assert plan.gpu_slices(got[1].gpu_ids) == ["1"]  # worker-0's CUDA_VISIBLE_DEVICES
+    assert plan.slices(got[1].gpu_ids) == ["1"]  # worker-0's CUDA_VISIBLE_DEVICES
     assert not got[2].admitted and "1 GPU(s) (0 of 2 free)" in got[2].waits_for
     queue.remove("x")
     assert queue.poll(third, machine).gpu_ids == ["0"]  # admitted on a later poll: recorded
@@ -175,7 +177,7 @@ def submit_from_a_process_that_exits(home: Path, kwargs: dict) -> None:
     script = (
         "import json, sys\n"
         "from kubetune.training.backends.local.backend import LocalBackend\n"
-        "from kubetune.training.spec import JobSpec\n"
+        "from kubetune.contract.spec import JobSpec\n"
         "data = json.load(sys.stdin)\n"
         "LocalBackend(home=sys.argv[1]).create_job(JobSpec.from_dict(data['spec']), data['secrets'])\n"
     )
@@ -226,6 +228,7 @@ def test_a_queued_job_starts_when_the_machine_frees_up_and_dies_with_its_supervi
     b = client.get_job_report("queued-b")
     assert (b.status, b.conditions[-1].reason) == ("Created", "Queued")
     assert "place 2 of 2" in b.message, b.message
+    assert b.queue == QueuePlace(position=2, waiting=2)  # typed, for the CLI and the dashboard
     wait_until(lambda: "place 1 of 2" in client.get_job_report(name).message, 30, "a's place")
     # As a Kubeflow PyTorchJob: Created, the place in an annotation.
     queued = client.get_job(name)

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from s3_server import MotoServer
-from si_helpers import BUCKET, HUB_COMMIT, HUB_REPO
+
+from tests.s3_server import MotoServer
+from tests.storage_initializer.si_helpers import BUCKET, HUB_COMMIT, HUB_REPO
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +47,7 @@ def moto_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MotoSe
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT classifier with its tokenizer, saved once per session."""
-    from tiny_models import tiny_bert_classifier
+    from tests.tiny_models import tiny_bert_classifier
 
     return tiny_bert_classifier(tmp_path_factory.mktemp("tiny-bert") / "model")
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kubetune.training.spec import JobSpec
+from kubetune.contract.spec import JobSpec
 
 BUCKET = "kubetune-data"
 HUB_REPO = "kubetune-test/tiny-bert"
@@ -22,11 +22,11 @@ def make_spec(
     """A JobSpec and its secret env vars, built the way TrainingClient.train builds them."""
     import transformers
 
+    from kubetune.params.job import build_job_spec
     from kubetune.storage_initializer.hugging_face import (
         HuggingFaceModelParams,
         HuggingFaceTrainerParams,
     )
-    from kubetune.training.spec import build_job_spec
 
     return build_job_spec(
         name=name,
@@ -86,9 +86,9 @@ def load_workspace_dataset(workspace: Path) -> Any:
     """The DatasetDict the trainer would read from the workspace."""
     import datasets
 
-    from kubetune import workspace as ws
+    from kubetune.contract import layout
 
-    return datasets.load_from_disk(str(workspace / ws.DATASET_DIR))
+    return datasets.load_from_disk(str(workspace / layout.DATASET_DIR))
 
 
 def files_under(folder: Path) -> list[Path]:

@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from si_helpers import BUCKET, CLI, make_spec, run_cli
 
-from kubetune import workspace as ws
+from kubetune.contract import layout
 from kubetune.storage_initializer.errors import InitializerError
 from kubetune.storage_initializer.hugging_face import HuggingFaceDatasetParams
 from kubetune.storage_initializer.initialize import initialize
 from kubetune.storage_initializer.local import LocalDatasetParams
 from kubetune.storage_initializer.s3 import S3DatasetParams
+from tests.storage_initializer.si_helpers import BUCKET, CLI, make_spec, run_cli
 
 
 def _fails(spec: Any, workspace: Path, env: dict[str, str]) -> str:
@@ -22,7 +22,7 @@ def _fails(spec: Any, workspace: Path, env: dict[str, str]) -> str:
         initialize(spec, workspace, env=env)
     message = str(caught.value)
     assert "\n" not in message
-    assert not (workspace / ws.MARKER_FILE).exists()
+    assert not (workspace / layout.MARKER_FILE).exists()
     assert not list(workspace.glob(".kubetune-tmp-*")), "staging folder left behind after a failure"
     return message
 
@@ -91,7 +91,7 @@ def test_wrong_credentials(
 
 
 def test_unknown_hub_model_offline(offline_hub: Path, tmp_path: Path) -> None:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     data = sentiment_csv(tmp_path / "d.csv", n=4)
     spec, _ = make_spec("hf://kubetune-test/no-such-model", LocalDatasetParams(path=str(data)))
@@ -112,7 +112,7 @@ def test_unknown_hub_dataset_offline(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_local_errors(tiny_model: Path, tmp_path: Path) -> None:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     data = sentiment_csv(tmp_path / "d.csv", n=4)
     spec, _ = make_spec(str(tmp_path / "no-model"), LocalDatasetParams(path=str(data)))

@@ -12,19 +12,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from s3_server import MotoServer
-from si_helpers import BUCKET, CLI, HUB_REPO, load_workspace_dataset, make_spec, upload_tree
 
-from kubetune import workspace as ws
+from kubetune.contract import layout
 from kubetune.storage_initializer.errors import InitializerError
 from kubetune.storage_initializer.initialize import STAGING_PREFIX, completed, initialize
 from kubetune.storage_initializer.local import LocalDatasetParams
 from kubetune.storage_initializer.s3 import S3DatasetParams
 from kubetune.storage_initializer.s3_fetch import MAX_BANDWIDTH_ENV
+from tests.s3_server import MotoServer
+from tests.storage_initializer.si_helpers import (
+    BUCKET,
+    CLI,
+    HUB_REPO,
+    load_workspace_dataset,
+    make_spec,
+    upload_tree,
+)
 
 
 def test_rerun_reuses_workspace_without_network(tiny_model: Path, tmp_path: Path) -> None:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     sentiment_csv(tmp_path / "src" / "reviews.csv", n=20)
     with MotoServer() as server:
@@ -41,13 +48,16 @@ def test_rerun_reuses_workspace_without_network(tiny_model: Path, tmp_path: Path
             S3DatasetParams(endpoint_url=server.url, bucket_name=BUCKET, file_key="reviews.csv"),
         )
         first = initialize(spec, tmp_path / "ws", env={})
-    marker = tmp_path / "ws" / ws.MARKER_FILE
+    marker = tmp_path / "ws" / layout.MARKER_FILE
     written = marker.stat().st_mtime_ns
 
     # The endpoint is gone: only a run that does not touch the network can succeed.
     again = initialize(spec, tmp_path / "ws", env={})
-    assert again["reused"] is True and first["reused"] is False
-    assert again["fingerprint"] == first["fingerprint"] and marker.stat().st_mtime_ns == written
+    assert again.reused is True and first.reused is False
+    assert (
+        again.marker.fingerprint == first.marker.fingerprint
+        and marker.stat().st_mtime_ns == written
+    )
     assert completed(spec, tmp_path / "ws") is not None
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(spec.to_json())
@@ -76,12 +86,12 @@ def test_rerun_reuses_workspace_without_network(tiny_model: Path, tmp_path: Path
 def test_changed_spec_replaces_contents(
     offline_hub: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     data = sentiment_csv(tmp_path / "reviews.csv", n=30)
     in_place, _ = make_spec(str(tiny_model), LocalDatasetParams(path=str(data)))
     initialize(in_place, tmp_path / "ws", env={})
-    assert (tmp_path / "ws" / ws.MODEL_LINK_FILE).exists()
+    assert (tmp_path / "ws" / layout.MODEL_LINK_FILE).exists()
     (tmp_path / "ws" / f"{STAGING_PREFIX}stale").mkdir()  # as a killed run leaves it
 
     from_hub, _ = make_spec(
@@ -90,13 +100,15 @@ def test_changed_spec_replaces_contents(
     )
     summary = initialize(from_hub, tmp_path / "ws", env={})
 
-    assert not (tmp_path / "ws" / ws.MODEL_LINK_FILE).exists(), (
+    assert not (tmp_path / "ws" / layout.MODEL_LINK_FILE).exists(), (
         "a stale model.path would shadow model/"
     )
-    assert ws.model_path(tmp_path / "ws") == tmp_path / "ws" / ws.MODEL_DIR
+    assert (
+        layout.Workspace(Path(tmp_path / "ws")).model_path() == tmp_path / "ws" / layout.MODEL_DIR
+    )
     loaded = load_workspace_dataset(tmp_path / "ws")
     assert (loaded["train"].num_rows, loaded["eval"].num_rows) == (10, 20)
-    assert summary["dataset"]["splits"] == {"train": 10, "eval": 20}
+    assert summary.marker.dataset.splits == {"train": 10, "eval": 20}
     assert (
         completed(in_place, tmp_path / "ws") is None
         and completed(from_hub, tmp_path / "ws") is not None
@@ -143,7 +155,7 @@ def test_killed_run_leaves_no_marker_and_next_run_completes(
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            assert not (workspace / ws.MARKER_FILE).exists()
+            assert not (workspace / layout.MARKER_FILE).exists()
             downloads = [p for p in workspace.glob(f"{STAGING_PREFIX}*/raw/**/*") if p.is_file()]
             # Bytes actually written (parts land at their offsets, so st_size can run ahead).
             partial = max((p.stat().st_blocks * 512 for p in downloads), default=0)
@@ -163,16 +175,16 @@ def test_killed_run_leaves_no_marker_and_next_run_completes(
         f"not caught mid-download (written={partial}): {stderr}"
     )
     assert 0 < partial < size
-    assert not (workspace / ws.MARKER_FILE).exists()
-    assert not (workspace / ws.DATASET_DIR).exists()
+    assert not (workspace / layout.MARKER_FILE).exists()
+    assert not (workspace / layout.DATASET_DIR).exists()
     assert list(workspace.glob(STAGING_PREFIX + "*")), (
         "the killed run's staging folder should be what it left"
     )
 
     summary = initialize(spec, workspace, env={})
 
-    assert summary["reused"] is False
-    assert ws.read_json(workspace / ws.MARKER_FILE)["dataset"]["splits"] == {"train": rows}
+    assert summary.reused is False
+    assert layout.read_json(workspace / layout.MARKER_FILE)["dataset"]["splits"] == {"train": rows}
     assert load_workspace_dataset(workspace)["train"].num_rows == rows
     assert not list(workspace.glob(STAGING_PREFIX + "*"))
 
@@ -202,7 +214,7 @@ def test_sigterm_cleans_up_staging(moto_open: Any, tiny_model: Path, tmp_path: P
         time.sleep(0.02)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    assert not (workspace / ws.MARKER_FILE).exists()
+    assert not (workspace / layout.MARKER_FILE).exists()
     assert not list(workspace.glob(STAGING_PREFIX + "*"))
 
 

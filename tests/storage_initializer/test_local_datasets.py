@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from si_helpers import load_workspace_dataset, make_spec
-from tiny_models import sentiment_csv, sentiment_rows
-
 from kubetune.storage_initializer.initialize import initialize
 from kubetune.storage_initializer.local import LocalDatasetParams
+from tests.storage_initializer.si_helpers import load_workspace_dataset, make_spec
+from tests.tiny_models import sentiment_csv, sentiment_rows
 
 
 def _snapshot(folder: Path) -> dict[str, int]:

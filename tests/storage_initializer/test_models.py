@@ -1,6 +1,6 @@
 """Models from a pre-filled Hugging Face cache (offline, the real snapshot_download), from a
 local folder (in place, or hard-linked/copied), and from an S3 prefix; each loads with
-AutoModelForSequenceClassification.from_pretrained(workspace.model_path(DIR))."""
+AutoModelForSequenceClassification.from_pretrained(layout.Workspace(DIR).model_path())."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from si_helpers import BUCKET, HUB_REPO, make_spec, upload_tree
 
-from kubetune import workspace as ws
+from kubetune.contract import layout
+from kubetune.contract.secrets import MODEL_TOKEN_ENV
 from kubetune.storage_initializer.initialize import initialize
 from kubetune.storage_initializer.local import LocalDatasetParams
 from kubetune.storage_initializer.model_fetch import COPY_LOCAL_MODEL_ENV, select_model_files
 from kubetune.storage_initializer.s3 import S3DatasetParams
-from kubetune.training.spec import MODEL_TOKEN_ENV
+from tests.storage_initializer.si_helpers import BUCKET, HUB_REPO, make_spec, upload_tree
 
 
 @pytest.fixture(scope="module")
 def dataset_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     return sentiment_csv(tmp_path_factory.mktemp("data") / "reviews.csv", n=16)
 
@@ -30,7 +30,7 @@ def _loads(workspace: Path, tiny_model: Path) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = ws.model_path(workspace)
+    folder = layout.Workspace(Path(workspace)).model_path()
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     reference = AutoModelForSequenceClassification.from_pretrained(tiny_model)
     for (name, value), (_, expected) in zip(
@@ -52,8 +52,8 @@ def test_model_from_prefilled_hub_cache_offline(
 
     summary = initialize(spec, tmp_path / "ws", env=secrets)
 
-    model_dir = tmp_path / "ws" / ws.MODEL_DIR
-    assert ws.model_path(tmp_path / "ws") == model_dir
+    model_dir = tmp_path / "ws" / layout.MODEL_DIR
+    assert layout.Workspace(Path(tmp_path / "ws")).model_path() == model_dir
     names = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file())
     assert {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"} <= set(
         names
@@ -65,7 +65,7 @@ def test_model_from_prefilled_hub_cache_offline(
     assert not any(p.is_symlink() for p in model_dir.rglob("*")), (
         "model files must not point into the cache"
     )
-    assert summary["model"]["in_place"] is False and summary["model"]["files"] == len(names)
+    assert summary.marker.model.in_place is False and summary.marker.model.files == len(names)
     _loads(tmp_path / "ws", tiny_model)
 
 
@@ -76,10 +76,10 @@ def test_model_from_local_folder_is_used_in_place(
 
     summary = initialize(spec, tmp_path / "ws", env={})
 
-    assert (tmp_path / "ws" / ws.MODEL_LINK_FILE).is_file()
-    assert not (tmp_path / "ws" / ws.MODEL_DIR).exists()
-    assert ws.model_path(tmp_path / "ws") == tiny_model.resolve()
-    assert summary["model"]["in_place"] is True
+    assert (tmp_path / "ws" / layout.MODEL_LINK_FILE).is_file()
+    assert not (tmp_path / "ws" / layout.MODEL_DIR).exists()
+    assert layout.Workspace(Path(tmp_path / "ws")).model_path() == tiny_model.resolve()
+    assert summary.marker.model.in_place is True
     _loads(tmp_path / "ws", tiny_model)
 
 
@@ -90,9 +90,9 @@ def test_model_from_file_uri_copied_on_request(
 
     initialize(spec, tmp_path / "ws", env={COPY_LOCAL_MODEL_ENV: "1"})
 
-    model_dir = tmp_path / "ws" / ws.MODEL_DIR
-    assert ws.model_path(tmp_path / "ws") == model_dir
-    assert not (tmp_path / "ws" / ws.MODEL_LINK_FILE).exists()
+    model_dir = tmp_path / "ws" / layout.MODEL_DIR
+    assert layout.Workspace(Path(tmp_path / "ws")).model_path() == model_dir
+    assert not (tmp_path / "ws" / layout.MODEL_LINK_FILE).exists()
     weights = model_dir / "model.safetensors"
     assert weights.stat().st_size == (tiny_model / "model.safetensors").stat().st_size
     _loads(tmp_path / "ws", tiny_model)
@@ -108,7 +108,7 @@ def test_model_from_s3_prefix(moto_open: Any, tiny_model: Path, tmp_path: Path) 
         Body=b"x",
         ACL="public-read",
     )
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     sentiment_csv(tmp_path / "d" / "reviews.csv", n=12)
     upload_tree(client, BUCKET, tmp_path / "d", "for-model-test/", public=True)
@@ -119,7 +119,7 @@ def test_model_from_s3_prefix(moto_open: Any, tiny_model: Path, tmp_path: Path) 
 
     initialize(spec, tmp_path / "ws", env={})
 
-    assert not (tmp_path / "ws" / ws.MODEL_DIR / "checkpoint-10").exists()
+    assert not (tmp_path / "ws" / layout.MODEL_DIR / "checkpoint-10").exists()
     _loads(tmp_path / "ws", tiny_model)
 
 
@@ -189,7 +189,7 @@ def test_initializer_never_loads_the_model(
         env=dict(os.environ),
     )
     assert result.stdout.strip() == "0 []", result.stderr
-    assert (tmp_path / "ws" / ws.MODEL_DIR / "model.safetensors").is_file()
+    assert (tmp_path / "ws" / layout.MODEL_DIR / "model.safetensors").is_file()
     assert {
         p: (p.stat().st_mtime_ns, p.stat().st_size) for p in offline_hub.rglob("*") if p.is_file()
     } == cache_before

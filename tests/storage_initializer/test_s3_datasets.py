@@ -8,13 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from si_helpers import BUCKET, load_workspace_dataset, make_spec, upload_tree
-from tiny_models import sentiment_rows
 
-from kubetune import workspace as ws
+from kubetune.contract import layout
+from kubetune.contract.secrets import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
 from kubetune.storage_initializer.initialize import initialize
 from kubetune.storage_initializer.s3 import S3DatasetParams
-from kubetune.training.spec import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV
+from tests.storage_initializer.si_helpers import (
+    BUCKET,
+    load_workspace_dataset,
+    make_spec,
+    upload_tree,
+)
+from tests.tiny_models import sentiment_rows
 
 ROWS = sentiment_rows(64, seed=1)
 TOP_ROWS = sentiment_rows(30, seed=2)
@@ -23,7 +28,8 @@ TOP_ROWS = sentiment_rows(30, seed=2)
 def _write_sources(folder: Path) -> Path:
     """Every object layout the tests fetch, as local files to upload (key = relative path)."""
     import datasets
-    from tiny_models import sentiment_csv
+
+    from tests.tiny_models import sentiment_csv
 
     sentiment_csv(folder / "reviews" / "reviews.csv", n=64, seed=1)
     sentiment_csv(folder / "top.csv", n=30, seed=2)
@@ -129,10 +135,10 @@ def test_s3_dataset_ends_as_datasetdict(
     data = load_workspace_dataset(tmp_path / "ws")
     assert {name: split.num_rows for name, split in data.items()} == rows
     assert data["train"][0] == first
-    assert summary["dataset"]["splits"] == rows
-    assert summary["dataset"]["downloaded_bytes"] > 0
-    assert not summary["reused"]
-    marker = ws.read_json(tmp_path / "ws" / ws.MARKER_FILE)
+    assert summary.marker.dataset.splits == rows
+    assert summary.marker.dataset.downloaded_bytes > 0
+    assert not summary.reused
+    marker = layout.read_json(tmp_path / "ws" / layout.MARKER_FILE)
     assert marker["dataset"]["splits"] == rows
     assert not list((tmp_path / "ws").glob(".kubetune-tmp-*")), "staging folder left behind"
 
@@ -141,7 +147,7 @@ def test_prefix_keeps_key_structure_below_prefix(
     moto_open: Any, tmp_path: Path, tiny_model: Path
 ) -> None:
     """A prefix of nested split folders: no path component is dropped or flattened."""
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     local = tmp_path / "src"
     sentiment_csv(local / "train" / "part-0.csv", n=10, seed=5)

@@ -10,11 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from si_helpers import BUCKET, CLI, HUB_REPO, make_spec, upload_tree
-
-from kubetune import workspace as ws
+from kubetune.contract import layout
+from kubetune.contract.secrets import DATASET_TOKEN_ENV, MODEL_TOKEN_ENV
 from kubetune.storage_initializer.s3 import S3DatasetParams
-from kubetune.training.spec import DATASET_TOKEN_ENV, MODEL_TOKEN_ENV
+from tests.storage_initializer.si_helpers import BUCKET, CLI, HUB_REPO, make_spec, upload_tree
 
 
 def _run_watching_cmdline(
@@ -51,7 +50,7 @@ def _secret_env(access_key: str, secret_key: str) -> dict[str, str]:
 def test_no_secret_in_workspace_logs_or_argv(
     moto_auth: Any, offline_hub: Path, tmp_path: Path
 ) -> None:
-    from tiny_models import sentiment_csv
+    from tests.tiny_models import sentiment_csv
 
     server, access_key, secret_key = moto_auth
     sentiment_csv(tmp_path / "src" / "secret-test" / "reviews.csv", n=40)
@@ -75,7 +74,7 @@ def test_no_secret_in_workspace_logs_or_argv(
     code, out, err, samples = _run_watching_cmdline(spec, workspace, env, "--verbose")
 
     assert code == 0, err
-    assert (workspace / ws.MARKER_FILE).is_file()
+    assert (workspace / layout.MARKER_FILE).is_file()
     assert samples, "the process was never observed running"
     files = [
         p

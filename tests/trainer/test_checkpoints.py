@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-import tiny_models as tm
-from conftest import ERROR_PREFIX, job_spec
 
-from kubetune import workspace
-from kubetune.trainer import checkpoints
-from kubetune.trainer.checkpoints import resume_point
-from kubetune.trainer.cli import main
+from kubetune.contract import checkpoints, layout
+from kubetune.contract.checkpoints import resume_point
+from kubetune.runtime.cli import main
+from tests import tiny_models as tm
+from tests.trainer.trainer_jobs import ERROR_PREFIX, job_spec
 
 SEQ = "AutoModelForSequenceClassification"
 
@@ -33,7 +32,8 @@ def test_a_job_spec_carries_a_new_uid_that_round_trips_and_old_specs_still_load(
     import transformers
 
     from kubetune import HuggingFaceModelParams, HuggingFaceTrainerParams, LocalDatasetParams
-    from kubetune.training.spec import JobSpec, build_job_spec
+    from kubetune.contract.spec import JobSpec
+    from kubetune.params.job import build_job_spec
 
     def build() -> JobSpec:
         return build_job_spec(
@@ -109,7 +109,7 @@ def test_resume_from_checkpoint_names_a_checkpoint_or_asks_for_the_latest(tmp_pa
 def test_the_trainer_refuses_foreign_checkpoints_before_loading_anything(tmp_path, capsys):
     root = tmp_path / "ws"
     root.mkdir()
-    workspace.write_json_atomic(root / workspace.MARKER_FILE, {})  # no model or data needed
+    layout.write_json_atomic(root / layout.MARKER_FILE, {})  # no model or data needed
     shared = tmp_path / "shared"
     checkpoint(shared, 8, "other")
     spec_file = root / "jobspec.json"
@@ -125,7 +125,7 @@ def local_spec(tmp_path: Path, **training):
     import transformers
 
     from kubetune import HuggingFaceModelParams, HuggingFaceTrainerParams, LocalDatasetParams
-    from kubetune.training.spec import build_job_spec
+    from kubetune.params.job import build_job_spec
 
     model = tm.tiny_bert_classifier(tmp_path / "model")
     return build_job_spec(
@@ -164,9 +164,12 @@ def test_the_local_backend_refuses_before_creating_anything(tmp_path):
     spec, _ = local_spec(
         tmp_path / "c", output_dir=str(shared), resume_from_checkpoint=str(shared / "checkpoint-8")
     )
-    checkpoints.check_before_creation(spec, tmp_path / "job" / "workspace")
+    workspace = tmp_path / "job" / "workspace"
+    asked = spec.trainer.resume_from_checkpoint
+    assert checkpoints.problems_before_creation(spec.output_path(workspace), asked) == []
     spec, _ = local_spec(tmp_path / "d", output_dir="out", resume_from_checkpoint=True)
-    checkpoints.check_before_creation(spec, tmp_path / "job" / "workspace")
+    asked = spec.trainer.resume_from_checkpoint
+    assert checkpoints.problems_before_creation(spec.output_path(workspace), asked) == []
 
 
 def test_a_job_file_may_set_resume_from_checkpoint_to_true_or_a_path(tmp_path):

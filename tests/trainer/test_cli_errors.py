@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pytest
-import tiny_models as tm
-from conftest import ERROR_PREFIX, build_workspace, job_spec
 
-from kubetune import workspace
-from kubetune.trainer.cli import main
+from kubetune.contract import layout
+from kubetune.contract.records import FAILURE_FILE_ENV, read_failure
+from kubetune.runtime.cli import main
+from tests import tiny_models as tm
+from tests.trainer.trainer_jobs import ERROR_PREFIX, build_workspace, job_spec
 
 
 def run_main(capsys, root, spec, *extra: str) -> tuple[int, str]:
@@ -27,7 +30,7 @@ def test_missing_marker_times_out_naming_the_path(tmp_path, capsys):
     code, last = run_main(capsys, tmp_path, spec, "--marker-timeout", "0.2")
     assert code == 1 and time.monotonic() - started < 30
     assert last.startswith(ERROR_PREFIX + "timed out after 0.2s waiting for ")
-    assert str(tmp_path / workspace.MARKER_FILE) in last
+    assert str(tmp_path / layout.MARKER_FILE) in last
 
 
 def test_missing_column_is_one_line_naming_the_column_and_listing_the_columns(
@@ -70,3 +73,30 @@ def test_bad_training_arguments(tmp_path, capsys, training, expected):
         capsys, tmp_path, job_spec("AutoModelForSequenceClassification", training)
     )
     assert code == 1 and last.startswith(ERROR_PREFIX) and expected in last
+
+
+def test_the_failure_is_also_recorded_for_the_process_that_started_the_step(
+    tmp_path, capsys, monkeypatch
+):
+    failure_file = tmp_path / "failure.json"
+    monkeypatch.setenv(FAILURE_FILE_ENV, str(failure_file))
+    spec = job_spec("AutoModelForSequenceClassification", {})
+    code, last = run_main(capsys, tmp_path, spec, "--marker-timeout", "0")
+    failure = read_failure(failure_file)
+    assert code == 1 and failure is not None
+    assert failure.component == "kubetune.runtime" and failure.line == last
+
+
+@pytest.mark.parametrize("module", ["kubetune.runtime", "kubetune.trainer"])
+def test_both_module_names_run_the_runtime(module):
+    """`kubetune.trainer` is the runtime's old name: manifests and images rendered before the
+    runtime moved still call it."""
+    shown = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(f"usage: {module} ") and "--marker-timeout" in shown.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", module, "--workspace", "w"], capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "--spec" in missing.stderr

@@ -10,9 +10,9 @@ import random
 
 import pytest
 import torch
-from conftest import build_workspace, job_spec, run_trainer
 
-from kubetune import workspace
+from kubetune.contract import layout
+from tests.trainer.trainer_jobs import build_workspace, job_spec, run_trainer
 
 GOOD = [
     "wonderful",
@@ -83,7 +83,7 @@ def test_minilm_lora_learns_sentiment(tmp_path):
 
     def link_model(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        (path.parent / workspace.MODEL_LINK_FILE).write_text(str(source))
+        (path.parent / layout.MODEL_LINK_FILE).write_text(str(source))
 
     root = build_workspace(tmp_path, link_model, train_rows, eval_rows)
     tokenizer = AutoTokenizer.from_pretrained(source)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import random
 
 import pytest
-import tiny_models as tm
 import torch
 
-from kubetune.trainer.tasks import TaskSettings, task_for
-from kubetune.trainer.tasks.base import IGNORE_INDEX, MapCache
-from kubetune.trainer.tasks.causal_lm import CausalCollator
-from kubetune.trainer.tasks.losses import shifted_token_cross_entropy
+from kubetune.runtime.tasks import TaskSettings, task_for
+from kubetune.runtime.tasks.base import IGNORE_INDEX, MapCache
+from kubetune.runtime.tasks.causal_lm import CausalCollator
+from kubetune.runtime.tasks.losses import shifted_token_cross_entropy
+from tests import tiny_models as tm
 
 WORDS = [*tm.POSITIVE, *tm.NEUTRAL, *tm.NAMES, *tm.PLACES]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubetune.trainer.run import (
+from kubetune.runtime.run import (
     exclude_from_train_time,
     final_evaluation,
     metrics_before_training,

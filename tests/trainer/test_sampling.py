@@ -8,7 +8,8 @@ import random
 import pytest
 import torch
 
-from kubetune.trainer.sampling import (
+from kubetune.contract.spec import TrainerSpec
+from kubetune.runtime.sampling import (
     LengthGroupedEpochSampler,
     groups_by_length,
     length_grouped_order,
@@ -70,8 +71,8 @@ def test_epochs_differ_but_each_is_the_same_on_every_rank():
 
 
 def test_only_when_asked_lengths_vary_and_no_other_order_was_chosen():
-    def spec(length_grouping: bool = True, **training: str) -> dict:
-        return {"length_grouping": length_grouping, "training_arguments": training}
+    def spec(length_grouping: bool = True, **training: str) -> TrainerSpec:
+        return TrainerSpec(training_arguments=training, length_grouping=length_grouping)
 
     assert groups_by_length(spec(), [3, 5, 5])
     assert not groups_by_length(spec(length_grouping=False), [3, 5, 5])

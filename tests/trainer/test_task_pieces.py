@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import tiny_models as tm
 
-from kubetune.trainer.errors import TrainerError
-from kubetune.trainer.tasks import TaskSettings, metrics, task_for
-from kubetune.trainer.tasks.base import IGNORE_INDEX
-from kubetune.trainer.tasks.causal_lm import CausalCollator, SampleEncoder, pack
-from kubetune.trainer.tasks.labels import column_labels, label_set
-from kubetune.trainer.tasks.token_classification import align_to_subwords
+from kubetune.runtime.errors import TrainerError
+from kubetune.runtime.tasks import TaskSettings, metrics, task_for
+from kubetune.runtime.tasks.base import IGNORE_INDEX
+from kubetune.runtime.tasks.causal_lm import CausalCollator, SampleEncoder, pack
+from kubetune.runtime.tasks.labels import column_labels, label_set
+from kubetune.runtime.tasks.token_classification import align_to_subwords
+from tests import tiny_models as tm
 
 
 def test_entities_follow_iob_rules():
@@ -213,7 +213,7 @@ def bert(tmp_path_factory):
 def test_text_pairs_and_string_labels_with_inferred_num_labels(bert):
     from datasets import Dataset
 
-    from kubetune.trainer.tasks.base import MapCache
+    from kubetune.runtime.tasks.base import MapCache
 
     tokenizer, model = bert
     rows = [
@@ -247,7 +247,7 @@ def test_text_pairs_and_string_labels_with_inferred_num_labels(bert):
 def test_long_contexts_are_split_with_stride_and_answers_located(bert):
     from datasets import Dataset
 
-    from kubetune.trainer.tasks.base import MapCache
+    from kubetune.runtime.tasks.base import MapCache
 
     tokenizer, model = bert
     filler = " ".join(["the film was very good ."] * 6)
@@ -280,7 +280,7 @@ def test_threads_are_shared_between_local_processes(monkeypatch):
 
     import torch
 
-    from kubetune.trainer.startup import configure_threads
+    from kubetune.runtime.startup import configure_threads
 
     before = torch.get_num_threads()
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -301,7 +301,7 @@ def test_packing_fills_max_length_blocks_and_keeps_the_prompt_mask(tmp_path):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from kubetune.trainer.tasks.base import MapCache
+    from kubetune.runtime.tasks.base import MapCache
 
     path = tm.tiny_llama(tmp_path / "llama")
     tokenizer, model = (

@@ -19,12 +19,17 @@ import time
 from pathlib import Path
 
 import pytest
-import tiny_models as tm
 import torch
-from conftest import build_workspace, job_spec, run_trainer, trainer_command, trainer_env
 
-from kubetune import workspace
-from kubetune.trainer import checkpoints
+from kubetune.contract import checkpoints, layout, records
+from tests import tiny_models as tm
+from tests.trainer.trainer_jobs import (
+    build_workspace,
+    job_spec,
+    run_trainer,
+    trainer_command,
+    trainer_env,
+)
 
 SEQ = "AutoModelForSequenceClassification"
 
@@ -70,7 +75,7 @@ def sequence_run(tmp_path_factory: pytest.TempPathFactory):
         root,
         spec,
         nproc=2,
-        env={"KUBETUNE_TRACE_SAMPLES": str(root / "trace"), workspace.PROGRESS_LOG_ENV: "1"},
+        env={"KUBETUNE_TRACE_SAMPLES": str(root / "trace"), records.PROGRESS_LOG_ENV: "1"},
     ).check()
     return root, spec, run
 
@@ -105,7 +110,7 @@ def test_sequence_classification_trains_saves_and_reloads(sequence_run):
     assert adapter_config["base_model_name_or_path"] == "/models/tiny"
     assert json.loads((model_dir / "labels.json").read_text()) == ["0", "1"]
     base = AutoModelForSequenceClassification.from_pretrained(
-        workspace.model_path(root), num_labels=2
+        layout.Workspace(Path(root)).model_path(), num_labels=2
     )
     original_classifier = base.classifier.weight.detach().clone()
     adapted = PeftModel.from_pretrained(base, model_dir).eval()
@@ -159,9 +164,9 @@ def test_a_new_job_continues_another_runs_checkpoint_when_asked(sequence_run, tm
 
     root, spec, run = sequence_run
     other = tmp_path / "ws"
-    for name in (workspace.MODEL_DIR, workspace.DATASET_DIR):
+    for name in (layout.MODEL_DIR, layout.DATASET_DIR):
         shutil.copytree(root / name, other / name)
-    shutil.copy(root / workspace.MARKER_FILE, other / workspace.MARKER_FILE)
+    shutil.copy(root / layout.MARKER_FILE, other / layout.MARKER_FILE)
     continued = tmp_path / "continued"
     again = json.loads(json.dumps(spec))
     again["uid"] = "newcomer"
@@ -238,7 +243,7 @@ def test_two_processes_train_like_one_process_with_the_same_global_batch(sequenc
 
 def test_progress_file_permissions_and_loss_curve(sequence_run):
     root, _, run = sequence_run
-    progress = json.loads((root / workspace.PROGRESS_FILE).read_text())
+    progress = json.loads((root / layout.PROGRESS_FILE).read_text())
     assert progress["status"] == "done"
     assert progress["step"] == progress["total_steps"] == 16
     assert progress["epoch"] == pytest.approx(2.0)
@@ -247,13 +252,13 @@ def test_progress_file_permissions_and_loss_curve(sequence_run):
     assert progress["restarted_from_step"] is None
     # As on Kubernetes: rank 0 alone also prints each record, the last one as the file holds it.
     printed = [line for line in run.stdout.splitlines() if line.startswith("kubetune-progress ")]
-    assert workspace.last_progress_in_log(run.stdout) == progress
+    assert records.last_progress_in_log(run.stdout) == progress
     statuses = [json.loads(line.split(" ", 1)[1])["status"] for line in printed]
     assert statuses.count("done") == 1 and statuses.count("saving") == 1, statuses
     assert (run.output_dir / "loss_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for path in [run.output_dir, *run.output_dir.rglob("*")]:
         assert mode(path) == (0o755 if path.is_dir() else 0o644), path
-    assert not list((root / workspace.DATASET_DIR).rglob("cache-*")), (
+    assert not list((root / layout.DATASET_DIR).rglob("cache-*")), (
         "cache files written into dataset/"
     )
     assert list((root / ".kubetune-cache").glob("*.arrow")), "preprocessing was not cached"
@@ -305,7 +310,7 @@ def test_token_classification_resumes_after_a_worker_is_killed(tmp_path):
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["restarted_from_step"] is not None and 4 <= metrics["restarted_from_step"] < 16
     assert metrics["global_step"] == 16
-    progress = json.loads((root / workspace.PROGRESS_FILE).read_text())
+    progress = json.loads((root / layout.PROGRESS_FILE).read_text())
     assert progress["restarted_from_step"] == metrics["restarted_from_step"]
     assert f"resuming from {output_dir / 'checkpoint-'}" in stderr
     history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]

@@ -29,20 +29,6 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import tiny_bert_classifier
-
-    return tiny_bert_classifier(tmp_path_factory.mktemp("tiny-bert"), num_labels=2)
-
-
-@pytest.fixture(scope="session")
-def sentiment_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tiny_models import sentiment_csv
-
-    return sentiment_csv(tmp_path_factory.mktemp("data") / "sentiment.csv", n=64)
-
-
-@pytest.fixture(scope="session")
 def job_yaml(tiny_model: Path, sentiment_data: Path) -> Any:
     """job_yaml(name, **training) -> the text of a job file: the tiny BERT on 48 rows (16 to
     evaluate on), 1 worker x 1 process, LoRA merged at the end; `training` adds or overrides
@@ -131,7 +117,7 @@ def context(browser: Any, ui: Any) -> Iterator[Any]:
 @pytest.fixture
 def watched(context: Any) -> Iterator[Any]:
     """A new page of the module's dashboard; the test fails if it logged an unexpected error."""
-    from ui_browser import Watched
+    from tests.ui.ui_browser import Watched
 
     page = context.new_page()
     w = Watched(page)

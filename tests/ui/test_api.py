@@ -18,15 +18,15 @@ from typing import Any
 import httpx
 import pytest
 from starlette.testclient import TestClient
-from ui_events import Events
-from ui_jobs import append_records, history_record, stop_stand_ins, write_job
 
-from kubetune import workspace
+from kubetune.contract import layout
 from kubetune.training.backends.local.jobdir import job_dir
 from kubetune.ui.app import create_app
 from kubetune.ui.security import CONTENT_SECURITY_POLICY, TOKEN_COOKIE, Access
 from kubetune.ui.server import UIServer
 from kubetune.ui.source import LocalSource
+from tests.ui.ui_events import Events
+from tests.ui.ui_jobs import append_records, history_record, stop_stand_ins, write_job
 
 LOOPBACK = "http://127.0.0.1:8765"
 VALID_ELSEWHERE = """\
@@ -149,9 +149,9 @@ def test_a_long_log_opens_at_its_end(tmp_path):
 
 def test_nan_becomes_null(client, home):
     job = job_dir(home, "default", "done")
-    progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
+    progress = layout.read_json(job.workspace / layout.PROGRESS_FILE)
     progress["loss"] = math.nan
-    (job.workspace / workspace.PROGRESS_FILE).write_text(json.dumps(progress))
+    (job.workspace / layout.PROGRESS_FILE).write_text(json.dumps(progress))
     answer = client.get("/api/jobs/default/done")
     assert json.loads(answer.text, parse_constant=pytest.fail)["progress"]["loss"] is None
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_browser import TIMEOUT, screenshot, wait_true
 
 from kubetune.training.backends.local.jobdir import job_dir
 from kubetune.training.backends.local.processes import is_alive
 from kubetune.ui.server import UIServer
 from kubetune.ui.source import LocalSource
+from tests.ui.ui_browser import TIMEOUT, screenshot, wait_true
 
 JOB = "ui-job"
 FAILED = "ui-failed"  # written directly: a job folder as a failed job leaves it
@@ -40,7 +40,7 @@ trainer_parameters:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIServer]:
     """The dashboard of a fresh local home that holds one failed job."""
-    from ui_jobs import write_job
+    from tests.ui.ui_jobs import write_job
 
     home = tmp_path_factory.mktemp("ui-home")
     write_job(home, FAILED, state="failed", steps=12, total_steps=100, created_minutes_ago=90)

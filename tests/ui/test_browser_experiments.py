@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ui_browser import screenshot, wait_true
 
 from kubetune.katib import KatibClient, search
 from kubetune.katib.backends.local.store import experiment_dir
 from kubetune.ui.server import UIServer
 from kubetune.ui.source import LocalSource
+from tests.ui.ui_browser import screenshot, wait_true
 
 NAME = "ui-search"
 TRIALS = 4

@@ -12,15 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 from starlette.testclient import TestClient
-from ui_events import Events
-from ui_experiments import write_experiment
-from ui_jobs import stop_stand_ins, write_job
 
 from kubetune.katib.backends.local.store import experiment_dir
 from kubetune.ui.app import create_app
 from kubetune.ui.security import Access
 from kubetune.ui.server import UIServer
 from kubetune.ui.source import LocalSource
+from tests.ui.ui_events import Events
+from tests.ui.ui_experiments import write_experiment
+from tests.ui.ui_jobs import stop_stand_ins, write_job
 
 SECRET = "hf_experimentSecret0123456789"
 DONE = [

@@ -7,21 +7,17 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from kubetune.contract.records import progress_log_line
 from kubetune.ui.app import create_app
 from kubetune.ui.security import Access
 from kubetune.ui.source import KubernetesSource, make_source
-from kubetune.workspace import progress_log_line
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kubernetes"))
-from fake_apiserver import FakeApiServer
+from tests.kubernetes.fake_apiserver import FakeApiServer
 
 SECRET = "hf_uiSecretValue0123456789"
 JOB_YAML = f"""\
@@ -95,7 +91,9 @@ def start_running(apiserver: FakeApiServer) -> None:
     )
 
 
-def test_a_job_from_yaml_runs_and_shows_state_objects_history_and_logs(apiserver, client):
+@pytest.fixture
+def running(apiserver: FakeApiServer, client: tuple[TestClient, Access]) -> TestClient:
+    """A job created from job YAML through the API, then running (its pods logging)."""
     http, access = client
     answer = http.post(
         "/api/jobs",
@@ -106,15 +104,19 @@ def test_a_job_from_yaml_runs_and_shows_state_objects_history_and_logs(apiserver
     assert answer.json() == {"namespace": "default", "name": "remote-bert"}
     assert apiserver.names("pytorchjobs") == ["remote-bert"]
     start_running(apiserver)
+    return http
 
+
+def test_the_job_list_shows_state_size_and_progress(running: TestClient) -> None:
     # Not allowed to list cluster-wide (the fake server has no such path): its own namespace.
-    (job,) = http.get("/api/jobs").json()["jobs"]
+    (job,) = running.get("/api/jobs").json()["jobs"]
     assert (job["state"], job["reason"]) == ("running", "PyTorchJobRunning")
     assert (job["workers"], job["procs_per_worker"]) == (2, 2)
     assert job["progress"]["step"] == 2
 
-    answer = http.get("/api/jobs/default/remote-bert")
-    detail = answer.json()
+
+def test_a_jobs_page_shows_its_objects_spec_and_log_sources(running: TestClient) -> None:
+    detail = running.get("/api/jobs/default/remote-bert").json()
     assert [o["kind"] for o in detail["objects"]] == [
         "PyTorchJob",
         "ConfigMap",
@@ -131,27 +133,39 @@ def test_a_job_from_yaml_runs_and_shows_state_objects_history_and_logs(apiserver
     ]
     assert {o["exists"] for o in detail["outputs"]} == {None}  # in the job's volume
 
-    history = http.get("/api/jobs/default/remote-bert/history").json()["records"]
+
+def test_history_comes_from_the_progress_records_rank_0_prints(running: TestClient) -> None:
+    history = running.get("/api/jobs/default/remote-bert/history").json()["records"]
     assert [(r["step"], r.get("loss"), r.get("eval_loss")) for r in history] == [
         (1, 2.0, None),
         (2, 1.5, None),
         (2, None, 1.4),
     ]
-    logs = http.get("/api/jobs/default/remote-bert/logs").json()["lines"]
+
+
+def test_logs_leave_the_progress_records_out(running: TestClient) -> None:
+    logs = running.get("/api/jobs/default/remote-bert/logs").json()["lines"]
     assert ["remote-bert-master-0/pytorch", "training starts"] in logs
     assert not [line for _, line in logs if "kubetune-progress" in line]
 
+
+def test_no_answer_shows_the_secret(running: TestClient) -> None:
     encoded = base64.b64encode(SECRET.encode()).decode()
     for path in ("", "/history", "/logs"):
-        text = http.get(f"/api/jobs/default/remote-bert{path}").text
+        text = running.get(f"/api/jobs/default/remote-bert{path}").text
         assert SECRET not in text and encoded not in text, path
 
-    answer = http.delete(
+
+def test_deleting_removes_the_job_and_its_objects(
+    apiserver: FakeApiServer, client: tuple[TestClient, Access], running: TestClient
+) -> None:
+    _, access = client
+    answer = running.delete(
         "/api/jobs/default/remote-bert", headers={"X-CSRF-Token": access.csrf_token}
     )
     assert answer.status_code == 200
     assert apiserver.names("pytorchjobs") == [] and apiserver.names("secrets") == []
-    assert http.get("/api/jobs/default/remote-bert").status_code == 404
+    assert running.get("/api/jobs/default/remote-bert").status_code == 404
 
 
 def test_a_job_in_another_namespace_is_not_found(apiserver, client):

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from kubetune import workspace
+from kubetune.contract import layout, records
 from kubetune.ui import views
 
 
@@ -113,10 +113,10 @@ def test_json_safe_turns_nan_and_infinities_into_null():
 
 
 def reporter(tmp_path, enabled=True):
-    from kubetune.trainer.progress import ProgressReporter
+    from kubetune.runtime.progress import ProgressReporter
 
     return ProgressReporter(
-        tmp_path / workspace.PROGRESS_FILE,
+        layout.Workspace(tmp_path),
         restarted_from_step=None,
         enabled=enabled,
         print_records=True,
@@ -136,7 +136,7 @@ def test_every_logged_record_is_appended_to_the_history_file(tmp_path, capsys):
         state.global_step, state.epoch = step, logs["epoch"]
         progress.on_log(None, state, TrainerControl(), logs=dict(logs))
     history = [
-        json.loads(line) for line in (tmp_path / workspace.HISTORY_FILE).read_text().splitlines()
+        json.loads(line) for line in (tmp_path / layout.HISTORY_FILE).read_text().splitlines()
     ]
     assert [(r["step"], r.get("loss"), r.get("eval_loss")) for r in history] == [
         (1, 0.9, None),
@@ -147,9 +147,9 @@ def test_every_logged_record_is_appended_to_the_history_file(tmp_path, capsys):
     assert history[2]["eval_accuracy"] == 0.75 and isinstance(history[2]["time"], float)
     assert "loss" in history[1] and history[1]["loss"] is None  # NaN: logged, not a number
     # The progress record carries the latest, on disk and in the log line backends read.
-    on_disk = workspace.read_json(tmp_path / workspace.PROGRESS_FILE)
+    on_disk = layout.read_json(tmp_path / layout.PROGRESS_FILE)
     assert on_disk["logged"] == history[-1]
-    assert workspace.last_progress_in_log(capsys.readouterr().out)["logged"] == history[-1]
+    assert records.last_progress_in_log(capsys.readouterr().out)["logged"] == history[-1]
 
 
 def test_other_ranks_write_no_history(tmp_path):
@@ -157,4 +157,4 @@ def test_other_ranks_write_no_history(tmp_path):
 
     state = TrainerState(max_steps=10, global_step=1)
     reporter(tmp_path, enabled=False).on_log(None, state, TrainerControl(), logs={"loss": 1.0})
-    assert not (tmp_path / workspace.HISTORY_FILE).exists()
+    assert not (tmp_path / layout.HISTORY_FILE).exists()

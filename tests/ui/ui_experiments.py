@@ -11,9 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ui_jobs import stand_in
-
-from kubetune import workspace
+from kubetune.contract import layout
 from kubetune.katib import KatibClient, search
 from kubetune.katib.backends.local.store import (
     ExperimentDir,
@@ -21,6 +19,7 @@ from kubetune.katib.backends.local.store import (
     TrialRecord,
     experiment_dir,
 )
+from tests.ui.ui_jobs import stand_in
 
 METRIC = "score"  # what `objective` prints
 # (values, status, objective) of each trial, in creation order.
@@ -70,9 +69,7 @@ def write_experiment(
     `trials`; the best succeeded trial keeps its job (as the controller records it)."""
     folder = experiment_dir(home, namespace, name)
     folder.path.mkdir(parents=True)
-    workspace.write_json_atomic(
-        folder.experiment_path, rendered(home, name, namespace, env, **tune)
-    )
+    layout.write_json_atomic(folder.experiment_path, rendered(home, name, namespace, env, **tune))
     created = datetime.now(UTC) - timedelta(minutes=created_minutes_ago)
 
     def stamp(seconds: float) -> str:

@@ -15,9 +15,17 @@ from typing import Any
 
 import psutil
 
-from kubetune import workspace
+from kubetune.contract import layout
+from kubetune.contract.conditions import QUEUED_REASON, Condition
+from kubetune.contract.records import LaunchPlan
+from kubetune.contract.spec import (
+    JobSpec,
+    LocalDatasetSpec,
+    ModelSpec,
+    TrainerSpec,
+    TransformerType,
+)
 from kubetune.training.backends.local.jobdir import JobDir, JobStatus, ProcessRecord, job_dir
-from kubetune.training.spec import JobSpec
 
 _stand_ins: list[subprocess.Popen[bytes]] = []
 
@@ -74,12 +82,11 @@ def write_job(
     spec = JobSpec(
         name=name,
         namespace=namespace,
-        model={
-            "uri": "/models/tiny-bert",
-            "transformer_type": "AutoModelForSequenceClassification",
-        },
-        dataset={"kind": "local", "path": "/data/train.csv"},
-        trainer={"training_arguments": {"output_dir": "out", "logging_steps": 1}},
+        model=ModelSpec(
+            uri="/models/tiny-bert", transformer_type=TransformerType.SEQUENCE_CLASSIFICATION
+        ),
+        dataset=LocalDatasetSpec(path="/data/train.csv"),
+        trainer=TrainerSpec(training_arguments={"output_dir": "out", "logging_steps": 1}),
         num_workers=2,
         num_procs_per_worker=1,
         env=env or {},
@@ -87,7 +94,7 @@ def write_job(
     job.spec_path.write_text(spec.to_json())
     created = datetime.now(UTC) - timedelta(minutes=created_minutes_ago)
     stamp = created.strftime("%Y-%m-%dT%H:%M:%SZ")
-    output_dir = workspace.output_path(job.workspace, "out")
+    output_dir = layout.output_path(job.workspace, "out")
     status = JobStatus(
         uid=uuid.uuid4().hex,
         name=name,
@@ -95,15 +102,23 @@ def write_job(
         num_workers=2,
         output_dir=str(output_dir),
         creation_time=stamp,
+        launch=LaunchPlan(
+            num_workers=2, procs_per_worker=1, threads=1, gpus_per_worker=0, cpus=2.0, memory=0.0
+        ),
     )
-    status.set_condition("Created", "Queued" if state == "queued" else "JobCreated", "created")
-    if state != "queued":
+    queued = state == "queued"
+    status.set_condition(Condition.CREATED, QUEUED_REASON if queued else "JobCreated", "created")
+    if queued:
+        status.queue_position, status.queue_waiting = 1, 1
+    else:
         status.start_time = stamp
-        status.set_condition("Running", "JobRunning", "2 worker(s) running")
+        status.set_condition(Condition.RUNNING, "JobRunning", "2 worker(s) running")
     if state == "succeeded":
-        status.set_condition("Succeeded", "JobSucceeded", "all 2 worker(s) completed")
+        status.set_condition(Condition.SUCCEEDED, "JobSucceeded", "all 2 worker(s) completed")
     elif state == "failed":
-        status.set_condition("Failed", "WorkerFailed", "worker-1 exited with code 1: out of memory")
+        status.set_condition(
+            Condition.FAILED, "WorkerFailed", "worker-1 exited with code 1: out of memory"
+        )
     elif state in ("running", "queued"):
         status.supervisor = stand_in()
     job.write_status(status)
@@ -114,12 +129,12 @@ def write_job(
         if eval_every and step % eval_every == 0:
             records.append(eval_record(step, total_steps))
     if records:
-        (job.workspace / workspace.HISTORY_FILE).write_text(
+        (job.workspace / layout.HISTORY_FILE).write_text(
             "".join(json.dumps(r) + "\n" for r in records)
         )
         last = [r for r in records if "loss" in r][-1]
-        workspace.write_json_atomic(
-            job.workspace / workspace.PROGRESS_FILE,
+        layout.write_json_atomic(
+            job.workspace / layout.PROGRESS_FILE,
             {
                 "step": steps,
                 "total_steps": total_steps,
@@ -138,7 +153,7 @@ def write_job(
         job.log_path(source).write_text("".join(f"{source} line {i}\n" for i in range(log_lines)))
     if state == "succeeded":
         (output_dir / "model").mkdir(parents=True)
-        workspace.write_json_atomic(
+        layout.write_json_atomic(
             output_dir / "metrics.json", {"train_loss": 0.42, "eval_accuracy": 0.9}
         )
     return job
@@ -147,8 +162,8 @@ def write_job(
 def append_records(job: JobDir, first_step: int, last_step: int, total_steps: int) -> None:
     """Logs steps first_step..last_step as the trainer would: history lines and progress."""
     records = [history_record(s, total_steps) for s in range(first_step, last_step + 1)]
-    with (job.workspace / workspace.HISTORY_FILE).open("a") as f:
+    with (job.workspace / layout.HISTORY_FILE).open("a") as f:
         f.write("".join(json.dumps(r) + "\n" for r in records))
-    progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE) or {}
+    progress = layout.read_json(job.workspace / layout.PROGRESS_FILE) or {}
     progress.update(step=last_step, loss=records[-1]["loss"], logged=records[-1])
-    workspace.write_json_atomic(job.workspace / workspace.PROGRESS_FILE, progress)
+    layout.write_json_atomic(job.workspace / layout.PROGRESS_FILE, progress)

@@ -243,8 +243,9 @@ class KatibClient:
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the experiment has a true Created condition."""
-        found = self.get_experiment_conditions(name, namespace, experiment, timeout)
-        return _has(found, constants.EXPERIMENT_CONDITION_CREATED)
+        return self._holds(
+            constants.EXPERIMENT_CONDITION_CREATED, name, namespace, experiment, timeout
+        )
 
     def is_experiment_running(
         self,
@@ -254,8 +255,9 @@ class KatibClient:
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the experiment has a true Running condition."""
-        found = self.get_experiment_conditions(name, namespace, experiment, timeout)
-        return _has(found, constants.EXPERIMENT_CONDITION_RUNNING)
+        return self._holds(
+            constants.EXPERIMENT_CONDITION_RUNNING, name, namespace, experiment, timeout
+        )
 
     def is_experiment_restarting(
         self,
@@ -265,8 +267,9 @@ class KatibClient:
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the experiment has a true Restarting condition."""
-        found = self.get_experiment_conditions(name, namespace, experiment, timeout)
-        return _has(found, constants.EXPERIMENT_CONDITION_RESTARTING)
+        return self._holds(
+            constants.EXPERIMENT_CONDITION_RESTARTING, name, namespace, experiment, timeout
+        )
 
     def is_experiment_succeeded(
         self,
@@ -276,8 +279,9 @@ class KatibClient:
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the experiment has a true Succeeded condition."""
-        found = self.get_experiment_conditions(name, namespace, experiment, timeout)
-        return _has(found, constants.EXPERIMENT_CONDITION_SUCCEEDED)
+        return self._holds(
+            constants.EXPERIMENT_CONDITION_SUCCEEDED, name, namespace, experiment, timeout
+        )
 
     def is_experiment_failed(
         self,
@@ -287,8 +291,15 @@ class KatibClient:
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the experiment has a true Failed condition."""
+        return self._holds(
+            constants.EXPERIMENT_CONDITION_FAILED, name, namespace, experiment, timeout
+        )
+
+    def _holds(
+        self, condition_type: str, name: str, namespace: str | None, experiment: Any, timeout: int
+    ) -> bool:
         found = self.get_experiment_conditions(name, namespace, experiment, timeout)
-        return _has(found, constants.EXPERIMENT_CONDITION_FAILED)
+        return _has(found, condition_type)
 
     def wait_for_experiment_condition(
         self,

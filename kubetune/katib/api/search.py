@@ -14,7 +14,7 @@ import builtins
 from typing import Any
 
 from kubetune.katib.space import DISTRIBUTIONS
-from kubetune.validation import is_search_space
+from kubetune.params.validation import is_search_space
 
 __all__ = ["DISTRIBUTIONS", "categorical", "double", "int", "is_search_space"]
 

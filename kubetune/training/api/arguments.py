@@ -1,4 +1,4 @@
-"""Kubeflow's argument forms, turned into what a JobSpec records.
+"""Kubeflow's argument forms, turned into what a JobSpec records (on the client's side).
 
 `env_vars`/`init_env_vars` may be a dict or a list of `V1EnvVar` (or dicts of its fields) and
 `V1EnvFromSource`; plain name/value pairs become the spec's mapping, entries that read a Secret
@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubetune.contract.spec import KubernetesExtras
 from kubetune.training.api.objects import to_api
 
 
@@ -75,43 +76,15 @@ def kubernetes_settings(
     env: EnvArgument,
     init_env: EnvArgument | None = None,
     resources: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The JobSpec's `kubernetes` mapping from the split arguments (empty entries left out)."""
-    settings = {
-        "env": env.refs,
-        "envFrom": env.sources,
-        "initEnv": init_env.refs if init_env else [],
-        "initEnvFrom": init_env.sources if init_env else [],
-        "resources": resources,
-    }
-    return {key: value for key, value in settings.items() if value}
-
-
-def local_problems(settings: dict[str, Any]) -> list[str]:
-    """Why the local backend cannot take these Kubernetes-only settings."""
-    problems = []
-    for key, field_name in (
-        ("env", "env_vars"),
-        ("envFrom", "env_vars"),
-        ("initEnv", "init_env_vars"),
-        ("initEnvFrom", "init_env_vars"),
-    ):
-        entries = settings.get(key) or []
-        if entries:
-            names = [e.get("name") or e.get("prefix") or _source_name(e) for e in entries]
-            problems.append(
-                f"{field_name}: {names}: valueFrom/envFrom entries read a cluster's Secrets and "
-                "ConfigMaps, which the local backend has none of; give plain values, or use "
-                "TrainingClient(backend='kubernetes')"
-            )
-    return problems
-
-
-def _source_name(entry: dict[str, Any]) -> str:
-    for key in ("secretRef", "configMapRef"):
-        if entry.get(key):
-            return f"{key}={entry[key].get('name')}"
-    return repr(entry)
+) -> KubernetesExtras:
+    """The JobSpec's Kubernetes-only settings from the split arguments."""
+    return KubernetesExtras(
+        env=list(env.refs),
+        env_from=list(env.sources),
+        init_env=list(init_env.refs) if init_env else [],
+        init_env_from=list(init_env.sources) if init_env else [],
+        resources=resources or None,
+    )
 
 
 def _first_line(error: Exception) -> str:

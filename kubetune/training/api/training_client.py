@@ -16,14 +16,32 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune.training import job as conditions
+from kubetune.contract import conditions
+from kubetune.contract.conditions import Condition
+from kubetune.contract.spec import JobSpec, KubernetesExtras
 from kubetune.training.api import arguments, objects
 from kubetune.training.backends.base import Backend, PodSelector
 from kubetune.training.constants import constants
 from kubetune.training.job import JobReport, LogLine
 
 if TYPE_CHECKING:
-    from kubetune.training.spec import JobSpec
+    from kubeflow.training.models import KubeflowOrgV1JobCondition, KubeflowOrgV1PyTorchJob
+    from kubernetes.client import (
+        Configuration,
+        V1DeleteOptions,
+        V1EnvFromSource,
+        V1EnvVar,
+        V1Pod,
+        V1ResourceRequirements,
+    )
+
+    from kubetune.params.hugging_face import (
+        HuggingFaceDatasetParams,
+        HuggingFaceModelParams,
+        HuggingFaceTrainerParams,
+    )
+    from kubetune.params.local import LocalDatasetParams
+    from kubetune.params.s3 import S3DatasetParams
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +49,6 @@ BACKENDS = ("local", "kubernetes")
 BACKEND_ENV = "KUBETUNE_BACKEND"
 # Present inside a Kubernetes pod that mounts a service account.
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-# Conditions that stay in a job's history (with status False) once it has moved on.
-_PASSED = (conditions.CREATED, conditions.RUNNING, conditions.RESTARTING)
 _STATUS_FORMAT = "{:<30.30} {:<20.20} {}"
 
 
@@ -40,11 +56,15 @@ def choose_backend(
     backend: str | None = None,
     config_file: str | None = None,
     context: str | None = None,
-    client_configuration: Any = None,
+    client_configuration: Configuration | None = None,
 ) -> str:
     """The backend a TrainingClient uses: `backend` if given, else $KUBETUNE_BACKEND, else
     'kubernetes' when a Kubernetes config argument is given or this process runs in a pod (a
-    service-account token is mounted), else 'local'."""
+    service-account token is mounted), else 'local'.
+
+    Raises:
+        ValueError: the chosen name is not a backend.
+    """
     chosen = backend or os.environ.get(BACKEND_ENV)
     if not chosen:
         in_pod = Path(SERVICE_ACCOUNT_TOKEN).is_file()
@@ -55,7 +75,7 @@ def choose_backend(
     return chosen
 
 
-def _has_condition(found: list[Any], condition_type: str) -> bool:
+def _has_condition(found: list[KubeflowOrgV1JobCondition], condition_type: str) -> bool:
     return any(
         c.type == condition_type and c.status == constants.CONDITION_STATUS_TRUE for c in found
     )
@@ -78,7 +98,7 @@ class TrainingClient:
         self,
         config_file: str | None = None,
         context: str | None = None,
-        client_configuration: Any = None,
+        client_configuration: Configuration | None = None,
         namespace: str | None = None,
         job_kind: str = constants.PYTORCHJOB_KIND,
         *,
@@ -86,6 +106,11 @@ class TrainingClient:
         api: str = "pytorchjob",
         home: str | os.PathLike[str] | None = None,
     ) -> None:
+        """Makes the client and its backend (contacting no cluster yet).
+
+        Raises:
+            ValueError: an unknown backend, api or job_kind.
+        """
         self.job_kind = self._kind(job_kind)
         chosen = choose_backend(backend, config_file, context, client_configuration)
         self.backend: Backend
@@ -122,21 +147,23 @@ class TrainingClient:
 
     @property
     def _trainjob(self) -> bool:
-        return getattr(self.backend, "api", "pytorchjob") == "trainjob"
+        return self.backend.api == "trainjob"
 
-    def _job_model(self, data: dict[str, Any]) -> Any:
+    def _job_model(self, data: dict[str, Any]) -> KubeflowOrgV1PyTorchJob | dict[str, Any]:
         """A PyTorchJob as `KubeflowOrgV1PyTorchJob`; a TrainJob stays a dict (no V1 model)."""
         if data.get("kind") == "TrainJob":
             return data
-        return objects.pytorchjob(data)
+        job: KubeflowOrgV1PyTorchJob = objects.pytorchjob(data)
+        return job
 
     def _kubernetes_settings(
-        self, env: arguments.EnvArgument, init_env: arguments.EnvArgument, resources: Any
-    ) -> tuple[dict[str, Any], list[str]]:
+        self,
+        env: arguments.EnvArgument,
+        init_env: arguments.EnvArgument,
+        resources: dict[str, Any] | None,
+    ) -> tuple[KubernetesExtras, list[str]]:
         settings = arguments.kubernetes_settings(env, init_env, resources)
-        problems = env.problems + init_env.problems
-        if self.backend.name == "local":
-            problems += arguments.local_problems(settings)
+        problems = env.problems + init_env.problems + self.backend.unsupported_settings(settings)
         return settings, problems
 
     # --- create --------------------------------------------------------------------------------
@@ -147,12 +174,15 @@ class TrainingClient:
         namespace: str | None = None,
         num_workers: int = 1,
         num_procs_per_worker: int | str = 1,
-        resources_per_worker: Any = None,
-        model_provider_parameters: Any = None,
-        dataset_provider_parameters: Any = None,
-        trainer_parameters: Any = None,
-        init_env_vars: Any = None,
-        env_vars: Any = None,
+        resources_per_worker: dict[str, str | int | float] | V1ResourceRequirements | None = None,
+        model_provider_parameters: HuggingFaceModelParams | None = None,
+        dataset_provider_parameters: HuggingFaceDatasetParams
+        | S3DatasetParams
+        | LocalDatasetParams
+        | None = None,
+        trainer_parameters: HuggingFaceTrainerParams | None = None,
+        init_env_vars: dict[str, str] | list[V1EnvVar | V1EnvFromSource] | None = None,
+        env_vars: dict[str, str] | list[V1EnvVar | V1EnvFromSource] | None = None,
         storage_config: dict[str, Any] | None = None,
         *,
         labels: dict[str, str] | None = None,
@@ -162,23 +192,35 @@ class TrainingClient:
         wait: bool = False,
         wait_timeout: float = 24 * 3600,
         dry_run: bool = False,
-    ) -> Any:
-        """Creates a fine-tuning job (storage initializer, then torchrun workers) and returns None
-        without waiting, as Kubeflow's `train` does.
+    ) -> list[dict[str, Any]] | None:
+        """Creates a fine-tuning job (storage initializer, then torchrun workers) without
+        waiting, as Kubeflow's `train` does.
 
-        `num_workers` is torchrun's nnodes, `num_procs_per_worker` its nproc-per-node (or 'auto').
-        `resources_per_worker`: {'cpu': 4, 'memory': '16G', 'gpu': 1} (requests and limits) or a
-        `V1ResourceRequirements`. `env_vars` reach every worker, `init_env_vars` the storage
-        initializer: a dict or a list of `V1EnvVar`/`V1EnvFromSource` (entries that read a
-        Secret or ConfigMap need Kubernetes). `storage_config`: any of size, storage_class,
-        access_modes of the workspace volume (Kubernetes; defaults: '10Gi', the cluster's
-        default class, ReadWriteOnce for one worker and ReadWriteMany for more).
-        kubetune's options: `labels`, `annotations`, `queue_name` (Kueue) apply on Kubernetes;
-        `max_restarts`: how often a failed worker group restarts from its last checkpoint;
-        `wait=True` blocks until Succeeded (RuntimeError on failure, TimeoutError after
-        `wait_timeout` seconds); `dry_run=True` returns the objects that would be created
-        (Kubernetes) without creating them. Every problem with the arguments is reported in one
-        ValueError before anything is created.
+        Args:
+            num_workers: torchrun's nnodes (one pod or simulated node each).
+            num_procs_per_worker: torchrun's nproc-per-node, or 'auto'.
+            resources_per_worker: {'cpu': 4, 'memory': '16G', 'gpu': 1} (requests and limits)
+                or a `V1ResourceRequirements`.
+            env_vars, init_env_vars: environment of every worker and of the storage
+                initializer: a dict, or a list of `V1EnvVar`/`V1EnvFromSource` (entries that
+                read a Secret or ConfigMap need Kubernetes).
+            storage_config: any of size, storage_class, access_modes of the workspace volume
+                (Kubernetes; defaults: '10Gi', the cluster's default class, ReadWriteOnce for
+                one worker and ReadWriteMany for more).
+            labels, annotations, queue_name: kubetune's options for Kubernetes (queue_name:
+                a Kueue LocalQueue).
+            max_restarts: how often a failed worker group restarts from its last checkpoint.
+            wait: block until Succeeded; `wait_timeout` seconds at most.
+            dry_run: return the objects that would be created (Kubernetes), create nothing.
+
+        Returns:
+            None; with `dry_run`, the objects in API form.
+
+        Raises:
+            ValueError: every problem with the arguments, at once, before anything is created.
+            RuntimeError: the backend refused the job (a job of that name exists, ...), or with
+                `wait` the job failed.
+            TimeoutError: with `wait`, the job did not succeed within `wait_timeout` seconds.
         """
         spec, secrets = self.job_spec(
             name,
@@ -229,7 +271,7 @@ class TrainingClient:
         """The JobSpec and the secret environment variables that `train()` with these
         arguments creates a job from, without creating anything. Raises one ValueError listing
         every problem (`extra_problems`, found by the caller, included)."""
-        from kubetune.training.spec import build_job_spec
+        from kubetune.params.job import build_job_spec
 
         env = arguments.env_argument("env_vars", env_vars)
         init_env = arguments.env_argument("init_env_vars", init_env_vars)
@@ -257,29 +299,29 @@ class TrainingClient:
 
     def create_job(
         self,
-        job: Any = None,
+        job: KubeflowOrgV1PyTorchJob | None = None,
         name: str | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
         base_image: str | None = None,
-        train_func: Callable[..., Any] | None = None,
+        train_func: Callable[..., object] | None = None,
         parameters: dict[str, Any] | None = None,
         num_workers: int | None = 1,
         num_procs_per_worker: int | str | None = None,
-        resources_per_worker: Any = None,
+        resources_per_worker: dict[str, str | int | float] | V1ResourceRequirements | None = None,
         num_chief_replicas: int | None = None,
         num_ps_replicas: int | None = None,
         packages_to_install: list[str] | None = None,
         pip_index_url: str = constants.DEFAULT_PIP_INDEX_URL,
-        env_vars: Any = None,
+        env_vars: dict[str, str] | list[V1EnvVar | V1EnvFromSource] | None = None,
         *,
         labels: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
         queue_name: str | None = None,
         max_restarts: int = 3,
         dry_run: bool = False,
-    ) -> Any:
-        """Creates a PyTorchJob and returns None, as Kubeflow's `create_job` does, in one of two forms.
+    ) -> list[dict[str, Any]] | None:
+        """Creates a PyTorchJob, as Kubeflow's `create_job` does, in one of two forms.
 
         `job=`: a `KubeflowOrgV1PyTorchJob`, created as is (Kubernetes only; with it only
         `namespace` may be given). `train_func=`: a function that every worker process runs
@@ -293,12 +335,20 @@ class TrainingClient:
         job's own). `base_image` is the container image on Kubernetes (default: kubetune's
         trainer image); `base_image` without `train_func` runs the image's own command
         (Kubernetes only). Locally the job has the lifecycle of a `train()` job: status, logs,
-        restarts, delete; it survives the client. `dry_run=True` returns the objects that
-        would be created (Kubernetes) without creating them.
+        restarts, delete; it survives the client.
+
+        Returns:
+            None; with `dry_run=True`, the objects that would be created (Kubernetes), in API
+            form, without creating them.
+
+        Raises:
+            ValueError: every problem with the arguments, at once, before anything is created.
+            RuntimeError: the backend refused the job.
         """
         self._kind(job_kind)
         if job is not None:
-            return self._create_from_object(job, namespace, locals())
+            self._create_from_object(job, namespace, locals())
+            return None
         if train_func is None and base_image is None:
             raise ValueError(
                 "create_job: give `job` (a KubeflowOrgV1PyTorchJob), `train_func` (a function to "
@@ -320,7 +370,7 @@ class TrainingClient:
             problems.append(
                 "num_chief_replicas/num_ps_replicas: TFJob replicas; a PyTorchJob has a Master and Workers"
             )
-        if self.backend.name == "local" and train_func is None:
+        if not self.backend.runs_container_images and train_func is None:
             problems.append(
                 f"base_image={base_image!r}: a container image runs only on Kubernetes; use "
                 "TrainingClient(backend='kubernetes'), or pass train_func to run a function locally"
@@ -351,7 +401,9 @@ class TrainingClient:
         self.backend.create_job(spec, {})
         return None
 
-    def _create_from_object(self, job: Any, namespace: str | None, given: dict[str, Any]) -> None:
+    def _create_from_object(
+        self, job: KubeflowOrgV1PyTorchJob, namespace: str | None, given: dict[str, Any]
+    ) -> None:
         allowed = {"self", "job", "namespace", "pip_index_url", "num_workers", "max_restarts"}
         extra = sorted(
             key for key, value in given.items() if key not in allowed and value not in (None, False)
@@ -385,14 +437,18 @@ class TrainingClient:
         namespace: str | None = None,
         job_kind: str | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
-    ) -> Any:
+    ) -> KubeflowOrgV1PyTorchJob | dict[str, Any]:
         """The job as a `KubeflowOrgV1PyTorchJob` (metadata, spec, status with conditions, start
-        and completion times, replica statuses). kubetune's extras are annotations on it:
-        `kubetune.io/output-dir` (both backends); `kubetune.io/progress` (JSON),
-        `kubetune.io/restarts` and, while queued, `kubetune.io/queue-position` (local backend;
-        on Kubernetes `get_job_report` reads progress and restarts from the pods).
-        RuntimeError when the job does not exist; TimeoutError when the API server does not
-        answer within `timeout` seconds."""
+        and completion times, replica statuses; a TrainJob, with api='trainjob', as a dict).
+        kubetune's extras are annotations on it: `kubetune.io/output-dir` (both backends);
+        `kubetune.io/progress` (JSON), `kubetune.io/restarts` and, while queued,
+        `kubetune.io/queue-position` (local backend; on Kubernetes `get_job_report` reads
+        progress and restarts from the pods).
+
+        Raises:
+            RuntimeError: the job does not exist.
+            TimeoutError: the API server did not answer within `timeout` seconds.
+        """
         self._kind(job_kind)
         return self._job_model(self.backend.get_job_object(name, self._ns(namespace), timeout))
 
@@ -401,8 +457,13 @@ class TrainingClient:
         namespace: str | None = None,
         job_kind: str | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
-    ) -> list[Any]:
-        """Every PyTorchJob of the namespace (on Kubernetes also those kubetune did not create)."""
+    ) -> list[KubeflowOrgV1PyTorchJob | dict[str, Any]]:
+        """Every PyTorchJob of the namespace (on Kubernetes also those kubetune did not create),
+        as `get_job` returns them.
+
+        Raises:
+            TimeoutError: the API server did not answer within `timeout` seconds.
+        """
         self._kind(job_kind)
         return [
             self._job_model(d) for d in self.backend.list_job_objects(self._ns(namespace), timeout)
@@ -413,11 +474,16 @@ class TrainingClient:
         name: str | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
-        job: Any = None,
+        job: KubeflowOrgV1PyTorchJob | dict[str, Any] | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
-    ) -> list[Any]:
+    ) -> list[KubeflowOrgV1JobCondition]:
         """The job's conditions (`KubeflowOrgV1JobCondition`), oldest first; [] before it has
-        any. Give `name`, or `job` (a job object from `get_job`) to read it without a request."""
+        any. Give `name`, or `job` (a job object from `get_job`) to read it without a request.
+
+        Raises:
+            ValueError: neither `name` nor a job object is given.
+            RuntimeError: the job does not exist.
+        """
         self._kind(job_kind)
         if job is None:
             if name is None:
@@ -451,81 +517,85 @@ class TrainingClient:
         name: str | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
-        job: Any = None,
+        job: KubeflowOrgV1PyTorchJob | dict[str, Any] | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the job has a true Created condition."""
         found = self.get_job_conditions(name, namespace, job_kind, job, timeout)
-        return _has_condition(found, conditions.CREATED)
+        return _has_condition(found, Condition.CREATED)
 
     def is_job_running(
         self,
         name: str | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
-        job: Any = None,
+        job: KubeflowOrgV1PyTorchJob | dict[str, Any] | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the job has a true Running condition."""
         found = self.get_job_conditions(name, namespace, job_kind, job, timeout)
-        return _has_condition(found, conditions.RUNNING)
+        return _has_condition(found, Condition.RUNNING)
 
     def is_job_restarting(
         self,
         name: str | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
-        job: Any = None,
+        job: KubeflowOrgV1PyTorchJob | dict[str, Any] | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the job has a true Restarting condition."""
         found = self.get_job_conditions(name, namespace, job_kind, job, timeout)
-        return _has_condition(found, conditions.RESTARTING)
+        return _has_condition(found, Condition.RESTARTING)
 
     def is_job_succeeded(
         self,
         name: str | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
-        job: Any = None,
+        job: KubeflowOrgV1PyTorchJob | dict[str, Any] | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the job has a true Succeeded condition."""
         found = self.get_job_conditions(name, namespace, job_kind, job, timeout)
-        return _has_condition(found, conditions.SUCCEEDED)
+        return _has_condition(found, Condition.SUCCEEDED)
 
     def is_job_failed(
         self,
         name: str | None = None,
         namespace: str | None = None,
         job_kind: str | None = None,
-        job: Any = None,
+        job: KubeflowOrgV1PyTorchJob | dict[str, Any] | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> bool:
         """Whether the job has a true Failed condition."""
         found = self.get_job_conditions(name, namespace, job_kind, job, timeout)
-        return _has_condition(found, conditions.FAILED)
+        return _has_condition(found, Condition.FAILED)
 
     def wait_for_job_conditions(
         self,
         name: str,
         namespace: str | None = None,
         job_kind: str | None = None,
-        expected_conditions: set[str] | frozenset[str] = frozenset({conditions.SUCCEEDED}),
+        expected_conditions: set[str] | frozenset[str] = frozenset({Condition.SUCCEEDED}),
         wait_timeout: float = 600,
         polling_interval: float = 15,
-        callback: Callable[[Any], Any] | None = None,
+        callback: Callable[[KubeflowOrgV1PyTorchJob | dict[str, Any]], object] | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
-    ) -> Any:
+    ) -> KubeflowOrgV1PyTorchJob | dict[str, Any]:
         """Polls the job every `polling_interval` seconds until it reaches one of
         `expected_conditions` and returns it (as `get_job` does).
 
         Reached means a true condition of that type, or for Created, Running and Restarting one
         the job has passed through (a job that already finished has been Running). Each poll
         calls `callback(job)` and logs the job's name, latest condition and its time at DEBUG
-        level (logger 'kubetune.training.api.training_client'), as Kubeflow does. RuntimeError
-        as soon as the job fails (unless Failed is expected), with the failure's message;
-        TimeoutError after `wait_timeout` seconds; ValueError for an unknown condition.
+        level (logger 'kubetune.training.api.training_client'), as Kubeflow does.
+
+        Raises:
+            RuntimeError: as soon as the job fails (unless Failed is expected), with the
+                failure's reason and message; or the job does not exist.
+            TimeoutError: after `wait_timeout` seconds.
+            ValueError: an unknown condition.
         """
         self._kind(job_kind)
         expected = set(expected_conditions)
@@ -545,13 +615,13 @@ class TrainingClient:
                 logger.debug(_STATUS_FORMAT.format(name, latest.type, latest.last_transition_time))
             if callback:
                 callback(job)
-            if conditions.FAILED not in expected and _has_condition(found, conditions.FAILED):
-                failed = [c for c in found if c.type == conditions.FAILED][-1]
+            if Condition.FAILED not in expected and _has_condition(found, Condition.FAILED):
+                failed = [c for c in found if c.type == Condition.FAILED][-1]
                 raise RuntimeError(
                     f"{self.job_kind} {namespace}/{name} is Failed: {failed.reason}: {failed.message}"
                 )
             for condition in expected:
-                passed = condition in _PASSED and any(c.type == condition for c in found)
+                passed = condition in conditions.PASSED and any(c.type == condition for c in found)
                 if passed or _has_condition(found, condition):
                     return job
             if time.monotonic() >= deadline:
@@ -599,14 +669,19 @@ class TrainingClient:
         replica_type: str | None = None,
         replica_index: int | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
-    ) -> list[Any]:
+    ) -> list[V1Pod]:
         """The job's pods (`V1Pod`), chosen by the Training Operator's labels: only the master
         (`is_master`), one replica type ('master' or 'worker'), one replica index. Locally
-        worker 0 is `<name>-master-0` and worker i `<name>-worker-<i-1>`. ValueError for an
-        unknown replica type."""
+        worker 0 is `<name>-master-0` and worker i `<name>-worker-<i-1>`.
+
+        Raises:
+            ValueError: an unknown replica type or a bad index.
+            RuntimeError: the job does not exist.
+        """
         selector = self._selector(is_master, replica_type, replica_index)
         found = self.backend.list_pods(name, self._ns(namespace), selector, timeout)
-        return [objects.pod(p) for p in found]
+        pods: list[V1Pod] = [objects.pod(p) for p in found]
+        return pods
 
     def get_job_pod_names(
         self,
@@ -617,9 +692,9 @@ class TrainingClient:
         replica_index: int | None = None,
         timeout: int = constants.DEFAULT_TIMEOUT,
     ) -> list[str]:
-        """The names of the pods `get_job_pods` returns."""
+        """The names of the pods `get_job_pods` returns (same arguments, same errors)."""
         pods = self.get_job_pods(name, namespace, is_master, replica_type, replica_index, timeout)
-        return [p.metadata.name for p in pods]
+        return [str(p.metadata.name) for p in pods if p.metadata is not None]
 
     def get_job_logs(
         self,
@@ -639,7 +714,11 @@ class TrainingClient:
         `[Pod <name>]: <line>` as it is written, until the job ends, and then returned. With
         `verbose`, events: {'pytorchjob/<name>': [...], 'pod/<name>': [...]} as
         '<YYYY-mm-dd HH:MM:SS> <message>' (locally the job's condition changes).
-        RuntimeError when the job does not exist."""
+
+        Raises:
+            RuntimeError: the job does not exist.
+            ValueError: an unknown replica type or a bad index.
+        """
         self._kind(job_kind)
         namespace = self._ns(namespace)
         selector = self._selector(is_master, replica_type, replica_index)
@@ -664,13 +743,18 @@ class TrainingClient:
 
     def update_job(
         self,
-        job: Any,
+        job: KubeflowOrgV1PyTorchJob | dict[str, Any],
         name: str,
         namespace: str | None = None,
         job_kind: str | None = None,
     ) -> None:
         """Patches the job with `job` (a `KubeflowOrgV1PyTorchJob`, or a dict) as a JSON merge
-        patch, as Kubeflow does (Kubernetes; the local backend raises RuntimeError)."""
+        patch, as Kubeflow does.
+
+        Raises:
+            RuntimeError: the API server refused it, or the backend is local (it cannot change
+                a job once created).
+        """
         self._kind(job_kind)
         patch = job if isinstance(job, dict) else objects.to_api(job)
         self.backend.update_job_object(name, self._ns(namespace), patch)
@@ -680,14 +764,18 @@ class TrainingClient:
         name: str,
         namespace: str | None = None,
         job_kind: str | None = None,
-        delete_options: Any = None,
+        delete_options: V1DeleteOptions | None = None,
         *,
         keep_outputs: bool = False,
     ) -> None:
         """Stops the job and removes what it created; `delete_options` (a `V1DeleteOptions`) is
         passed to the API server on Kubernetes and ignored locally. `keep_outputs=True` keeps
         the trained model and metrics (locally they move aside, see `kept_outputs_path`; on
-        Kubernetes the workspace volume stays)."""
+        Kubernetes the workspace volume stays).
+
+        Raises:
+            RuntimeError: the job does not exist, or some of its processes did not stop.
+        """
         self._kind(job_kind)
         options = None if delete_options is None else objects.to_api(delete_options)
         self.backend.delete_job(
@@ -697,8 +785,12 @@ class TrainingClient:
     # --- kubetune's own view ---------------------------------------------------------------------
 
     def get_job_report(self, name: str, namespace: str | None = None) -> JobReport:
-        """kubetune's report of a job: conditions, progress (step, loss, ETA), times, restarts
-        and where its outputs are (`output_dir`)."""
+        """kubetune's report of a job: conditions, progress (step, loss, ETA), size, times,
+        restarts, its place in the local queue and where its outputs are (`output_dir`).
+
+        Raises:
+            RuntimeError: the job does not exist.
+        """
         return self.backend.get_job(name, self._ns(namespace))
 
     def list_job_reports(self, namespace: str | None = None) -> list[JobReport]:
@@ -706,15 +798,23 @@ class TrainingClient:
         return self.backend.list_jobs(self._ns(namespace))
 
     def stream_job_logs(
-        self, name: str, namespace: str | None = None, follow: bool = False
+        self,
+        name: str,
+        namespace: str | None = None,
+        follow: bool = False,
+        on_poll: Callable[[], None] | None = None,
     ) -> Iterator[LogLine]:
         """Every line of the job's logs as `LogLine(source, line)`: locally the sources are
         'initializer', 'worker-0', ...; on Kubernetes 'pod/container'. Without `follow` the
-        iterator ends after what has been written so far; with it, when the job ends."""
-        return self.backend.get_job_logs(name, self._ns(namespace), follow)
+        iterator ends after what has been written so far; with it, when the job ends, calling
+        `on_poll()` at every polling round (e.g. to redraw a progress bar).
+
+        Raises:
+            RuntimeError: the job does not exist.
+        """
+        return self.backend.get_job_logs(name, self._ns(namespace), follow, on_poll=on_poll)
 
     def kept_outputs_path(self, name: str, namespace: str | None = None) -> Path | None:
         """Where `delete_job(name, keep_outputs=True)` leaves the outputs on the local backend
         (None when nothing would move, or on Kubernetes)."""
-        kept = getattr(self.backend, "kept_outputs_path", None)
-        return kept(name, self._ns(namespace)) if kept else None
+        return self.backend.kept_outputs_path(name, self._ns(namespace))

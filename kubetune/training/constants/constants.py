@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune.storage_initializer.constants import INIT_CONTAINER_MOUNT_PATH
-from kubetune.training import job as _job
-from kubetune.training.backends.kubernetes import manifests as _manifests
-from kubetune.training.spec import DEFAULT_STORAGE_SIZE as _DEFAULT_STORAGE_SIZE
+from kubetune.contract.conditions import Condition as _Condition
+from kubetune.contract.layout import MOUNT_PATH as _MOUNT_PATH
+from kubetune.contract.spec import DEFAULT_STORAGE_SIZE as _DEFAULT_STORAGE_SIZE
 
 # Seconds an API request to the Kubernetes API server may take (the `timeout` argument).
 DEFAULT_TIMEOUT = 120
@@ -21,18 +20,18 @@ DEFAULT_PIP_INDEX_URL = "https://pypi.org/simple"
 DEFAULT_NAMESPACE = "default"
 ISTIO_SIDECAR_INJECTION = "sidecar.istio.io/inject"
 
-GROUP = _manifests.PYTORCHJOB_GROUP
-VERSION = _manifests.PYTORCHJOB_VERSION
+GROUP = "kubeflow.org"
+VERSION = "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
 POD_KIND = "Pod"
 POD_PHASE_PENDING = "Pending"
 
 # Job conditions.
-JOB_CONDITION_CREATED = _job.CREATED
-JOB_CONDITION_RUNNING = _job.RUNNING
-JOB_CONDITION_RESTARTING = _job.RESTARTING
-JOB_CONDITION_SUCCEEDED = _job.SUCCEEDED
-JOB_CONDITION_FAILED = _job.FAILED
+JOB_CONDITION_CREATED = _Condition.CREATED.value
+JOB_CONDITION_RUNNING = _Condition.RUNNING.value
+JOB_CONDITION_RESTARTING = _Condition.RESTARTING.value
+JOB_CONDITION_SUCCEEDED = _Condition.SUCCEEDED.value
+JOB_CONDITION_FAILED = _Condition.FAILED.value
 JOB_CONDITIONS = {
     JOB_CONDITION_CREATED,
     JOB_CONDITION_RUNNING,
@@ -59,7 +58,9 @@ REPLICA_TYPE_SERVER = "Server"
 REPLICA_TYPE_LAUNCHER = "Launcher"
 
 # The train() API.
-STORAGE_INITIALIZER = _manifests.INITIALIZER_CONTAINER
+STORAGE_INITIALIZER = "storage-initializer"
+# The volume of the job's workspace (Kubeflow names it after the storage initializer).
+STORAGE_INITIALIZER_VOLUME = "workspace"
 PVC_DEFAULT_SIZE = _DEFAULT_STORAGE_SIZE
 # kubetune's default for one worker; with several workers the default is ["ReadWriteMany"]
 # (every worker writes to the shared workspace).
@@ -69,8 +70,8 @@ PVC_DEFAULT_ACCESS_MODES = ["ReadWriteOnce"]
 # a clear error rather than an AttributeError.
 PYTORCHJOB_KIND = "PyTorchJob"
 PYTORCHJOB_MODEL = "KubeflowOrgV1PyTorchJob"
-PYTORCHJOB_PLURAL = _manifests.PYTORCHJOB_PLURAL
-PYTORCHJOB_CONTAINER = _manifests.PYTORCH_CONTAINER
+PYTORCHJOB_PLURAL = "pytorchjobs"
+PYTORCHJOB_CONTAINER = "pytorch"  # the name the Training Operator requires
 PYTORCHJOB_REPLICA_TYPES = (REPLICA_TYPE_MASTER.lower(), REPLICA_TYPE_WORKER.lower())
 TFJOB_KIND = "TFJob"
 XGBOOSTJOB_KIND = "XGBoostJob"
@@ -92,7 +93,7 @@ JOB_PARAMETERS = {
 JOB_MODELS = (PYTORCHJOB_MODEL,)
 
 # kubetune's annotations on the job objects that get_job() returns (see docs/api.md).
-OUTPUT_DIR_ANNOTATION = _manifests.OUTPUT_DIR_ANNOTATION
+OUTPUT_DIR_ANNOTATION = "kubetune.io/output-dir"
 PROGRESS_ANNOTATION = "kubetune.io/progress"
 RESTARTS_ANNOTATION = "kubetune.io/restarts"
 QUEUE_POSITION_ANNOTATION = "kubetune.io/queue-position"
@@ -109,14 +110,14 @@ _LAZY = (
 
 def __getattr__(name: str) -> Any:
     if name in ("STORAGE_INITIALIZER_IMAGE", "TRAINER_TRANSFORMER_IMAGE", "PYTORCHJOB_BASE_IMAGE"):
-        from kubetune.training.backends.kubernetes.images import resolve_images
+        from kubetune.training.images import resolve_images
 
         images = resolve_images(gpu=False)
         return images.initializer if name == "STORAGE_INITIALIZER_IMAGE" else images.trainer
     if name == "STORAGE_INITIALIZER_VOLUME_MOUNT":
         from kubernetes.client import V1VolumeMount
 
-        return V1VolumeMount(name=_manifests.WORKSPACE_VOLUME, mount_path=INIT_CONTAINER_MOUNT_PATH)
+        return V1VolumeMount(name=STORAGE_INITIALIZER_VOLUME, mount_path=_MOUNT_PATH)
     if name == "JOB_MODELS_TYPE":
         from kubeflow.training.models import KubeflowOrgV1PyTorchJob
 

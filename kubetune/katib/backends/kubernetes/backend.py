@@ -18,7 +18,7 @@ from kubetune.katib.constants import constants
 from kubetune.katib.request import ExperimentRequest
 from kubetune.training.backends.kubernetes import manifests as job_manifests
 from kubetune.training.backends.kubernetes.backend import REQUEST_TIMEOUT, KubernetesBackend
-from kubetune.training.backends.kubernetes.images import resolve_images
+from kubetune.training.images import resolve_images
 
 GROUP, VERSION = constants.KUBEFLOW_GROUP, constants.KATIB_VERSION
 # The container whose log a StdOut-collected trial's output goes to (Katib's sidecar).
@@ -34,7 +34,7 @@ class KubernetesExperiments(KubernetesBackend, ExperimentBackend):
         self, request: ExperimentRequest, secrets: dict[str, str]
     ) -> list[dict[str, Any]]:
         """Every object `create_experiment` makes, in order, as dicts; contacts no cluster."""
-        images = resolve_images(gpu=job_manifests.requests_gpu(request.job))
+        images = resolve_images(gpu=request.job.requests_gpus)
         return manifests.experiment_objects(request, secrets, images)
 
     def create_experiment(self, request: ExperimentRequest, secrets: dict[str, str]) -> None:
@@ -108,32 +108,14 @@ class KubernetesExperiments(KubernetesBackend, ExperimentBackend):
     # --- read ----------------------------------------------------------------------------------
 
     def _get(self, plural: str, name: str, namespace: str, timeout: float | None) -> dict[str, Any]:
-        api = self._custom_api()
         kind = "Experiment" if plural == manifests.EXPERIMENT_PLURAL else "Trial"
-        try:
-            found: dict[str, Any] = self._call(
-                f"get {kind} {namespace}/{name}",
-                namespace,
-                plural,
-                lambda: api.get_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    name,
-                    _request_timeout=timeout or REQUEST_TIMEOUT,
-                ),
-            )
-        except RuntimeError as e:
-            cause = e.__cause__
-            if getattr(cause, "status", None) == 404 and f'"{name}"' in str(
-                getattr(cause, "body", "")
-            ):
-                raise RuntimeError(
-                    f"{kind.lower()} {namespace}/{name} not found (NotFound): no {kind} of that name"
-                ) from None
-            raise
-        return found
+        return self._get_custom(
+            (GROUP, VERSION, plural, kind),
+            name,
+            namespace,
+            timeout,
+            f"{kind.lower()} {namespace}/{name} not found (NotFound): no {kind} of that name",
+        )
 
     def _list(
         self, plural: str, namespace: str, selector: str | None, timeout: float | None

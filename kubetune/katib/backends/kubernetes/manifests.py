@@ -22,19 +22,18 @@ collector joins them with spaces into a `sh -c` line.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import shlex
 from typing import Any
 
-from kubetune import workspace
+from kubetune.contract.spec import JobSpec
 from kubetune.katib import metrics
 from kubetune.katib.constants import constants
 from kubetune.katib.request import FUNCTION_FORM, ExperimentRequest
-from kubetune.katib.space import FUNCTION_PARAMETERS
+from kubetune.katib.space import FUNCTION_PARAMETERS, without_searched
 from kubetune.training.backends.kubernetes import manifests as job_manifests
-from kubetune.training.backends.kubernetes.images import Images
-from kubetune.training.spec import JobSpec
+from kubetune.training.images import Images
 
 EXPERIMENT_PLURAL = constants.EXPERIMENT_PLURAL
 TRIAL_NAME_PARAMETER = "kubetuneTrialName"
@@ -69,14 +68,8 @@ def trial_workspace(root: str, trial: str) -> str:
 def shared_spec(request: ExperimentRequest) -> JobSpec:
     """The JobSpec every trial starts from: the experiment's, without the searched fields
     (each trial's values come with it)."""
-    data = request.job.to_dict()
-    trainer = copy.deepcopy(data["trainer"])
-    for parameter in request.parameters:
-        section = trainer.get(parameter.section)
-        if isinstance(section, dict):
-            section.pop(parameter.field, None)
-    data["trainer"] = trainer
-    return JobSpec.from_dict(data)
+    _, _, trainer = request.job.fine_tuning
+    return dataclasses.replace(request.job, trainer=without_searched(trainer, request.parameters))
 
 
 def experiment_objects(
@@ -163,8 +156,7 @@ def _fine_tuning_trial(
     spec = shared_spec(request)
     job = job_manifests.build_pytorchjob(spec, images, secret_keys)
     trial = placeholder(TRIAL_NAME_PARAMETER)
-    output_dir = (spec.to_dict()["trainer"].get("training_arguments") or {}).get("output_dir")
-    outputs = workspace.output_path(trial_workspace(job_manifests.WORKSPACE_DIR, trial), output_dir)
+    outputs = spec.output_path(trial_workspace(job_manifests.WORKSPACE_DIR, trial))
     _as_trial(job, trial, outputs=str(outputs))
     space = json.dumps([p.to_dict() for p in request.parameters], sort_keys=True)
     env = [
@@ -186,9 +178,11 @@ def _function_trial(request: ExperimentRequest, images: Images) -> dict[str, Any
     values = {
         p.name: placeholder(p.name) for p in request.parameters if p.section == FUNCTION_PARAMETERS
     }
-    data = request.job.to_dict()
-    data["function"] = {**data["function"], "program": request.function_program(values)}
-    job = job_manifests.build_pytorchjob(JobSpec.from_dict(data), images, [])
+    function = request.job.function
+    assert function is not None
+    program = request.function_program(values)
+    spec = dataclasses.replace(request.job, function=dataclasses.replace(function, program=program))
+    job = job_manifests.build_pytorchjob(spec, images, [])
     _as_trial(job, None, outputs=None)
     for container in _trainer_containers(job):
         # Katib appends its output redirection and completion mark to the script's last line,

@@ -10,36 +10,37 @@ as the local backend does with the processes of a job whose supervisor is lost.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubetune import validation, workspace
+from kubetune.contract import layout
+from kubetune.contract.conditions import Condition
+from kubetune.contract.secrets import without_secrets
 from kubetune.katib.backends.base import ExperimentBackend
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.backends.local import store
 from kubetune.katib.backends.local.objects import experiment_object, trial_object
-from kubetune.katib.backends.local.runners import LocalJobRunner
+from kubetune.katib.backends.local.runners import (
+    LocalJobRunner,
+    delete_trial_job,
+    trial_job_exists,
+)
 from kubetune.katib.backends.local.search import (
     Outcome,
     best_trial,
     close_trial,
 )
-from kubetune.katib.constants import constants
 from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import ExperimentRequest
-from kubetune.training.backends.kubernetes.images import resolve_images
-from kubetune.training.backends.kubernetes.manifests import requests_gpu
+from kubetune.params import validation
 from kubetune.training.backends.local import launch, logs, processes
 from kubetune.training.backends.local.backend import LocalBackend
-from kubetune.training.backends.local.jobdir import default_home
+from kubetune.training.images import resolve_images
 
 # How long create waits for the controller to record itself.
 START_TIMEOUT = 120.0
@@ -55,9 +56,8 @@ class LocalExperiments(ExperimentBackend):
     def __init__(
         self, namespace: str | None = None, home: str | os.PathLike[str] | None = None
     ) -> None:
-        self.namespace = namespace or "default"
-        self.home = Path(home).expanduser() if home is not None else default_home()
-        self.jobs = LocalBackend(namespace=self.namespace, home=self.home)
+        self.jobs = LocalBackend(namespace=namespace, home=home)
+        self.namespace, self.home = self.jobs.namespace, self.jobs.home
 
     def folder(self, name: str, namespace: str) -> store.ExperimentDir:
         """The experiment's folder (whether or not it exists)."""
@@ -69,7 +69,7 @@ class LocalExperiments(ExperimentBackend):
         self, request: ExperimentRequest, secrets: dict[str, str]
     ) -> list[dict[str, Any]]:
         """The Experiment a local search records (the one kubetune would create on Kubernetes)."""
-        images = resolve_images(gpu=requests_gpu(request.job))
+        images = resolve_images(gpu=request.job.requests_gpus)
         return [manifests.build_experiment(request, images, sorted(secrets))]
 
     def create_experiment(self, request: ExperimentRequest, secrets: dict[str, str]) -> None:
@@ -88,16 +88,14 @@ class LocalExperiments(ExperimentBackend):
         record = store.ExperimentRecord(
             name=request.name, namespace=request.namespace, uid=request.uid
         )
-        record.set_condition(
-            constants.EXPERIMENT_CONDITION_CREATED, "ExperimentCreated", "Experiment is created"
-        )
+        record.set_condition(Condition.CREATED, "ExperimentCreated", "Experiment is created")
         staging = store.ExperimentDir(
             folder.path.with_name(f".{request.name}.creating-{uuid.uuid4().hex}")
         )
         try:
             staging.path.mkdir(parents=True)
-            workspace.write_json_atomic(staging.experiment_path, experiment)
-            workspace.write_json_atomic(staging.request_path, request.to_dict())
+            layout.write_json_atomic(staging.experiment_path, experiment)
+            layout.write_json_atomic(staging.request_path, request.to_dict())
             (staging.path / "spec.json").write_text(request.job.to_json())
             staging.write_record(record)
         except OSError as e:
@@ -114,29 +112,11 @@ class LocalExperiments(ExperimentBackend):
         self._start_controller(folder, secrets)
 
     def _start_controller(self, folder: store.ExperimentDir, secrets: dict[str, str]) -> None:
-        env = launch.without_secrets(dict(os.environ))
-        try:
-            starter = subprocess.Popen(
-                [sys.executable, "-m", CONTROLLER_MODULE, str(folder.path)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=folder.path,
-                start_new_session=True,
-            )
-            try:
-                out, _ = starter.communicate(json.dumps(secrets).encode(), timeout=START_TIMEOUT)
-                code = starter.returncode
-            except subprocess.TimeoutExpired:
-                starter.kill()
-                out, _ = starter.communicate()
-                code = -1
-            said = out.decode(errors="replace")
-        except OSError as e:
-            code, said = -1, f"{type(e).__name__}: {e}"
+        env = without_secrets(dict(os.environ))
+        code, reason = processes.start_detached(
+            CONTROLLER_MODULE, folder.path, env, secrets, START_TIMEOUT
+        )
         if code != 0:
-            reason = " | ".join(line for line in said.splitlines()[-8:] if line.strip())
             self._stop_controller(folder)
             shutil.rmtree(folder.path, ignore_errors=True)
             raise RuntimeError(
@@ -165,7 +145,7 @@ class LocalExperiments(ExperimentBackend):
         if record is None:
             record = store.ExperimentRecord(name=name, namespace=namespace, uid="")
             record.set_condition(
-                constants.EXPERIMENT_CONDITION_FAILED,
+                Condition.FAILED,
                 "StatusUnreadable",
                 f"{folder.status_path} is missing or damaged; `kubetune -n {namespace} delete {name}` removes the experiment",
             )
@@ -202,10 +182,14 @@ class LocalExperiments(ExperimentBackend):
         runner = LocalJobRunner(request, self.jobs)
         for trial in [t for t in record.trials if not t.ended]:
             outcome = runner.poll(trial)
-            if outcome.state not in (store.SUCCEEDED, store.FAILED, store.KILLED):
+            if outcome.state not in (
+                store.TrialState.SUCCEEDED,
+                store.TrialState.FAILED,
+                store.TrialState.KILLED,
+            ):
                 runner.stop(trial)
                 outcome = Outcome(
-                    store.KILLED,
+                    store.TrialState.KILLED,
                     runner.poll(trial).logs,
                     "TrialKilled",
                     "the experiment's controller ended while the trial ran; the trial was stopped",
@@ -213,7 +197,7 @@ class LocalExperiments(ExperimentBackend):
             close_trial(trial, outcome, request)
         best = best_trial(record, request.objective_type)
         record.best_trial = best.name if best is not None else None
-        record.set_condition(constants.EXPERIMENT_CONDITION_FAILED, "ControllerLost", message)
+        record.set_condition(Condition.FAILED, "ControllerLost", message)
         return record
 
     def create_experiment_object(self, experiment: dict[str, Any]) -> None:
@@ -336,7 +320,7 @@ class LocalExperiments(ExperimentBackend):
         found = record.trial(trial)
         if found is None:
             raise RuntimeError(f"Trial {trial} not found or has no status")
-        if not found.job_kept or not self.jobs.job_dir(trial, namespace).is_dir():
+        if not found.job_kept or not trial_job_exists(self.jobs, trial, namespace):
             raise RuntimeError(
                 f"Trial {trial} or associated job not found: the job of a trial that is not the "
                 "best is removed once it ends, unless the experiment retains its trials (retain_trials=True)"
@@ -359,7 +343,7 @@ class LocalExperiments(ExperimentBackend):
         spec = dict(experiment["spec"])
         spec.update(changes)
         experiment["spec"] = spec
-        workspace.write_json_atomic(folder.experiment_path, experiment)
+        layout.write_json_atomic(folder.experiment_path, experiment)
 
     def delete_experiment(
         self, name: str, namespace: str, delete_options: dict[str, Any] | None = None
@@ -372,8 +356,7 @@ class LocalExperiments(ExperimentBackend):
         self._stop_controller(folder)
         record = folder.read_record()
         for trial in record.trials if record else []:
-            if self.jobs.job_dir(trial.name, namespace).is_dir():
-                self.jobs.delete_job(trial.name, namespace)
+            delete_trial_job(self.jobs, trial.name, namespace)
         graveyard = folder.path.with_name(f".{name}.deleting-{uuid.uuid4().hex}")
         os.rename(folder.path, graveyard)
         shutil.rmtree(graveyard, ignore_errors=True)

@@ -25,17 +25,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import psutil
 
+from kubetune.contract.conditions import Condition
 from kubetune.katib.backends.local import store
 from kubetune.katib.backends.local.objects import experiment_object, trial_object
 from kubetune.katib.backends.local.runners import LocalJobRunner
 from kubetune.katib.backends.local.search import Budget, SearchLoop
-from kubetune.katib.constants import constants
 from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import FUNCTION_FORM, ExperimentRequest
 from kubetune.training.backends.local import launch, logs, processes
@@ -90,7 +91,7 @@ class Controller:
         except Exception as e:
             logger.exception("the experiment's controller failed")
             self.record.set_condition(
-                constants.EXPERIMENT_CONDITION_FAILED,
+                Condition.FAILED,
                 "ExperimentFailed",
                 f"the experiment's controller failed: {type(e).__name__}: {e}",
             )
@@ -128,9 +129,9 @@ class Controller:
 
     def trial_ended(self, trial: store.TrialRecord, found: list[MetricLog]) -> None:
         """Keeps every value an ended trial reported (its job may be removed)."""
-        from kubetune import workspace
+        from kubetune.contract import layout
 
-        workspace.write_json_atomic(
+        layout.write_json_atomic(
             self.folder.metric_log_path(trial.name), [log.to_dict() for log in found]
         )
 
@@ -159,21 +160,14 @@ class Controller:
             dict(os.environ), self.request.job.init_env, self.secrets, threads=launch.usable_cores()
         )
         with log_path.open("ab") as log:
-            self.child = subprocess.Popen(
-                launch.initializer_command(spec_path, shared),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.folder.path,
-                start_new_session=True,
-                preexec_fn=processes.die_with_parent(os.getpid()),
+            self.child = processes.start_child(
+                launch.initializer_command(spec_path, shared), log, env, self.folder.path
             )
             while self.child.poll() is None:
                 if self.stop_signal is not None:
                     self.stop_child()
                     self.record.set_condition(
-                        constants.EXPERIMENT_CONDITION_FAILED,
+                        Condition.FAILED,
                         "ExperimentStopped",
                         "Experiment was stopped before it ended",
                     )
@@ -183,7 +177,7 @@ class Controller:
         self.child = None
         if code != 0:
             self.record.set_condition(
-                constants.EXPERIMENT_CONDITION_FAILED,
+                Condition.FAILED,
                 "ExperimentFailed",
                 f"the storage initializer exited with code {code}: {logs.failure_reason(log_path)}",
             )
@@ -206,48 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     folder = store.ExperimentDir(args.folder.resolve())
     secrets = read_secrets(sys.stdin.buffer)
 
-    read_fd, write_fd = os.pipe()
-    if os.fork():
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as pipe:
-            reply = pipe.read().decode(errors="replace")
-        if reply == "ready":
-            return 0
-        print(reply or "the controller ended before it was ready", flush=True)
-        return 1
-    os.close(read_fd)
-    os.setsid()
+    def start(answer: Callable[[str], None]) -> int:
+        try:
+            controller = Controller(folder, secrets)
+        except Exception as e:
+            logger.exception("the controller could not start")
+            answer(f"{type(e).__name__}: {e}")
+            return 1
+        return controller.run(ready=lambda: answer("ready"))
 
-    def answer(text: str) -> None:
-        os.write(write_fd, text.encode())
-        os.close(write_fd)
-
-    try:
-        _detach_output(folder.log_path)
-    except OSError as e:
-        answer(f"cannot write {folder.log_path}: {e.strerror or e}")
-        return 1
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    try:
-        controller = Controller(folder, secrets)
-    except Exception as e:
-        logger.exception("the controller could not start")
-        answer(f"{type(e).__name__}: {e}")
-        return 1
-    return controller.run(ready=lambda: answer("ready"))
-
-
-def _detach_output(log: Path) -> None:
-    """Standard input from /dev/null; standard output and error appended to `log`."""
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    os.close(null)
+    return processes.run_detached("controller", folder.log_path, start, new_session=True)
 
 
 if __name__ == "__main__":

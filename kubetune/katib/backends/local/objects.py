@@ -11,30 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune.katib.backends.local.store import (
-    CREATED,
-    EARLY_STOPPED,
-    FAILED,
-    KILLED,
-    METRICS_UNAVAILABLE,
-    RUNNING,
-    SUCCEEDED,
-    ExperimentRecord,
-    TrialRecord,
-)
+from kubetune.katib.backends.local.store import ExperimentRecord, TrialRecord, TrialState
 from kubetune.katib.constants import constants
 from kubetune.training.backends.kubernetes.manifests import OUTPUT_DIR_ANNOTATION
 
 JOB_ANNOTATION = "kubetune.io/job"
 # status counter and list of each trial state (Katib's field names)
 _COUNTERS = {
-    SUCCEEDED: ("trialsSucceeded", "succeededTrialList"),
-    FAILED: ("trialsFailed", "failedTrialList"),
-    KILLED: ("trialsKilled", "killedTrialList"),
-    EARLY_STOPPED: ("trialsEarlyStopped", "earlyStoppedTrialList"),
-    METRICS_UNAVAILABLE: ("trialMetricsUnavailable", "metricsUnavailableTrialList"),
-    RUNNING: ("trialsRunning", "runningTrialList"),
-    CREATED: ("trialsPending", "pendingTrialList"),
+    TrialState.SUCCEEDED: ("trialsSucceeded", "succeededTrialList"),
+    TrialState.FAILED: ("trialsFailed", "failedTrialList"),
+    TrialState.KILLED: ("trialsKilled", "killedTrialList"),
+    TrialState.EARLY_STOPPED: ("trialsEarlyStopped", "earlyStoppedTrialList"),
+    TrialState.METRICS_UNAVAILABLE: ("trialMetricsUnavailable", "metricsUnavailableTrialList"),
+    TrialState.RUNNING: ("trialsRunning", "runningTrialList"),
+    TrialState.CREATED: ("trialsPending", "pendingTrialList"),
 }
 
 
@@ -47,7 +37,12 @@ def experiment_object(
         return obj
     obj["metadata"]["uid"] = record.uid
     obj["metadata"]["creationTimestamp"] = record.creation_time
-    status: dict[str, Any] = {"conditions": [dict(c) for c in record.conditions]}
+    status: dict[str, Any] = {
+        "conditions": [
+            api_condition(c.type, c.status, c.reason, c.message, c.last_transition_time)
+            for c in record.conditions
+        ]
+    }
     if record.start_time:
         status["startTime"] = record.start_time
     if record.completion_time:
@@ -123,24 +118,33 @@ def trial_object(
     }
 
 
-def _trial_conditions(trial: TrialRecord) -> list[dict[str, Any]]:
-    def condition(
-        kind: str, status: str, reason: str, message: str, when: str | None
-    ) -> dict[str, Any]:
-        return {
-            "type": kind,
-            "status": status,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": when,
-            "lastUpdateTime": when,
-        }
+def api_condition(
+    kind: str, status: str, reason: str, message: str, when: str | None
+) -> dict[str, Any]:
+    """A condition of an Experiment or Trial in API form (Katib's fields)."""
+    return {
+        "type": str(kind),
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": when,
+        "lastUpdateTime": when,
+    }
 
-    found = [condition(CREATED, "True", "TrialCreated", "Trial is created", trial.creation_time)]
+
+def _trial_conditions(trial: TrialRecord) -> list[dict[str, Any]]:
+    condition = api_condition
+    found = [
+        condition(
+            TrialState.CREATED, "True", "TrialCreated", "Trial is created", trial.creation_time
+        )
+    ]
     if trial.start_time:
-        running = "True" if trial.status == RUNNING else "False"
+        running = "True" if trial.status == TrialState.RUNNING else "False"
         found.append(
-            condition(RUNNING, running, "TrialRunning", "Trial is running", trial.start_time)
+            condition(
+                TrialState.RUNNING, running, "TrialRunning", "Trial is running", trial.start_time
+            )
         )
     if trial.ended:
         found.append(

@@ -17,6 +17,7 @@ printed metrics (or `report_metrics`) the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import itertools
 import json
@@ -27,26 +28,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubetune import workspace
+from kubetune.contract import conditions, layout
+from kubetune.contract.conditions import Condition
+from kubetune.contract.layout import OutputDir
+from kubetune.contract.spec import JobSpec
 from kubetune.katib import metrics
 from kubetune.katib.backends.local.search import Outcome, TrialRunner
-from kubetune.katib.backends.local.store import (
-    FAILED,
-    KILLED,
-    RUNNING,
-    SUCCEEDED,
-    ExperimentRecord,
-    TrialRecord,
-)
+from kubetune.katib.backends.local.store import ExperimentRecord, TrialRecord, TrialState
 from kubetune.katib.constants import constants
 from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import FUNCTION_FORM, ExperimentRequest
 from kubetune.katib.space import set_values
-from kubetune.trainer import outputs
-from kubetune.training import job as conditions
-from kubetune.training.backends.local import processes
-from kubetune.training.backends.local.jobdir import worker_source
-from kubetune.training.spec import JobSpec
+from kubetune.training.backends.base import PodSelector
+from kubetune.training.backends.local.backend import LocalBackend
+from kubetune.training.backends.local.jobdir import job_dir, worker_source
 
 PENDING = "Pending"
 # The reason of a job whose supervisor was told to stop (SIGTERM).
@@ -92,7 +87,7 @@ class LocalJobRunner(TrialRunner):
     def __init__(
         self,
         request: ExperimentRequest,
-        backend: Any,
+        backend: LocalBackend,
         secrets: dict[str, str] | None = None,
         shared_workspace: Path | None = None,
     ) -> None:
@@ -108,20 +103,26 @@ class LocalJobRunner(TrialRunner):
 
     def trial_spec(self, trial: str, values: dict[str, Any]) -> JobSpec:
         """The JobSpec of a trial: the experiment's, named after the trial, with its values."""
-        request = self.request
-        data = request.job.to_dict()
-        data["name"] = trial
-        data["uid"] = uuid.uuid4().hex
-        data["labels"] = {**data.get("labels", {}), **trial_labels(request, trial)}
-        data["env"] = {**data.get("env", {}), constants.TRIAL_NAME_ENV: trial}
+        request, spec = self.request, self.request.job
+        env = {**spec.env, constants.TRIAL_NAME_ENV: trial}
         if request.form == FUNCTION_FORM:
+            assert spec.function is not None
             program = request.function_program(parameter_texts(request, values))
-            data["function"] = {**data["function"], "program": program}
-            pushed = Path(self.backend.job_dir(trial, self.namespace)) / "workspace"
-            data["env"][constants.METRICS_FILE_ENV] = str(pushed / PUSHED_METRICS_FILE)
+            env[constants.METRICS_FILE_ENV] = str(self.pushed_metrics_path(trial))
+            parts: dict[str, Any] = {
+                "function": dataclasses.replace(spec.function, program=program)
+            }
         else:
-            data["trainer"] = set_values(data["trainer"], request.parameters, values)
-        return JobSpec.from_dict(data)
+            assert spec.trainer is not None
+            parts = {"trainer": set_values(spec.trainer, request.parameters, values)}
+        return dataclasses.replace(
+            spec,
+            name=trial,
+            uid=uuid.uuid4().hex,
+            labels={**spec.labels, **trial_labels(request, trial)},
+            env=env,
+            **parts,
+        )
 
     def start(self, trial: TrialRecord, values: dict[str, Any]) -> None:
         spec = self.trial_spec(trial.name, values)
@@ -134,14 +135,20 @@ class LocalJobRunner(TrialRunner):
         try:
             report = self.backend.get_job(trial.name, self.namespace)
         except (RuntimeError, ValueError) as e:
-            return Outcome(FAILED, reason="TrialJobLost", message=f"the trial's job is gone: {e}")
+            return Outcome(
+                TrialState.FAILED, reason="TrialJobLost", message=f"the trial's job is gone: {e}"
+            )
         status = report.status
-        if status in (conditions.SUCCEEDED, conditions.FAILED):
-            state = SUCCEEDED if status == conditions.SUCCEEDED else FAILED
-            true = [c for c in report.conditions if c.status == "True"]
-            reason = f"Trial{state}" if state == SUCCEEDED else (true[-1].reason if true else "")
+        if status in (Condition.SUCCEEDED, Condition.FAILED):
+            state = TrialState.SUCCEEDED if status == Condition.SUCCEEDED else TrialState.FAILED
+            latest = conditions.latest(report.conditions)
+            reason = (
+                f"Trial{state}"
+                if state == TrialState.SUCCEEDED
+                else (latest.reason if latest else "")
+            )
             if reason == STOPPED:  # its supervisor was told to stop: Katib's Killed
-                state, reason = KILLED, "TrialKilled"
+                state, reason = TrialState.KILLED, "TrialKilled"
             return Outcome(
                 state,
                 self.logs(trial, report.output_dir),
@@ -149,52 +156,62 @@ class LocalJobRunner(TrialRunner):
                 report.message,
                 report.output_dir,
             )
-        if status == conditions.CREATED:
+        if status == Condition.CREATED:
             return Outcome(PENDING, output_dir=report.output_dir)
         logs = (
             self.logs(trial, report.output_dir) if self.request.early_stopping is not None else []
         )
-        return Outcome(RUNNING, logs, output_dir=report.output_dir)
+        return Outcome(TrialState.RUNNING, logs, output_dir=report.output_dir)
+
+    def pushed_metrics_path(self, trial: str) -> Path:
+        """Where a custom objective's report_metrics calls land: a file in its job's workspace."""
+        return job_dir(self.backend.home, self.namespace, trial).workspace / PUSHED_METRICS_FILE
 
     def logs(self, trial: TrialRecord, output_dir: str | None) -> list[MetricLog]:
         """What the trial reported so far (see the module docstring)."""
         names = self.request.metric_names
-        folder = Path(self.backend.job_dir(trial.name, self.namespace))
         if self.request.form == FUNCTION_FORM:
             if self.request.metrics_collector_kind == "Push":
-                return pushed_logs(folder / "workspace" / PUSHED_METRICS_FILE, names)
-            log = folder / "logs" / f"{worker_source(0)}.log"
+                return pushed_logs(self.pushed_metrics_path(trial.name), names)
             try:
-                lines = log.read_text(errors="replace").splitlines()
-            except OSError:
+                lines = self.backend.get_job_logs(
+                    trial.name, self.namespace, False, PodSelector(is_master=True)
+                )
+                first_worker = [e.line for e in lines if e.source == worker_source(0)]
+            except RuntimeError:
                 return []
-            return metrics.parse_lines(lines, names)
-        history = []
-        with contextlib.suppress(OSError):
-            for line in (folder / "workspace" / workspace.HISTORY_FILE).read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    history.append(json.loads(line))
-        final = workspace.read_json(Path(output_dir) / outputs.METRICS_FILE) if output_dir else None
-        return metrics.history_logs(
-            [r for r in history if isinstance(r, dict)],
-            final if isinstance(final, dict) else None,
-            names,
-        )
+            return metrics.parse_lines(first_worker, names)
+        try:
+            history = self.backend.job_history(trial.name, self.namespace)
+        except RuntimeError:
+            history = []
+        final = layout.read_json(OutputDir(Path(output_dir)).metrics) if output_dir else None
+        return metrics.history_logs(history, final if isinstance(final, dict) else None, names)
 
     def stop(self, trial: TrialRecord) -> None:
-        try:
-            status = self.backend.job_status(trial.name, self.namespace)
-        except (RuntimeError, ValueError):
-            return
-        if not status.terminal and status.uid:
-            processes.stop_job(status.uid, known_pids=status.all_pids())
+        self.backend.stop_job(trial.name, self.namespace)
 
     def remove(self, trial: TrialRecord) -> None:
-        try:
-            self.backend.delete_job(trial.name, self.namespace)
-        except RuntimeError as e:
-            if "NotFound" not in str(e):
-                raise
+        delete_trial_job(self.backend, trial.name, self.namespace)
+
+
+def trial_job_exists(backend: LocalBackend, trial: str, namespace: str) -> bool:
+    """Whether the trial's job is still there (it is removed once the trial ends, unless the
+    experiment retains its trials or the trial is the best)."""
+    try:
+        backend.get_job(trial, namespace)
+    except RuntimeError:
+        return False
+    return True
+
+
+def delete_trial_job(backend: LocalBackend, trial: str, namespace: str) -> None:
+    """Deletes the trial's job, if it is still there."""
+    try:
+        backend.delete_job(trial, namespace)
+    except RuntimeError as e:
+        if "NotFound" not in str(e):
+            raise
 
 
 class InProcessRunner(TrialRunner):
@@ -227,7 +244,7 @@ class InProcessRunner(TrialRunner):
                     self.objective(given)
             except Exception as e:
                 self.outcomes[trial.name] = Outcome(
-                    FAILED, reason="TrialFailed", message=f"{type(e).__name__}: {e}"
+                    TrialState.FAILED, reason="TrialFailed", message=f"{type(e).__name__}: {e}"
                 )
                 return
             finally:
@@ -240,7 +257,7 @@ class InProcessRunner(TrialRunner):
                 logs = pushed_logs(pushed, names)
             else:
                 logs = metrics.parse_lines(out.getvalue().splitlines(), names)
-        self.outcomes[trial.name] = Outcome(SUCCEEDED, logs)
+        self.outcomes[trial.name] = Outcome(TrialState.SUCCEEDED, logs)
 
     def poll(self, trial: TrialRecord) -> Outcome:
         return self.outcomes[trial.name]

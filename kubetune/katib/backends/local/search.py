@@ -28,19 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kubetune.contract.conditions import Condition
 from kubetune.katib import algorithms, metrics
-from kubetune.katib.backends.local.store import (
-    CREATED,
-    EARLY_STOPPED,
-    FAILED,
-    KILLED,
-    METRICS_UNAVAILABLE,
-    RUNNING,
-    SUCCEEDED,
-    ExperimentRecord,
-    TrialRecord,
-)
-from kubetune.katib.constants import constants
+from kubetune.katib.backends.local.store import ExperimentRecord, TrialRecord, TrialState
 from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import ExperimentRequest
 from kubetune.katib.space import combinations
@@ -156,19 +146,15 @@ class SearchLoop:
         record = self.record
         if record.start_time is None:
             record.start_time = now_iso()
-        if not any(c["type"] == constants.EXPERIMENT_CONDITION_CREATED for c in record.conditions):
-            record.set_condition(
-                constants.EXPERIMENT_CONDITION_CREATED, "ExperimentCreated", "Experiment is created"
-            )
-        record.set_condition(
-            constants.EXPERIMENT_CONDITION_RUNNING, "ExperimentRunning", "Experiment is running"
-        )
+        if not any(c.type == Condition.CREATED for c in record.conditions):
+            record.set_condition(Condition.CREATED, "ExperimentCreated", "Experiment is created")
+        record.set_condition(Condition.RUNNING, "ExperimentRunning", "Experiment is running")
         self.save(record)
         while True:
             if stopping():
                 self.stop_running("the experiment was stopped")
                 record.set_condition(
-                    constants.EXPERIMENT_CONDITION_FAILED,
+                    Condition.FAILED,
                     "ExperimentStopped",
                     "Experiment was stopped before it ended",
                 )
@@ -222,7 +208,9 @@ class SearchLoop:
         try:
             self.runner.start(trial, values)
         except (RuntimeError, ValueError, OSError) as e:
-            self.end_trial(trial, Outcome(FAILED, reason="TrialNotCreated", message=str(e)))
+            self.end_trial(
+                trial, Outcome(TrialState.FAILED, reason="TrialNotCreated", message=str(e))
+            )
 
     def poll_running(self) -> bool:
         """Reads each active trial's state; True when any changed."""
@@ -230,19 +218,23 @@ class SearchLoop:
         deadline = self.request.trial_active_deadline_seconds
         for trial in self.active():
             outcome = self.runner.poll(trial)
-            if outcome.state == RUNNING and trial.status == CREATED:
-                trial.status, trial.reason, trial.start_time = RUNNING, "TrialRunning", now_iso()
+            if outcome.state == TrialState.RUNNING and trial.status == TrialState.CREATED:
+                trial.status, trial.reason, trial.start_time = (
+                    TrialState.RUNNING,
+                    "TrialRunning",
+                    now_iso(),
+                )
                 trial.message = "Trial is running"
                 changed = True
-            if outcome.state in (SUCCEEDED, FAILED, KILLED):
+            if outcome.state in (TrialState.SUCCEEDED, TrialState.FAILED, TrialState.KILLED):
                 self.end_trial(trial, outcome)
                 changed = True
-            elif outcome.state == RUNNING and self.should_stop_early(trial, outcome):
+            elif outcome.state == TrialState.RUNNING and self.should_stop_early(trial, outcome):
                 self.runner.stop(trial)
                 self.end_trial(
                     trial,
                     Outcome(
-                        EARLY_STOPPED,
+                        TrialState.EARLY_STOPPED,
                         logs=self.runner.poll(trial).logs or outcome.logs,
                         reason="TrialEarlyStopped",
                         message="Trial is early stopped (medianstop)",
@@ -257,7 +249,7 @@ class SearchLoop:
                 self.end_trial(
                     trial,
                     Outcome(
-                        FAILED,
+                        TrialState.FAILED,
                         logs=outcome.logs,
                         reason="DeadlineExceeded",
                         message=f"Trial ran longer than trial_active_deadline_seconds={deadline}",
@@ -291,9 +283,9 @@ class SearchLoop:
         state = close_trial(trial, outcome, self.request)
         suggestion = self.asked.get(trial.name)
         if suggestion is not None:
-            if state == SUCCEEDED:
+            if state == TrialState.SUCCEEDED:
                 self.study.tell(suggestion, trial.objective)
-            elif state == EARLY_STOPPED:
+            elif state == TrialState.EARLY_STOPPED:
                 self.study.tell(suggestion, state=optuna.trial.TrialState.PRUNED)
             else:
                 self.study.tell(suggestion, state=optuna.trial.TrialState.FAIL)
@@ -304,7 +296,7 @@ class SearchLoop:
     def keep_best(self, trial: TrialRecord) -> None:
         """Updates the best trial; removes the job of a succeeded trial that is not (or no longer)
         the best, unless the experiment retains its trials."""
-        if trial.status != SUCCEEDED or trial.objective is None:
+        if trial.status != TrialState.SUCCEEDED or trial.objective is None:
             return
         best = self.record.trial(self.record.best_trial) if self.record.best_trial else None
         loser = trial
@@ -327,7 +319,10 @@ class SearchLoop:
             outcome = self.runner.poll(trial)
             message = f"Trial was stopped: {why}"
             self.end_trial(
-                trial, Outcome(KILLED, logs=outcome.logs, reason="TrialKilled", message=message)
+                trial,
+                Outcome(
+                    TrialState.KILLED, logs=outcome.logs, reason="TrialKilled", message=message
+                ),
             )
 
     # --- the end ---------------------------------------------------------------------------------
@@ -336,7 +331,11 @@ class SearchLoop:
         """Ends the experiment when it is done (see the module docstring); True then."""
         record, request = self.record, self.request
         best = record.trial(record.best_trial) if record.best_trial else None
-        failed = [t for t in record.trials if t.status in (FAILED, METRICS_UNAVAILABLE)]
+        failed = [
+            t
+            for t in record.trials
+            if t.status in (TrialState.FAILED, TrialState.METRICS_UNAVAILABLE)
+        ]
         ended = [t for t in record.trials if t.ended]
         if best is not None and metrics.goal_reached(
             best.objective, request.objective_goal, request.objective_type
@@ -352,7 +351,7 @@ class SearchLoop:
         if limit is not None and len(failed) > limit:
             self.stop_running("too many trials failed")
             record.set_condition(
-                constants.EXPERIMENT_CONDITION_FAILED,
+                Condition.FAILED,
                 "ExperimentMaxFailedTrialsReached",
                 f"Experiment has failed because max failed count has reached: {len(failed)} "
                 f"trial(s) failed, max_failed_trial_count={limit}",
@@ -376,7 +375,7 @@ class SearchLoop:
 
     def succeed(self, reason: str, message: str) -> None:
         """Ends the experiment Succeeded with Katib's `reason` and `message`."""
-        self.record.set_condition(constants.EXPERIMENT_CONDITION_SUCCEEDED, reason, message)
+        self.record.set_condition(Condition.SUCCEEDED, reason, message)
 
     def _random_name(self) -> str:
         taken = {t.name for t in self.record.trials}
@@ -389,7 +388,7 @@ class SearchLoop:
                 return name
 
 
-def close_trial(trial: TrialRecord, outcome: Outcome, request: ExperimentRequest) -> str:
+def close_trial(trial: TrialRecord, outcome: Outcome, request: ExperimentRequest) -> TrialState:
     """Records in `trial` how it ended (state, metrics, objective, times); returns the state. A
     trial that succeeded without reporting its objective metric is MetricsUnavailable."""
     trial.metrics = metrics.observation(outcome.logs, request.metric_names)
@@ -399,9 +398,9 @@ def close_trial(trial: TrialRecord, outcome: Outcome, request: ExperimentRequest
     trial.output_dir = outcome.output_dir or trial.output_dir
     trial.completion_time = now_iso()
     trial.start_time = trial.start_time or trial.completion_time
-    state, reason, message = outcome.state, outcome.reason, outcome.message
-    if state == SUCCEEDED and trial.objective is None:
-        state, reason = METRICS_UNAVAILABLE, "MetricsUnavailable"
+    state, reason, message = TrialState(outcome.state), outcome.reason, outcome.message
+    if state == TrialState.SUCCEEDED and trial.objective is None:
+        state, reason = TrialState.METRICS_UNAVAILABLE, "MetricsUnavailable"
         message = (
             f"Metrics are not available: the trial reported no {request.objective_metric_name}"
         )
@@ -415,7 +414,7 @@ def best_trial(record: ExperimentRecord, objective_type: str) -> TrialRecord | N
     """The succeeded trial with the best objective (the first of equals)."""
     best = None
     for trial in record.trials:
-        if trial.status != SUCCEEDED or trial.objective is None:
+        if trial.status != TrialState.SUCCEEDED or trial.objective is None:
             continue
         if best is None or metrics.is_better(trial.objective, best.objective, objective_type):
             best = trial

@@ -24,25 +24,42 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from kubetune import validation, workspace
+from kubetune.contract import conditions, layout
+from kubetune.contract.conditions import Condition, JobCondition
 from kubetune.katib.constants import constants
+from kubetune.params import validation
 from kubetune.training.backends.local.jobdir import now_iso
 
 EXPERIMENTS_DIR = "experiments"
 RECORD_FORMAT = 1
 
-# Trial states (Katib's trial condition types).
-CREATED = constants.TRIAL_CONDITION_CREATED
-RUNNING = constants.TRIAL_CONDITION_RUNNING
-SUCCEEDED = constants.TRIAL_CONDITION_SUCCEEDED
-FAILED = constants.TRIAL_CONDITION_FAILED
-KILLED = constants.TRIAL_CONDITION_KILLED
-EARLY_STOPPED = constants.TRIAL_CONDITION_EARLY_STOPPED
-METRICS_UNAVAILABLE = constants.TRIAL_CONDITION_METRICS_UNAVAILABLE
-ENDED = (SUCCEEDED, FAILED, KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE)
+
+class TrialState(StrEnum):
+    """Where a trial stands: Katib's trial condition types."""
+
+    CREATED = constants.TRIAL_CONDITION_CREATED
+    RUNNING = constants.TRIAL_CONDITION_RUNNING
+    SUCCEEDED = constants.TRIAL_CONDITION_SUCCEEDED
+    FAILED = constants.TRIAL_CONDITION_FAILED
+    KILLED = constants.TRIAL_CONDITION_KILLED
+    EARLY_STOPPED = constants.TRIAL_CONDITION_EARLY_STOPPED
+    METRICS_UNAVAILABLE = constants.TRIAL_CONDITION_METRICS_UNAVAILABLE
+
+
+# The states a trial ends in.
+ENDED = frozenset(
+    {
+        TrialState.SUCCEEDED,
+        TrialState.FAILED,
+        TrialState.KILLED,
+        TrialState.EARLY_STOPPED,
+        TrialState.METRICS_UNAVAILABLE,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -121,7 +138,7 @@ class ExperimentDir:
 
     def read_record(self) -> ExperimentRecord | None:
         """The record; None when there is none (yet) or it cannot be read."""
-        data = workspace.read_json(self.status_path)
+        data = layout.read_json(self.status_path)
         if not isinstance(data, dict):
             return None
         try:
@@ -131,7 +148,7 @@ class ExperimentDir:
 
     def write_record(self, record: ExperimentRecord) -> None:
         """Writes the record atomically."""
-        workspace.write_json_atomic(self.status_path, record.to_dict())
+        layout.write_json_atomic(self.status_path, record.to_dict())
 
     def read_experiment(self) -> dict[str, Any]:
         """The Experiment as created (OSError, ValueError when it cannot be read)."""
@@ -143,7 +160,7 @@ class ExperimentDir:
 
     def read_metric_logs(self, trial: str) -> list[dict[str, str]]:
         """The values a trial reported, as kept when it ended ([] when none were kept)."""
-        found = workspace.read_json(self.metric_log_path(trial))
+        found = layout.read_json(self.metric_log_path(trial))
         return found if isinstance(found, list) else []
 
 
@@ -166,7 +183,7 @@ class TrialRecord:
     name: str
     index: int
     assignments: dict[str, str]
-    status: str = CREATED
+    status: TrialState = TrialState.CREATED
     reason: str = "TrialCreated"
     message: str = ""
     creation_time: str = field(default_factory=now_iso)
@@ -193,7 +210,9 @@ class TrialRecord:
     def from_dict(cls, data: dict[str, Any]) -> TrialRecord:
         """The record from JSON data (unknown keys left out)."""
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["status"] = TrialState(values.get("status", TrialState.CREATED))
+        return cls(**values)
 
 
 @dataclass
@@ -204,7 +223,7 @@ class ExperimentRecord:
     namespace: str
     uid: str
     creation_time: str = field(default_factory=now_iso)
-    conditions: list[dict[str, Any]] = field(default_factory=list)
+    conditions: list[JobCondition] = field(default_factory=list)
     start_time: str | None = None
     completion_time: str | None = None
     trials: list[TrialRecord] = field(default_factory=list)
@@ -216,6 +235,7 @@ class ExperimentRecord:
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON data."""
         data = dataclasses.asdict(self)
+        data["conditions"] = [c.to_dict() for c in self.conditions]
         data["trials"] = [t.to_dict() for t in self.trials]
         return data
 
@@ -224,6 +244,7 @@ class ExperimentRecord:
         """The record from JSON data (unknown keys left out)."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        values["conditions"] = [JobCondition.from_dict(c) for c in data.get("conditions") or []]
         values["trials"] = [TrialRecord.from_dict(t) for t in data.get("trials") or []]
         return cls(**values)
 
@@ -232,54 +253,21 @@ class ExperimentRecord:
         return next((t for t in self.trials if t.name == name), None)
 
     @property
-    def status(self) -> str:
+    def status(self) -> Condition:
         """The latest true condition's type (Created when none)."""
-        true = [c for c in self.conditions if c.get("status") == "True"]
-        return str(true[-1]["type"]) if true else constants.EXPERIMENT_CONDITION_CREATED
+        return conditions.current(self.conditions)
 
     @property
     def ended(self) -> bool:
         """Whether the experiment has ended (Succeeded or Failed)."""
-        return self.status in (
-            constants.EXPERIMENT_CONDITION_SUCCEEDED,
-            constants.EXPERIMENT_CONDITION_FAILED,
-        )
+        return conditions.has_ended(self.conditions)
 
-    def set_condition(self, condition_type: str, reason: str, message: str) -> None:
-        """Makes `condition_type` true, as Katib's controller does: Created stays true, Running
-        turns False when the experiment succeeds or fails."""
+    def set_condition(self, condition_type: Condition, reason: str, message: str) -> None:
+        """Makes `condition_type` true, as Katib's controller does (the rules of job
+        conditions: Created stays true, Running turns False when the experiment ends)."""
         stamp = now_iso()
-        kept = []
-        for condition in self.conditions:
-            if condition["type"] == condition_type:
-                continue
-            if condition_type in (
-                constants.EXPERIMENT_CONDITION_SUCCEEDED,
-                constants.EXPERIMENT_CONDITION_FAILED,
-            ) and condition["type"] in (
-                constants.EXPERIMENT_CONDITION_RUNNING,
-                constants.EXPERIMENT_CONDITION_RESTARTING,
-            ):
-                condition = {
-                    **condition,
-                    "status": "False",
-                    "lastTransitionTime": stamp,
-                    "lastUpdateTime": stamp,
-                }
-            kept.append(condition)
-        kept.append(
-            {
-                "type": condition_type,
-                "status": "True",
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": stamp,
-                "lastUpdateTime": stamp,
-            }
+        self.conditions = conditions.transition(
+            self.conditions, condition_type, reason, message, stamp
         )
-        self.conditions = kept
-        if condition_type in (
-            constants.EXPERIMENT_CONDITION_SUCCEEDED,
-            constants.EXPERIMENT_CONDITION_FAILED,
-        ):
+        if condition_type in conditions.TERMINAL:
             self.completion_time = stamp

@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kubetune import workspace
-from kubetune.training import job as conditions
+from kubetune.contract.conditions import Condition
+from kubetune.contract.records import (
+    HistoryRecord,
+    last_progress_in_log,
+    progress_records_in_log,
+)
+from kubetune.contract.spec import JobSpec
 from kubetune.training.backends.base import ALL_PODS, Backend, PodSelector
 from kubetune.training.backends.kubernetes import errors, manifests
-from kubetune.training.backends.kubernetes.images import resolve_images
 from kubetune.training.backends.kubernetes.logs import LogFollower, split_lines, started_containers
 from kubetune.training.backends.kubernetes.status import (
     job_from_object,
     progress_sources,
     trainer_restarts,
 )
+from kubetune.training.images import resolve_images
 from kubetune.training.job import JobReport, LogLine
-from kubetune.training.spec import JobSpec
 
 T = TypeVar("T")
 
@@ -74,6 +79,7 @@ class KubernetesBackend(Backend):
     """
 
     name = "kubernetes"
+    runs_container_images = True
 
     def __init__(
         self,
@@ -186,7 +192,7 @@ class KubernetesBackend(Backend):
 
     def render(self, spec: JobSpec, secrets: dict[str, str]) -> list[dict[str, Any]]:
         """Every object `create_job` would create, in order, as dicts; contacts no cluster."""
-        images = resolve_images(gpu=manifests.requests_gpu(spec))
+        images = resolve_images(gpu=spec.requests_gpus)
         return manifests.build_objects(spec, secrets, images, self.api)
 
     def _create(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -341,9 +347,29 @@ class KubernetesBackend(Backend):
     def _get_object(
         self, name: str, namespace: str, timeout: float | None = None
     ) -> dict[str, Any]:
+        kind = self._custom[3]
+        return self._get_custom(
+            self._custom,
+            name,
+            namespace,
+            timeout,
+            f"job {namespace}/{name} not found: no {kind} of that name "
+            f"(list them with TrainingClient(backend='kubernetes').list_jobs())",
+        )
+
+    def _get_custom(
+        self,
+        resource: tuple[str, str, str, str],
+        name: str,
+        namespace: str,
+        timeout: float | None,
+        not_found: str,
+    ) -> dict[str, Any]:
+        """The custom object `name` of `resource` (group, version, plural, kind) in API form;
+        RuntimeError(`not_found`) when there is none of that name."""
         from kubernetes.client.exceptions import ApiException
 
-        group, version, plural, kind = self._custom
+        group, version, plural, kind = resource
         api = self._custom_api()
         try:
             obj: dict[str, Any] = self._call(
@@ -364,10 +390,7 @@ class KubernetesBackend(Backend):
             if isinstance(cause, ApiException) and cause.status == 404:
                 details = errors._status_body(cause).get("details") or {}
                 if details.get("name") == name:
-                    raise RuntimeError(
-                        f"job {namespace}/{name} not found: no {kind} of that name "
-                        f"(list them with TrainingClient(backend='kubernetes').list_jobs())"
-                    ) from None
+                    raise RuntimeError(not_found) from None
             raise
         return obj
 
@@ -375,7 +398,7 @@ class KubernetesBackend(Backend):
         """The job's conditions and times from its PyTorchJob/TrainJob, output_dir inside the
         volume; once it runs, restarts from its pods and progress from rank 0's latest record."""
         job = job_from_object(self._get_object(name, namespace))
-        if job.status != conditions.CREATED:
+        if job.status != Condition.CREATED:
             self._add_pod_report(job)
         return job
 
@@ -396,32 +419,112 @@ class KubernetesBackend(Backend):
                 )
             except RuntimeError:
                 continue
-            job.progress = workspace.last_progress_in_log(response.data.decode(errors="replace"))
+            job.progress = last_progress_in_log(response.data.decode(errors="replace"))
             if job.progress is not None:
                 return
 
-    def list_jobs(self, namespace: str) -> list[JobReport]:
-        """kubetune's jobs in the namespace (by label), oldest first."""
+    def _kubetune_objects(self, namespace: str | None) -> list[dict[str, Any]]:
+        """kubetune's job objects (by label) in `namespace`; with None in every namespace when
+        the credentials may list them cluster-wide, else in the backend's namespace."""
         group, version, plural, kind = self._custom
         api = self._custom_api()
-        listed = self._call(
-            f"list {kind}s in {namespace}",
-            namespace,
-            plural,
-            lambda: api.list_namespaced_custom_object(
-                group,
-                version,
-                namespace,
+        selector = f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}"
+        listed = None
+        if namespace is None:
+            try:
+                listed = self._call(
+                    f"list {kind}s in all namespaces",
+                    "",
+                    plural,
+                    lambda: api.list_cluster_custom_object(
+                        group,
+                        version,
+                        plural,
+                        label_selector=selector,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    ),
+                )
+            except RuntimeError as e:
+                if getattr(e.__cause__, "status", None) not in (403, 404):
+                    raise
+        if listed is None:
+            own = namespace or self.namespace
+            listed = self._call(
+                f"list {kind}s in {own}",
+                own,
                 plural,
-                label_selector=f"{manifests.MANAGED_BY_LABEL}={manifests.MANAGED_BY}",
-                _request_timeout=REQUEST_TIMEOUT,
+                lambda: api.list_namespaced_custom_object(
+                    group,
+                    version,
+                    own,
+                    plural,
+                    label_selector=selector,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        return sorted(
+            listed.get("items") or [],
+            key=lambda o: (
+                o["metadata"].get("creationTimestamp") or "",
+                o["metadata"].get("namespace") or "",
+                o["metadata"]["name"],
             ),
         )
-        items = sorted(
-            listed.get("items") or [],
-            key=lambda o: (o["metadata"].get("creationTimestamp") or "", o["metadata"]["name"]),
-        )
-        return [job_from_object(o) for o in items]
+
+    def list_jobs(self, namespace: str | None) -> list[JobReport]:
+        """kubetune's jobs (by label), oldest first, with restarts and progress from their pods
+        once they run; `namespace` None: every namespace the credentials may list (else the
+        backend's own)."""
+        jobs = [job_from_object(o) for o in self._kubetune_objects(namespace)]
+        for job in jobs:
+            if job.status != Condition.CREATED:
+                self._add_pod_report(job)
+        return jobs
+
+    def namespaces(self) -> list[str]:
+        """The namespaces holding kubetune's jobs that the credentials may list."""
+        return sorted({o["metadata"].get("namespace", "") for o in self._kubetune_objects(None)})
+
+    def get_job_spec(self, name: str, namespace: str) -> JobSpec | None:
+        """The spec in the job's ConfigMap; None when it cannot be read (or is not a spec)."""
+        configmap = self._read_core("ConfigMap", manifests.configmap_name(name), namespace)
+        text = ((configmap or {}).get("data") or {}).get(manifests.SPEC_KEY)
+        if not text:
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a newer client's keys: shown as far as known
+                return JobSpec.from_json(text)
+        except ValueError:
+            return None
+
+    def job_resources(self, name: str, namespace: str) -> list[dict[str, Any]]:
+        """The job object, its ConfigMap, PersistentVolumeClaim and Secret, those that can be read."""
+        found: list[dict[str, Any] | None] = [
+            self._get_object(name, namespace),
+            self._read_core("ConfigMap", manifests.configmap_name(name), namespace),
+            self._read_core("PersistentVolumeClaim", manifests.pvc_name(name), namespace),
+            self._read_core("Secret", manifests.secret_name(name), namespace),
+        ]
+        return [o for o in found if o]
+
+    def _read_core(self, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+        """A Secret, ConfigMap or PVC in API form; None when it is missing or may not be read."""
+        plural, suffix = _CORE[kind]
+        method = getattr(self._core(), f"read_namespaced_{suffix}")
+        try:
+            response = self._call(
+                f"read {kind} {namespace}/{name}",
+                namespace,
+                plural,
+                lambda: method(
+                    name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                ),
+            )
+        except RuntimeError:
+            return None
+        obj: dict[str, Any] = self._json(response)
+        return obj
 
     def get_job_object(
         self, name: str, namespace: str, timeout: float | None = None
@@ -545,26 +648,39 @@ class KubernetesBackend(Backend):
             ),
         )
 
+    def log_sources(self, name: str, namespace: str) -> list[str]:
+        """'pod/container' of every container of the job that has started, init containers first."""
+        self._get_object(name, namespace)
+        try:
+            pods = self._pods(name, namespace)
+        except RuntimeError:
+            return []
+        return [f"{pod}/{container}" for pod, container, _ in started_containers(pods)]
+
     def get_job_logs(
-        self, name: str, namespace: str, follow: bool, selector: PodSelector = ALL_PODS
+        self,
+        name: str,
+        namespace: str,
+        follow: bool,
+        selector: PodSelector = ALL_PODS,
+        on_poll: Callable[[], None] | None = None,
+        tail_lines: int | None = None,
     ) -> Iterator[LogLine]:
         """Lines of the chosen pods' containers (init containers first), as `pod/container`;
         with `follow`, new pods and lines as they come, until the job ends."""
         self._get_object(name, namespace)  # a clear error for a job that does not exist
         self._pod_labels(name, selector)  # a clear error for a selector this kind has no use for
         if not follow:
-            return self._logs_so_far(name, namespace, selector)
+            return self._logs_so_far(name, namespace, selector, tail_lines)
 
         def job_ended() -> bool:
             try:
-                return (
-                    job_from_object(self._get_object(name, namespace)).status in conditions.TERMINAL
-                )
+                return job_from_object(self._get_object(name, namespace)).ended
             except RuntimeError:
                 return True
 
         def open_stream(pod: str, container: str) -> Iterator[bytes]:
-            response = self._read_log(pod, container, namespace, follow=True)
+            response = self._read_log(pod, container, namespace, True, tail_lines)
             try:
                 # read1 returns what has arrived; read(n)/stream(n) would wait for n bytes.
                 while chunk := response.read1(4096):
@@ -578,15 +694,48 @@ class KubernetesBackend(Backend):
                 open_stream=open_stream,
                 job_ended=job_ended,
                 poll_interval=self.poll_interval,
+                on_poll=on_poll,
             )
         )
 
     def _logs_so_far(
-        self, name: str, namespace: str, selector: PodSelector = ALL_PODS
+        self,
+        name: str,
+        namespace: str,
+        selector: PodSelector = ALL_PODS,
+        tail_lines: int | None = None,
     ) -> Iterator[LogLine]:
         for pod, container, _ in started_containers(self._pods(name, namespace, selector)):
-            response = self._read_log(pod, container, namespace, follow=False)
+            response = self._read_log(pod, container, namespace, False, tail_lines)
             yield from split_lines(response.data.decode(errors="replace"), f"{pod}/{container}")
+
+    def job_history(self, name: str, namespace: str) -> list[HistoryRecord]:
+        """The records logged by rank 0, read from the progress records it prints into its log
+        (each logged record once, though it repeats until the next one)."""
+        self._get_object(name, namespace)
+        try:
+            pods = self._pods(name, namespace)
+        except RuntimeError:
+            return []
+        for pod, container in progress_sources(pods):
+            try:
+                response = self._read_log(pod, container, namespace, follow=False)
+            except RuntimeError:
+                continue
+            records: list[HistoryRecord] = []
+            seen: set[str] = set()
+            for record in progress_records_in_log(response.data.decode(errors="replace")):
+                logged = record.get("logged")
+                key = json.dumps(logged, sort_keys=True)
+                if isinstance(logged, dict) and key not in seen:
+                    seen.add(key)
+                    try:
+                        records.append(HistoryRecord.from_dict(logged))
+                    except ValueError:
+                        continue
+            if records:
+                return records
+        return []
 
     # --- delete --------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubetune import workspace
+from kubetune.contract.records import without_progress_record
 from kubetune.training.job import LogLine
 
 # (pod name, container name) in the order to show them, for containers that have started.
@@ -36,18 +36,10 @@ def started_containers(pods: list[dict[str, Any]]) -> Started:
     return result
 
 
-def shown_line(line: str) -> str | None:
-    """`line` without a progress record the trainer printed in it (`get_job` reports those);
-    None when nothing else is left."""
-    shown, found, _ = line.partition(workspace.PROGRESS_LOG_PREFIX)
-    if not found:
-        return line
-    return shown.rstrip("\r") or None
-
-
 def split_lines(text: str, source: str) -> Iterator[LogLine]:
+    """The lines of `text` from `source`, without the progress records the runtime printed."""
     for line in text.splitlines():
-        shown = shown_line(line)
+        shown = without_progress_record(line)
         if shown is not None:
             yield LogLine(source, shown)
 
@@ -57,7 +49,8 @@ class LogFollower:
 
     `list_pods()` returns the job's pods as dicts; `open_stream(pod, container)` returns an
     iterable of byte chunks that ends when the container stops; `job_ended()` says whether the
-    job is over (or gone). New pods and restarted containers are picked up at every poll.
+    job is over (or gone). New pods and restarted containers are picked up at every poll, and
+    `on_poll()` (if given) is called then.
     """
 
     def __init__(
@@ -67,11 +60,13 @@ class LogFollower:
         job_ended: Callable[[], bool],
         poll_interval: float = 1.0,
         grace_seconds: float = 30.0,
+        on_poll: Callable[[], None] | None = None,
     ) -> None:
         self.list_pods = list_pods
         self.open_stream = open_stream
         self.job_ended = job_ended
         self.poll_interval = poll_interval
+        self.on_poll = on_poll
         self.grace_seconds = grace_seconds
         self._lines: queue.Queue[LogLine] = queue.Queue()
         self._threads: dict[tuple[str, str, int], threading.Thread] = {}
@@ -91,7 +86,7 @@ class LogFollower:
             self._put(source, pending)
 
     def _put(self, source: str, raw: bytes) -> None:
-        shown = shown_line(raw.decode(errors="replace").rstrip("\r"))
+        shown = without_progress_record(raw.decode(errors="replace").rstrip("\r"))
         if shown is not None:
             self._lines.put(LogLine(source, shown))
 
@@ -127,6 +122,8 @@ class LogFollower:
             ended = self.job_ended()
             waiting = self._start_new_streams()
             yield from self._drain(self.poll_interval)
+            if self.on_poll is not None:
+                self.on_poll()
             if ended:
                 ended_at = ended_at if ended_at is not None else time.monotonic()
                 streaming = waiting or any(t.is_alive() for t in self._threads.values())

@@ -21,88 +21,101 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from kubetune import workspace
-from kubetune.storage_initializer.constants import INIT_CONTAINER_MOUNT_PATH
-from kubetune.training.backends.kubernetes.images import Images
-from kubetune.training.spec import INITIALIZER_SECRET_ENV_VARS, TRAINER_SECRET_ENV_VARS, JobSpec
+from kubetune.contract import layout
+from kubetune.contract.quantities import GPU_KEYS, KUBERNETES_GPU_KEY
+from kubetune.contract.records import PROGRESS_LOG_ENV
+from kubetune.contract.secrets import INITIALIZER_SECRET_ENV_VARS, TRAINER_SECRET_ENV_VARS
+from kubetune.contract.spec import (
+    DEFAULT_STORAGE_SIZE,
+    FunctionSpec,
+    JobSpec,
+    LocalDatasetSpec,
+    StorageSpec,
+)
+from kubetune.contract.uris import SourceKind
+from kubetune.training.constants import constants
+from kubetune.training.images import Images
 
 APIS = ("pytorchjob", "trainjob")
 
-PYTORCHJOB_GROUP, PYTORCHJOB_VERSION, PYTORCHJOB_PLURAL = "kubeflow.org", "v1", "pytorchjobs"
+PYTORCHJOB_GROUP, PYTORCHJOB_VERSION = constants.GROUP, constants.VERSION
+PYTORCHJOB_PLURAL = constants.PYTORCHJOB_PLURAL
 TRAINJOB_GROUP, TRAINJOB_VERSION, TRAINJOB_PLURAL = "trainer.kubeflow.org", "v1alpha1", "trainjobs"
 TRAINJOB_RUNTIME = "torch-distributed"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubetune"
 JOB_NAME_LABEL = "kubetune.io/job-name"
-OUTPUT_DIR_ANNOTATION = "kubetune.io/output-dir"
+OUTPUT_DIR_ANNOTATION = constants.OUTPUT_DIR_ANNOTATION
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 SPEC_DIR = "/etc/kubetune"
 SPEC_KEY = "spec.json"
 SPEC_PATH = f"{SPEC_DIR}/{SPEC_KEY}"
-WORKSPACE_DIR = INIT_CONTAINER_MOUNT_PATH
-WORKSPACE_VOLUME = "workspace"
+WORKSPACE_DIR = layout.MOUNT_PATH
+WORKSPACE_VOLUME = constants.STORAGE_INITIALIZER_VOLUME
 SPEC_VOLUME = "job-spec"
 
-INITIALIZER_CONTAINER = "storage-initializer"
-PYTORCH_CONTAINER = "pytorch"  # the name the Training Operator requires
+INITIALIZER_CONTAINER = constants.STORAGE_INITIALIZER
+PYTORCH_CONTAINER = constants.PYTORCHJOB_CONTAINER  # the name the Training Operator requires
 TRAINJOB_CONTAINER = "node"  # the container of the torch-distributed runtime
 
 ISTIO_SIDECAR_ANNOTATION = "sidecar.istio.io/inject"
 FUNCTION_COMMAND = ["bash", "-c"]
 
 INITIALIZER_COMMAND = ["python", "-m", "kubetune.storage_initializer"]
-TRAINER_COMMAND = ["torchrun", "-m", "kubetune.trainer"]
+TRAINER_COMMAND = ["torchrun", "-m", "kubetune.runtime"]
 JOB_ARGS = ["--spec", SPEC_PATH, "--workspace", WORKSPACE_DIR]
 
 
 def secret_name(job_name: str) -> str:
+    """The name of a job's Secret."""
     return f"{job_name}-secrets"
 
 
 def configmap_name(job_name: str) -> str:
+    """The name of a job's ConfigMap (its spec)."""
     return f"{job_name}-spec"
 
 
 def pvc_name(job_name: str) -> str:
+    """The name of a job's PersistentVolumeClaim (its workspace)."""
     return f"{job_name}-workspace"
 
 
 def output_dir(spec: JobSpec) -> str:
-    """Where the trainer writes the final model and metrics, as a path inside the workspace volume."""
-    args = spec.trainer.get("training_arguments") or {}
-    return str(workspace.output_path(WORKSPACE_DIR, args.get("output_dir")))
+    """Where the runtime writes the final model and metrics, as a path inside the workspace volume."""
+    return str(spec.output_path(WORKSPACE_DIR))
 
 
 def paths_pods_cannot_read(spec: JobSpec) -> list[str]:
     """Warnings for the paths in `spec` that name this machine's files: the job's pods have
     their own filesystems and cannot read them (nor keep outputs outside the job's volume)."""
-    from kubetune.storage_initializer.uris import parse_model_uri
-
-    warnings = []
-    source = parse_model_uri(str(spec.model["uri"]))
-    if source.kind == "local":
+    warnings: list[str] = []
+    if spec.function is not None:
+        return warnings
+    model, dataset, _ = spec.fine_tuning
+    if model.source.kind == SourceKind.LOCAL:
         warnings.append(
-            f"model_provider_parameters.model_uri={spec.model['uri']!r} is a folder on this "
+            f"model_provider_parameters.model_uri={model.uri!r} is a folder on this "
             "machine; the job's pods cannot read it. Use a model on the Hugging Face Hub "
             "('hf://org/name'), in S3 ('s3://bucket/prefix'), or a path that exists inside the "
             "pods (in the image, or on a PVC mounted there)"
         )
-    if spec.dataset.get("kind") == "local":
+    if isinstance(dataset, LocalDatasetSpec):
         warnings.append(
-            f"dataset_provider_parameters.local.path={spec.dataset.get('path')!r} is on this "
+            f"dataset_provider_parameters.local.path={dataset.path!r} is on this "
             "machine; the job's pods cannot read it. Use a dataset on the Hugging Face Hub "
             "(hf: HuggingFaceDatasetParams), in S3 (s3: S3DatasetParams), or a path that exists "
             "inside the pods (in the image, or on a PVC mounted there)"
         )
-    given = (spec.trainer.get("training_arguments") or {}).get("output_dir")
-    inside = given and str(given).startswith(WORKSPACE_DIR.rstrip("/") + "/")
-    if given and str(given).startswith("/") and not inside:
+    given = spec.output_dir
+    inside = given and given.startswith(WORKSPACE_DIR.rstrip("/") + "/")
+    if given and given.startswith("/") and not inside:
         warnings.append(
             f"training_parameters.output_dir={given!r} lies outside the job's volume "
             f"({WORKSPACE_DIR}): the pods' own filesystems are lost when they end. Use a "
-            f"relative output_dir (kept in the volume at {WORKSPACE_DIR}/{workspace.OUTPUTS_DIR}/)"
+            f"relative output_dir (kept in the volume at {WORKSPACE_DIR}/{layout.OUTPUTS_DIR}/)"
         )
     return warnings
 
@@ -144,14 +157,14 @@ def build_configmap(spec: JobSpec) -> dict[str, Any]:
 
 def build_pvc(spec: JobSpec) -> dict[str, Any]:
     """The workspace PersistentVolumeClaim from `spec.storage` (size, storage_class, access_modes)."""
-    storage = spec.storage
     default_modes = ["ReadWriteOnce"] if spec.num_workers == 1 else ["ReadWriteMany"]
+    storage = spec.storage or StorageSpec(size=DEFAULT_STORAGE_SIZE, access_modes=default_modes)
     pvc_spec: dict[str, Any] = {
-        "accessModes": list(storage.get("access_modes") or default_modes),
-        "resources": {"requests": {"storage": str(storage.get("size") or "10Gi")}},
+        "accessModes": list(storage.access_modes or default_modes),
+        "resources": {"requests": {"storage": storage.size or DEFAULT_STORAGE_SIZE}},
     }
-    if storage.get("storage_class"):
-        pvc_spec["storageClassName"] = storage["storage_class"]
+    if storage.storage_class:
+        pvc_spec["storageClassName"] = storage.storage_class
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -168,17 +181,14 @@ def resource_requirements(resources: dict[str, Any]) -> dict[str, Any]:
     if not resources:
         return {}
     quantities = {
-        ("nvidia.com/gpu" if key == "gpu" else key): str(value) for key, value in resources.items()
+        (KUBERNETES_GPU_KEY if key in GPU_KEYS else key): str(value)
+        for key, value in resources.items()
     }
     return {"requests": dict(quantities), "limits": dict(quantities)}
 
 
-def requests_gpu(spec: JobSpec) -> bool:
-    """Whether the job asks for GPUs (then the CUDA trainer image is the default)."""
-    return any(key in ("gpu", "nvidia.com/gpu") for key in spec.resources_per_worker)
-
-
 def plain_env(values: dict[str, str]) -> list[dict[str, Any]]:
+    """Environment entries with plain values, sorted by name."""
     return [{"name": key, "value": value} for key, value in sorted(values.items())]
 
 
@@ -208,6 +218,7 @@ def volumes(spec: JobSpec) -> list[dict[str, Any]]:
 
 
 def volume_mounts() -> list[dict[str, Any]]:
+    """The mounts of the workspace (at /workspace) and of the spec (read-only)."""
     return [
         {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_DIR},
         {"name": SPEC_VOLUME, "mountPath": SPEC_DIR, "readOnly": True},
@@ -223,35 +234,31 @@ def initializer_container(spec: JobSpec, image: str, secret_keys: list[str]) -> 
         "image": image,
         "command": list(INITIALIZER_COMMAND),
         "args": list(JOB_ARGS),
-        "env": plain_env(spec.init_env)
-        + secret_env(spec, keys)
-        + list(spec.kubernetes.get("initEnv") or []),
+        "env": plain_env(spec.init_env) + secret_env(spec, keys) + list(spec.kubernetes.init_env),
         "volumeMounts": volume_mounts(),
     }
-    if spec.kubernetes.get("initEnvFrom"):
-        container["envFrom"] = list(spec.kubernetes["initEnvFrom"])
+    if spec.kubernetes.init_env_from:
+        container["envFrom"] = list(spec.kubernetes.init_env_from)
     return container
 
 
 def trainer_env(spec: JobSpec) -> dict[str, str]:
     """The trainer's plain environment: unbuffered output, progress records in the log (the
     workspace volume is out of the client's reach), then the user's `env`."""
-    return {"PYTHONUNBUFFERED": "1", workspace.PROGRESS_LOG_ENV: "1", **spec.env}
+    return {"PYTHONUNBUFFERED": "1", PROGRESS_LOG_ENV: "1", **spec.env}
 
 
 def container_resources(spec: JobSpec) -> dict[str, Any]:
     """The training container's resources: a `V1ResourceRequirements` as given, else
     `resources_per_worker` as requests and limits."""
-    return dict(
-        spec.kubernetes.get("resources") or resource_requirements(spec.resources_per_worker)
-    )
+    return dict(spec.kubernetes.resources or resource_requirements(spec.resources_per_worker))
 
 
 def _with_env_refs(spec: JobSpec, container: dict[str, Any]) -> dict[str, Any]:
     """Adds the Kubernetes-only env entries (valueFrom, envFrom) and the resources."""
-    container["env"] = container["env"] + list(spec.kubernetes.get("env") or [])
-    if spec.kubernetes.get("envFrom"):
-        container["envFrom"] = list(spec.kubernetes["envFrom"])
+    container["env"] = container["env"] + list(spec.kubernetes.env)
+    if spec.kubernetes.env_from:
+        container["envFrom"] = list(spec.kubernetes.env_from)
     resources = container_resources(spec)
     if resources:
         container["resources"] = resources
@@ -273,28 +280,28 @@ def trainer_container(spec: JobSpec, image: str, secret_keys: Sequence[str] = ()
     return _with_env_refs(spec, container)
 
 
-def function_script(function: dict[str, Any]) -> str:
+def function_script(function: FunctionSpec) -> str:
     """The bash script of a function job's container: pip installs the packages (if any) from
     the index, the program goes to a fresh file, the entrypoint runs it. The program is written
     through a quoted here-document, so the shell expands nothing in it."""
     lines = ["set -e"]
-    if function.get("packages"):
+    if function.packages:
         pip = [
             "python", "-m", "pip", "install", "--quiet", "--no-warn-script-location",
-            "--disable-pip-version-check", "--index-url", function["pip_index_url"],
-            *function["packages"],
+            "--disable-pip-version-check", "--index-url", function.pip_index_url,
+            *function.packages,
         ]  # fmt: skip
         lines.append(shlex.join(pip))
-    program = function["program"]
+    program = function.program or ""
     delimiter = "KUBETUNE_TRAIN_FUNC"
     while delimiter in program:
         delimiter += "_"
     lines += [
         'program_dir="$(mktemp -d)"',
-        f"cat > \"$program_dir/{function['name']}.py\" <<'{delimiter}'",
+        f"cat > \"$program_dir/{function.name}.py\" <<'{delimiter}'",
         program.rstrip("\n"),
         delimiter,
-        f'exec {function["entrypoint"]} "$program_dir/{function["name"]}.py"',
+        f'exec {function.entrypoint} "$program_dir/{function.name}.py"',
     ]
     return "\n".join(lines) + "\n"
 
@@ -302,12 +309,12 @@ def function_script(function: dict[str, Any]) -> str:
 def function_container(spec: JobSpec, image: str) -> dict[str, Any]:
     """The `pytorch` container of a function job: the script of `function_script`, or the
     image's own command when the job has no function (`create_job(base_image=...)`)."""
-    function = spec.function or {}
+    function = spec.function
     container: dict[str, Any] = {
         "name": PYTORCH_CONTAINER,
-        "image": function.get("base_image") or image,
+        "image": (function.base_image if function else None) or image,
     }
-    if function.get("program"):
+    if function is not None and function.program:
         container["command"] = list(FUNCTION_COMMAND)
         container["args"] = [function_script(function)]
     container["env"] = plain_env(spec.env)
@@ -405,7 +412,7 @@ def build_trainjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> dic
     """The TrainJob against the `torch-distributed` ClusterTrainingRuntime, with the workspace and
     spec volumes patched into its `node` pods. The storage initializer runs in the node
     container, so its env entries join the trainer's; `envFrom` has no place in a TrainJob."""
-    if spec.kubernetes.get("envFrom") or spec.kubernetes.get("initEnvFrom"):
+    if spec.kubernetes.env_from or spec.kubernetes.init_env_from:
         raise ValueError(
             "env_vars/init_env_vars: a V1EnvFromSource has no place in a TrainJob's trainer; "
             "use V1EnvVar entries or api='pytorchjob'"
@@ -415,8 +422,8 @@ def build_trainjob(spec: JobSpec, images: Images, secret_keys: list[str]) -> dic
         "command": ["/bin/sh", "-c", trainjob_script(spec)],
         "env": plain_env(trainer_env(spec))
         + secret_env(spec, secret_keys)
-        + list(spec.kubernetes.get("initEnv") or [])
-        + list(spec.kubernetes.get("env") or []),
+        + list(spec.kubernetes.init_env)
+        + list(spec.kubernetes.env),
         "numNodes": spec.num_workers,
     }
     if isinstance(spec.num_procs_per_worker, int):

@@ -7,8 +7,6 @@ import errno
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 import warnings
@@ -16,12 +14,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kubetune import workspace
-from kubetune.trainer import checkpoints
-from kubetune.training import job as conditions
+from kubetune.contract import checkpoints, layout
+from kubetune.contract.conditions import Condition
+from kubetune.contract.layout import OutputDir, Workspace
+from kubetune.contract.problems import InvalidJob
+from kubetune.contract.records import HistoryRecord
+from kubetune.contract.secrets import without_secrets
+from kubetune.contract.spec import JobSpec, KubernetesExtras
 from kubetune.training.backends.base import ALL_PODS, Backend, PodSelector
 from kubetune.training.backends.local import launch, logs, pods, processes
 from kubetune.training.backends.local.jobdir import (
+    JOBS_DIR,
     JobDir,
     JobStatus,
     StatusDamaged,
@@ -31,8 +34,7 @@ from kubetune.training.backends.local.jobdir import (
     namespace_dir,
     now_iso,
 )
-from kubetune.training.job import JobCondition, JobReport, LogLine
-from kubetune.training.spec import JobSpec
+from kubetune.training.job import JobReport, LogLine, QueuePlace
 
 # How long create_job waits for the supervisor to record itself.
 START_TIMEOUT = 120.0
@@ -71,7 +73,7 @@ class LocalBackend(Backend):
 
         `shared_workspace`: a workspace that a storage initializer filled for the same model and
         dataset (the trials of a search share one): the job's workspace links to its model,
-        dataset, marker and preprocessing cache (`workspace.link_shared`), so the job's own
+        dataset, marker and preprocessing cache (`layout.link_shared`), so the job's own
         storage initializer finds them there and fetches nothing.
 
         Raises ValueError when this machine can never hold the job (CPUs, memory, GPUs),
@@ -84,17 +86,18 @@ class LocalBackend(Backend):
         job = job_dir(self.home, spec.namespace, spec.name)
         if job.path.exists():
             raise _already_exists(spec)
-        checkpoints.check_before_creation(spec, job.workspace)
+        outputs = spec.output_path(job.workspace)
+        if spec.trainer is not None:
+            problems = checkpoints.problems_before_creation(
+                outputs, spec.trainer.resume_from_checkpoint
+            )
+            if problems:
+                raise InvalidJob(f"job {spec.name!r}", problems)
         for message in plan.warnings:
             warnings.warn(message, LocalResourceWarning, stacklevel=3)
 
         uid = uuid.uuid4().hex
         staging = JobDir(namespace_dir(self.home, spec.namespace) / f".{spec.name}.creating-{uid}")
-        output_dir = spec.trainer.get("training_arguments", {}).get("output_dir")
-        # A function job's outputs are what it writes in its working directory, the workspace.
-        outputs = (
-            job.workspace if spec.function else workspace.output_path(job.workspace, output_dir)
-        )
         status = JobStatus(
             uid=uid,
             name=spec.name,
@@ -102,16 +105,16 @@ class LocalBackend(Backend):
             num_workers=spec.num_workers,
             output_dir=str(outputs),
             creation_time=now_iso(),
-            launch=plan.to_dict(),
+            launch=plan,
         )
         status.set_condition(
-            conditions.CREATED, "JobCreated", f"job {spec.namespace}/{spec.name} created"
+            Condition.CREATED, "JobCreated", f"job {spec.namespace}/{spec.name} created"
         )
         try:
             staging.logs_dir.mkdir(parents=True)
             staging.workspace.mkdir()
             if shared_workspace is not None:
-                workspace.link_shared(staging.workspace, shared_workspace)
+                layout.link_shared(staging.workspace, shared_workspace)
             staging.spec_path.write_text(spec.to_json())
             staging.write_status(status)
         except OSError as e:
@@ -127,34 +130,11 @@ class LocalBackend(Backend):
 
     def _start_supervisor(self, job: JobDir, uid: str, secrets: dict[str, str]) -> None:
         # Secrets go to the supervisor on its standard input, never in its environment.
-        env = {**launch.without_secrets(dict(os.environ)), launch.JOB_UID_ENV: uid}
-        try:
-            launcher = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "kubetune.training.backends.local.supervisor",
-                    str(job.path),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=job.path,
-                start_new_session=True,
-            )
-            try:
-                out, _ = launcher.communicate(json.dumps(secrets).encode(), timeout=START_TIMEOUT)
-                code = launcher.returncode
-            except subprocess.TimeoutExpired:
-                launcher.kill()
-                out, _ = launcher.communicate()
-                code = -1
-            said = out.decode(errors="replace")
-        except OSError as e:
-            code, said = -1, f"{type(e).__name__}: {e}"
+        env = {**without_secrets(os.environ), launch.JOB_UID_ENV: uid}
+        code, reason = processes.start_detached(
+            "kubetune.training.backends.local.supervisor", job.path, env, secrets, START_TIMEOUT
+        )
         if code != 0:
-            reason = " | ".join(line for line in said.splitlines()[-8:] if line.strip())
             processes.stop_job(uid, grace=5.0)
             shutil.rmtree(job.path, ignore_errors=True)
             raise RuntimeError(
@@ -162,15 +142,45 @@ class LocalBackend(Backend):
                 f"(exit code {code}): {reason or 'no reason given'}; nothing was created"
             )
 
+    def unsupported_settings(self, kubernetes: KubernetesExtras) -> list[str]:
+        """Env entries reading a Secret or ConfigMap (`valueFrom`, `envFrom`): this machine has
+        neither."""
+        problems = []
+        for entries, field_name in (
+            (kubernetes.env + kubernetes.env_from, "env_vars"),
+            (kubernetes.init_env + kubernetes.init_env_from, "init_env_vars"),
+        ):
+            if entries:
+                names = [e.get("name") or e.get("prefix") or _source_name(e) for e in entries]
+                problems.append(
+                    f"{field_name}: {names}: valueFrom/envFrom entries read a cluster's Secrets and "
+                    "ConfigMaps, which the local backend has none of; give plain values, or use "
+                    "TrainingClient(backend='kubernetes')"
+                )
+        return problems
+
     # --- read (never writes) -----------------------------------------------------------------------
 
     def get_job(self, name: str, namespace: str) -> JobReport:
+        """The job's report from its status.json and progress.json (a damaged status.json
+        reports StatusUnreadable; a job whose supervisor died is Failed)."""
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
         return self._to_job(job, status)
 
-    def list_jobs(self, namespace: str) -> list[JobReport]:
-        return [self._to_job(job, status) for job, status in self._jobs(namespace)]
+    def list_jobs(self, namespace: str | None) -> list[JobReport]:
+        """The jobs of `namespace` (None: of every namespace folder), oldest first."""
+        namespaces = [namespace] if namespace is not None else self.namespaces()
+        jobs = [(job, status) for ns in namespaces for job, status in self._jobs(ns)]
+        jobs.sort(key=lambda j: (j[1].creation_time or "", j[1].namespace, j[1].name))
+        return [self._to_job(job, status) for job, status in jobs]
+
+    def namespaces(self) -> list[str]:
+        """The namespace folders under the home's jobs/ folder."""
+        root = self.home / JOBS_DIR
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     def _jobs(self, namespace: str) -> list[tuple[JobDir, JobStatus]]:
         """Every job of the namespace with its (checked) status, oldest first."""
@@ -186,9 +196,22 @@ class LocalBackend(Backend):
                     jobs.append((job, status))
         return sorted(jobs, key=lambda j: (j[1].creation_time or "", j[1].name))
 
+    def log_sources(self, name: str, namespace: str) -> list[str]:
+        """'initializer', then 'worker-0', 'worker-1', ... (one log file each)."""
+        job = job_dir(self.home, namespace, name)
+        return job.sources(self._status(job, name, namespace).num_workers)
+
     def get_job_logs(
-        self, name: str, namespace: str, follow: bool, selector: PodSelector = ALL_PODS
+        self,
+        name: str,
+        namespace: str,
+        follow: bool,
+        selector: PodSelector = ALL_PODS,
+        on_poll: Callable[[], None] | None = None,
+        tail_lines: int | None = None,
     ) -> Iterator[LogLine]:
+        """The lines of the job's log files (those of the chosen pods' workers), initializer
+        first; with `follow`, as they are written, until the job ends."""
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
         files = [
@@ -197,15 +220,40 @@ class LocalBackend(Backend):
             if selector.matches(name, pods.pod_labels(name, pods.source_node_rank(source)))
         ]
         if not follow:
-            return logs.read_logs(files)
-        return logs.follow_logs(files, done=lambda: self._ended(job))
+            return logs.read_logs(files, tail_lines)
+        return logs.follow_logs(
+            files, done=lambda: self._ended(job), on_poll=on_poll, tail_lines=tail_lines
+        )
+
+    def job_history(self, name: str, namespace: str) -> list[HistoryRecord]:
+        """The records of the workspace's history.jsonl (a half-written or damaged line is left out)."""
+        job = job_dir(self.home, namespace, name)
+        self._status(job, name, namespace)
+        try:
+            text = Workspace(job.workspace).history.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in text.splitlines():
+            try:
+                data = json.loads(line)
+                if isinstance(data, dict):
+                    records.append(HistoryRecord.from_dict(data))
+            except ValueError:
+                continue
+        return records
+
+    def local_outputs(self, name: str, namespace: str) -> OutputDir | None:
+        """The job's output directory (on this machine)."""
+        job = job_dir(self.home, namespace, name)
+        return OutputDir(Path(self._status(job, name, namespace).output_dir))
 
     # --- the Training Operator's view of local jobs (see pods.py) ---------------------------------
 
     def _spec(self, job: JobDir) -> JobSpec:
         try:
             return JobSpec.from_json(job.spec_path.read_text())
-        except (OSError, ValueError, TypeError) as e:
+        except (OSError, ValueError) as e:
             raise RuntimeError(
                 f"job {job.path.parent.name}/{job.path.name}: its {job.spec_path.name} cannot be "
                 f"read ({type(e).__name__}: {e}); `kubetune -n {job.path.parent.name} delete "
@@ -218,8 +266,17 @@ class LocalBackend(Backend):
         except RuntimeError:
             return None
 
+    def get_job_spec(self, name: str, namespace: str) -> JobSpec | None:
+        """The job's spec.json; None when it cannot be read."""
+        job = job_dir(self.home, namespace, name)
+        self._status(job, name, namespace)
+        return self._spec_if_readable(job)
+
     def _progress(self, job: JobDir) -> dict[str, Any] | None:
-        progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
+        try:
+            progress = layout.read_json(Workspace(job.workspace).progress)
+        except OSError:
+            return None
         return progress if isinstance(progress, dict) else None
 
     def _object(self, job: JobDir, status: JobStatus) -> dict[str, Any]:
@@ -230,12 +287,14 @@ class LocalBackend(Backend):
     def get_job_object(
         self, name: str, namespace: str, timeout: float | None = None
     ) -> dict[str, Any]:
+        """The PyTorchJob kubetune would create for the job, with the local status."""
         job = job_dir(self.home, namespace, name)
         return self._object(job, self._status(job, name, namespace))
 
     def list_job_objects(
         self, namespace: str, timeout: float | None = None
     ) -> list[dict[str, Any]]:
+        """The PyTorchJobs of the namespace's jobs (see `get_job_object`), oldest first."""
         return [self._object(job, status) for job, status in self._jobs(namespace)]
 
     def list_pods(
@@ -245,6 +304,7 @@ class LocalBackend(Backend):
         selector: PodSelector = ALL_PODS,
         timeout: float | None = None,
     ) -> list[dict[str, Any]]:
+        """The job's workers as the pods the operator would create (see pods.py)."""
         job = job_dir(self.home, namespace, name)
         status = self._status(job, name, namespace)
         return [
@@ -254,15 +314,18 @@ class LocalBackend(Backend):
         ]
 
     def pod_of(self, job_name: str, source: str) -> str:
+        """The pod name of a log source ('initializer' and 'worker-0' are the master's)."""
         return pods.pod_of_source(job_name, source)
 
     def job_events(
         self, name: str, namespace: str, pod_names: list[str], timeout: float | None = None
     ) -> dict[str, list[str]]:
+        """The job's condition changes, as Kubeflow lists events."""
         job = job_dir(self.home, namespace, name)
         return pods.events(self._spec(job), self._status(job, name, namespace))
 
     def create_job_object(self, job: dict[str, Any], namespace: str) -> None:
+        """Refused: a job object names container images, which run only on Kubernetes."""
         raise ValueError(
             "create_job(job=...): a job object names container images, which run only on "
             "Kubernetes; use TrainingClient(backend='kubernetes') (or a kubeconfig), or describe "
@@ -272,33 +335,16 @@ class LocalBackend(Backend):
     def update_job_object(
         self, name: str, namespace: str, patch: dict[str, Any], timeout: float | None = None
     ) -> None:
+        """Refused: there is no operator here to act on a changed spec."""
         raise RuntimeError(
             f"update_job: the local backend cannot change job {namespace}/{name} once created "
             "(there is no operator here to act on a changed spec); delete it and create it "
             "again, or use TrainingClient(backend='kubernetes')"
         )
 
-    def follow_job_logs(
-        self, name: str, namespace: str, on_poll: Callable[[], None] | None = None
-    ) -> Iterator[LogLine]:
-        """Like `get_job_logs(follow=True)`, calling `on_poll()` at every polling round."""
-        job = job_dir(self.home, namespace, name)
-        status = self._status(job, name, namespace)
-        files = [(source, job.log_path(source)) for source in job.sources(status.num_workers)]
-        return logs.follow_logs(files, done=lambda: self._ended(job), on_poll=on_poll)
-
-    def job_dir(self, name: str, namespace: str) -> Path:
-        """The directory of a job (whether or not it exists)."""
-        return job_dir(self.home, namespace, name).path
-
     def _ended(self, job: JobDir) -> bool:
         status = self._read(job)
         return status is None or status.terminal
-
-    def job_status(self, name: str, namespace: str) -> JobStatus:
-        """The job's status as readers see it (a damaged status.json becomes one that says so;
-        a lost supervisor's job is Failed); RuntimeError (NotFound) when the job is gone."""
-        return self._status(job_dir(self.home, namespace, name), name, namespace)
 
     def _status(self, job: JobDir, name: str, namespace: str) -> JobStatus:
         status = self._read(job)
@@ -349,26 +395,38 @@ class LocalBackend(Backend):
         if latest is not None and latest.terminal:
             return latest
         status.set_condition(
-            conditions.FAILED, "SupervisorLost", message, stamp=_last_sign_of_life(job, status)
+            Condition.FAILED, "SupervisorLost", message, stamp=_last_sign_of_life(job, status)
         )
         return status
 
     def _to_job(self, job: JobDir, status: JobStatus) -> JobReport:
-        progress = workspace.read_json(job.workspace / workspace.PROGRESS_FILE)
+        place = None
+        if status.queue_position is not None:
+            place = QueuePlace(status.queue_position, status.queue_waiting or status.queue_position)
         return JobReport(
             name=status.name,
             namespace=status.namespace,
             backend=self.name,
-            conditions=[JobCondition.from_dict(c.to_dict()) for c in status.conditions],
-            progress=progress if isinstance(progress, dict) else None,
+            conditions=list(status.conditions),
+            progress=self._progress(job),
             creation_time=status.creation_time,
             start_time=status.start_time,
             completion_time=status.completion_time,
             output_dir=status.output_dir,
             restarts=status.restarts,
+            num_workers=status.num_workers,
+            num_procs_per_worker=status.launch.procs_per_worker if status.launch else None,
+            queue=place,
         )
 
-    # --- delete ----------------------------------------------------------------------------------
+    # --- stop, delete ----------------------------------------------------------------------------
+
+    def stop_job(self, name: str, namespace: str) -> None:
+        """Stops the job's processes and keeps its folder: its supervisor records the job Failed
+        (reason Stopped). Does nothing for a job that has ended or is gone."""
+        status = self._read(job_dir(self.home, namespace, name))
+        if status is not None and not status.terminal and status.uid:
+            processes.stop_job(status.uid, known_pids=status.all_pids())
 
     def delete_job(
         self,
@@ -411,7 +469,9 @@ class LocalBackend(Backend):
         shutil.rmtree(graveyard, ignore_errors=True)
 
     def kept_outputs_path(self, name: str, namespace: str) -> Path | None:
-        """Where `delete_job(keep_outputs=True)` would move this job's outputs (None: not moved)."""
+        """Where `delete_job(keep_outputs=True)` leaves this job's outputs: kept-outputs/ for
+        outputs inside the job folder, the output directory itself for an absolute one; None
+        for a job that is gone."""
         job = job_dir(self.home, namespace, name)
         status = self._read(job)
         if status is None:
@@ -424,13 +484,16 @@ class LocalBackend(Backend):
 def _damaged_status(job: JobDir, problem: str) -> JobStatus:
     """What can be told of a job whose status.json is damaged: Failed (reason StatusUnreadable)
     once none of its processes runs; Created with the same reason while some still do."""
-    spec = workspace.read_json(job.spec_path)
-    spec = spec if isinstance(spec, dict) else {}
-    trainer = spec.get("trainer") if isinstance(spec.get("trainer"), dict) else {}
-    arguments = trainer.get("training_arguments") if isinstance(trainer, dict) else None
-    output_dir = arguments.get("output_dir") if isinstance(arguments, dict) else None
-    workers = spec.get("num_workers")
-    if not isinstance(workers, int) or workers < 1:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            spec: JobSpec | None = JobSpec.from_json(job.spec_path.read_text())
+    except (OSError, ValueError):
+        spec = None
+    if spec is not None and spec.num_workers >= 1:
+        outputs, workers = spec.output_path(job.workspace), spec.num_workers
+    else:
+        outputs = layout.output_path(job.workspace, None)
         workers = max(1, len(list(job.logs_dir.glob("worker-*.log"))))
     try:
         created = now_iso(job.path.stat().st_mtime)
@@ -441,7 +504,7 @@ def _damaged_status(job: JobDir, problem: str) -> JobStatus:
         name=job.path.name,
         namespace=job.path.parent.name,
         num_workers=workers,
-        output_dir=str(workspace.output_path(job.workspace, output_dir)),
+        output_dir=str(outputs),
         creation_time=created,
     )
     running = processes.processes_in(job.path)
@@ -451,11 +514,11 @@ def _damaged_status(job: JobDir, problem: str) -> JobStatus:
             f"{problem}; {len(running)} process(es) of the job still run (pids "
             f"{', '.join(str(p.pid) for p in running)}); {remedy}"
         )
-        status.set_condition(conditions.CREATED, "StatusUnreadable", message, stamp=created)
+        status.set_condition(Condition.CREATED, "StatusUnreadable", message, stamp=created)
     else:
         message = f"{problem}: the job's state is unknown and none of its processes runs; {remedy}"
-        status.set_condition(conditions.CREATED, "StatusUnreadable", message, stamp=created)
-        status.set_condition(conditions.FAILED, "StatusUnreadable", message, stamp=created)
+        status.set_condition(Condition.CREATED, "StatusUnreadable", message, stamp=created)
+        status.set_condition(Condition.FAILED, "StatusUnreadable", message, stamp=created)
     return status
 
 
@@ -490,3 +553,10 @@ def _already_exists(spec: JobSpec) -> RuntimeError:
         f"job {spec.namespace}/{spec.name} already exists (AlreadyExists); delete it first "
         f"(TrainingClient().delete_job({spec.name!r}) or `kubetune delete {spec.name}`) or choose another name"
     )
+
+
+def _source_name(entry: dict[str, Any]) -> str:
+    for key in ("secretRef", "configMapRef"):
+        if entry.get(key):
+            return f"{key}={entry[key].get('name')}"
+    return repr(entry)

@@ -79,9 +79,11 @@ class RankRecord:
         }
 
     def started(self) -> None:
+        """Records that the process started."""
         self._write()
 
     def ended(self, code: int, stopped: bool = False) -> None:
+        """Records how the process ended: its exit code, and whether SIGTERM stopped it."""
         self.data.update(state="ended", exitcode=code, stopped=stopped)
         self._write()
 
@@ -157,6 +159,7 @@ def run(module: str, args: list[str]) -> int:
 
 
 def main() -> int:
+    """Runs the module the command line names; returns its exit code (2 without one)."""
     if len(sys.argv) < 2:
         print(f"usage: python -m {__spec__.name if __spec__ else 'entry'} MODULE [ARGS...]")
         return 2

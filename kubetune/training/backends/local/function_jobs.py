@@ -2,7 +2,7 @@
 
 Its package step stands where a fine-tuning job's storage initializer stands (the master pod's
 init container), and each torchrun worker process runs the function's program instead of
-kubetune.trainer:
+kubetune.runtime:
 
     python -m kubetune.training.backends.local.function_jobs install --spec S --workspace W
     python -m kubetune.training.backends.local.function_jobs run --spec S --workspace W
@@ -10,27 +10,28 @@ kubetune.trainer:
 `install` skips the packages already installed in this environment (in a version the
 requirement allows) and pip-installs the others from the job's index into a folder of the job's
 own (WORKSPACE/.kubetune-packages), never into the environment; a pip failure ends the step with
-pip's error, and the job fails with it. `run` puts that folder first on the import path, changes
+pip's error (also as a FailureRecord), and the job fails with it. `run` puts that folder first on the import path, changes
 to the workspace and runs the program: the function's source and its call.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import linecache
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-PACKAGES_DIR = ".kubetune-packages"
+from kubetune.contract.layout import Workspace
+from kubetune.contract.records import FailureRecord, write_failure
+from kubetune.contract.spec import FunctionSpec, JobSpec
+
 MODULE = "kubetune.training.backends.local.function_jobs"
 PROG = "kubetune.function_job"
 
 
-def init_command(spec: Any, spec_path: Path, workspace: Path) -> list[str] | None:
+def init_command(spec: JobSpec, spec_path: Path, workspace: Path) -> list[str] | None:
     """The package step's command line of a function job; None for a fine-tuning job."""
     if spec.function is None:
         return None
@@ -46,7 +47,7 @@ def init_command(spec: Any, spec_path: Path, workspace: Path) -> list[str] | Non
     ]
 
 
-def worker_program(spec: Any, spec_path: Path, workspace: Path) -> list[str] | None:
+def worker_program(spec: JobSpec, spec_path: Path, workspace: Path) -> list[str] | None:
     """What torchrun runs in each worker process of a function job (after torchrun's own
     options); None for a fine-tuning job."""
     if spec.function is None:
@@ -54,8 +55,15 @@ def worker_program(spec: Any, spec_path: Path, workspace: Path) -> list[str] | N
     return ["-m", MODULE, "run", "--spec", str(spec_path), "--workspace", str(workspace)]
 
 
-def _function(spec_path: Path) -> dict[str, Any]:
-    function: dict[str, Any] = json.loads(spec_path.read_text())["function"]
+def _function(spec_path: Path) -> FunctionSpec:
+    """The function section of the job spec in `spec_path`.
+
+    Raises:
+        ValueError: the spec is not a function job's.
+    """
+    function = JobSpec.from_json(spec_path.read_text()).function
+    if function is None:
+        raise ValueError(f"{spec_path}: not the spec of a create_job(train_func=...) job")
     return function
 
 
@@ -86,7 +94,7 @@ def missing_packages(requirements: list[str]) -> tuple[list[str], list[str]]:
 def install(spec_path: Path, workspace: Path) -> int:
     """The package step; returns its exit code."""
     function = _function(spec_path)
-    requirements = list(function.get("packages") or [])
+    requirements = list(function.packages)
     if not requirements:
         print(f"{PROG}: no packages to install")
         return 0
@@ -95,8 +103,8 @@ def install(spec_path: Path, workspace: Path) -> int:
         print(f"{PROG}: {line}")
     if not missing:
         return 0
-    target = workspace / PACKAGES_DIR
-    index = function["pip_index_url"]
+    target = Workspace(workspace).packages_dir
+    index = function.pip_index_url
     print(f"{PROG}: installing {' '.join(missing)} from {index} into {target}", flush=True)
     command = [
         sys.executable, "-m", "pip", "install", "--target", str(target), "--index-url", index,
@@ -110,11 +118,13 @@ def install(spec_path: Path, workspace: Path) -> int:
         reason = (
             " | ".join(errors[-3:]) or (result.stderr.strip().splitlines() or ["no output"])[-1]
         )
-        print(
-            f"{PROG}: error: pip install {' '.join(missing)} from {index} failed "
+        failure = FailureRecord(
+            PROG,
+            f"pip install {' '.join(missing)} from {index} failed "
             f"(exit code {result.returncode}): {reason}",
-            flush=True,
         )
+        write_failure(failure, os.environ)
+        print(failure.line, flush=True)
         return 1
     return 0
 
@@ -122,7 +132,7 @@ def install(spec_path: Path, workspace: Path) -> int:
 def run(spec_path: Path, workspace: Path) -> None:
     """Runs the function's program in this process, as a script run as __main__."""
     function = _function(spec_path)
-    packages = workspace / PACKAGES_DIR
+    packages = Workspace(workspace).packages_dir
     if packages.is_dir():
         sys.path.insert(0, str(packages))
         os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -130,8 +140,10 @@ def run(spec_path: Path, workspace: Path) -> None:
         )
     workspace.mkdir(parents=True, exist_ok=True)
     os.chdir(workspace)
-    program: str = function["program"]
-    filename = str(workspace / f"{function['name']}.py")
+    if function.program is None:
+        raise ValueError(f"{spec_path}: the job has no program (it runs an image's own command)")
+    program = function.program
+    filename = str(workspace / f"{function.name}.py")
     # Tracebacks show the function's lines without a file on disk.
     linecache.cache[filename] = (len(program), None, program.splitlines(True), filename)
     code = compile(program, filename, "exec")
@@ -139,6 +151,7 @@ def run(spec_path: Path, workspace: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the package step ('install') or the program ('run'); returns the exit status."""
     parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
     parser.add_argument("step", choices=("install", "run"))
     parser.add_argument("--spec", type=Path, required=True)

@@ -8,10 +8,11 @@ $KUBETUNE_HOME/jobs/<namespace>/<name>/      ($KUBETUNE_HOME defaults to ~/.kube
   logs/
     supervisor.log   what the supervisor itself reports
     initializer.log  the storage initializer's output
+    initializer.failure.json   why the storage initializer failed, as it said (a FailureRecord)
     worker-0.log     torchrun agent 0 and its processes (one file per simulated node)
     torchelastic/attempt-<n>/worker-<i>/   torchrun's files of each attempt: its reply file,
                      each process's error file and kubetune-rank.json (see outcomes.py)
-  workspace/         model/, dataset/, outputs/, progress.json (see kubetune.workspace)
+  workspace/         model/, dataset/, outputs/, progress.json (see kubetune.contract.layout)
 ```
 
 A job folder whose status.json cannot be read (empty, truncated, not a job status) still is a
@@ -29,9 +30,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubetune import validation, workspace
-from kubetune.training import job as conditions
-from kubetune.training.job import JobCondition
+from kubetune.contract import conditions, layout
+from kubetune.contract.conditions import Condition, JobCondition
+from kubetune.contract.records import LaunchPlan
+from kubetune.params import validation
 
 HOME_ENV = "KUBETUNE_HOME"
 JOBS_DIR = "jobs"
@@ -74,26 +76,32 @@ class JobDir:
 
     @property
     def spec_path(self) -> Path:
+        """spec.json: the JobSpec."""
         return self.path / SPEC_FILE
 
     @property
     def status_path(self) -> Path:
+        """status.json: the JobStatus the supervisor writes."""
         return self.path / STATUS_FILE
 
     @property
     def logs_dir(self) -> Path:
+        """logs/: one log file per process kind."""
         return self.path / LOGS_DIR
 
     @property
     def workspace(self) -> Path:
+        """workspace/: the job's workspace (see kubetune.contract.layout)."""
         return self.path / WORKSPACE_DIR
 
     @property
     def supervisor_log(self) -> Path:
+        """logs/supervisor.log: what the supervisor itself reports."""
         return self.logs_dir / SUPERVISOR_LOG
 
     @property
     def reserve_path(self) -> Path:
+        """The space the supervisor frees to record the job's end on a full disk."""
         return self.path / RESERVE_FILE
 
     @property
@@ -108,6 +116,10 @@ class JobDir:
     def log_path(self, source: str) -> Path:
         """The log file of `source` ('initializer', 'worker-0', ...)."""
         return self.logs_dir / f"{source}.log"
+
+    def failure_path(self, source: str) -> Path:
+        """Where step `source` ('initializer') records why it failed (a FailureRecord)."""
+        return self.logs_dir / f"{source}.failure.json"
 
     def sources(self, num_workers: int) -> list[str]:
         """The log sources of a job with `num_workers` workers, initializer first."""
@@ -142,7 +154,12 @@ class JobDir:
         return JobStatus.from_valid_dict(data, self.status_path)
 
     def write_status(self, status: JobStatus) -> None:
-        workspace.write_json_atomic(self.status_path, status.to_dict())
+        """Writes status.json atomically.
+
+        Raises:
+            OSError: it cannot be written (a full disk).
+        """
+        layout.write_json_atomic(self.status_path, status.to_dict())
 
 
 def namespace_dir(home: Path, namespace: str) -> Path:
@@ -177,8 +194,31 @@ class ProcessRecord:
 
 
 @dataclass
+class Attempt:
+    """One run of the worker group: its rendezvous port, times, each worker's exit code and
+    the workers stopped because another failed."""
+
+    attempt: int
+    port: int
+    start_time: str
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)
+    end_time: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Attempt:
+        """The attempt as status.json records it (unknown entries left out)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
 class JobStatus:
-    """The content of status.json: the job's state as its supervisor last wrote it."""
+    """The content of status.json: the job's state as its supervisor last wrote it.
+
+    `launch` is the plan the client made (None only for a damaged job's stand-in status);
+    `queue_position` and `queue_waiting` the job's place while it waits in the local queue.
+    """
 
     uid: str
     name: str
@@ -193,19 +233,28 @@ class JobStatus:
     supervisor: ProcessRecord | None = None
     initializer: ProcessRecord | None = None
     workers: dict[str, ProcessRecord] = field(default_factory=dict)
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    launch: dict[str, Any] = field(default_factory=dict)
-    # While the job waits in the local queue: its place (1: next); None once admitted.
+    attempts: list[Attempt] = field(default_factory=list)
+    launch: LaunchPlan | None = None
+    # While the job waits in the local queue: its place (1: next) of how many wait; None once
+    # admitted.
     queue_position: int | None = None
+    queue_waiting: int | None = None
     updated_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
+        """The status as status.json holds it."""
         data = dataclasses.asdict(self)
         data["conditions"] = [c.to_dict() for c in self.conditions]
+        data["launch"] = self.launch.to_dict() if self.launch is not None else {}
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobStatus:
+        """The status `to_dict` wrote (entries it does not know are left out).
+
+        Raises:
+            TypeError, ValueError, KeyError, AttributeError: `data` is not a job status.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["conditions"] = [JobCondition.from_dict(c) for c in data.get("conditions", [])]
@@ -213,6 +262,9 @@ class JobStatus:
             if values.get(key) is not None:
                 values[key] = ProcessRecord(**values[key])
         values["workers"] = {k: ProcessRecord(**v) for k, v in data.get("workers", {}).items()}
+        values["attempts"] = [Attempt.from_dict(a) for a in data.get("attempts", [])]
+        launch = data.get("launch")
+        values["launch"] = LaunchPlan.from_dict(launch) if launch else None
         return cls(**values)
 
     @classmethod
@@ -238,7 +290,12 @@ class JobStatus:
     @property
     def terminal(self) -> bool:
         """Whether the job has ended (Succeeded or Failed)."""
-        return any(c.type in conditions.TERMINAL and c.status == "True" for c in self.conditions)
+        return conditions.has_ended(self.conditions)
+
+    @property
+    def current(self) -> Condition:
+        """The type of the latest true condition (Created when none is true)."""
+        return conditions.current(self.conditions)
 
     def all_pids(self) -> set[int]:
         """Every pid recorded for the job (supervisor, initializer, agents, worker processes)."""
@@ -251,28 +308,13 @@ class JobStatus:
         return pids
 
     def set_condition(
-        self, condition_type: str, reason: str, message: str, stamp: str | None = None
+        self, condition_type: Condition, reason: str, message: str, stamp: str | None = None
     ) -> None:
-        """Makes `condition_type` the latest true condition, as the Training Operator does.
-
-        A condition of the same type is replaced; Running and Restarting exclude each other, and
-        a terminal condition turns both off. `stamp`: the transition time (default: now).
-        """
+        """Makes `condition_type` the latest true condition (`conditions.transition`); a terminal
+        one also sets the completion time. `stamp`: the transition time (default: now)."""
         stamp = stamp or now_iso()
-        excluded = {
-            conditions.RUNNING: {conditions.RESTARTING},
-            conditions.RESTARTING: {conditions.RUNNING},
-            conditions.SUCCEEDED: {conditions.RUNNING, conditions.RESTARTING},
-            conditions.FAILED: {conditions.RUNNING, conditions.RESTARTING},
-        }.get(condition_type, set())
-        kept = []
-        for c in self.conditions:
-            if c.type == condition_type:
-                continue
-            if c.type in excluded and c.status == "True":
-                c = dataclasses.replace(c, status="False", last_transition_time=stamp)
-            kept.append(c)
-        kept.append(JobCondition(condition_type, "True", reason, message, stamp))
-        self.conditions = kept
+        self.conditions = conditions.transition(
+            self.conditions, condition_type, reason, message, stamp
+        )
         if condition_type in conditions.TERMINAL:
             self.completion_time = stamp

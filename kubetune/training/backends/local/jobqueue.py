@@ -23,11 +23,10 @@ from typing import Any
 
 import psutil
 
-from kubetune import workspace
+from kubetune.contract import layout
+from kubetune.contract.quantities import usable_cores
 from kubetune.training.backends.local import launch, processes
 
-# The reason of a waiting job's Created condition (Kubeflow has no Queued condition type).
-QUEUED = "Queued"
 QUEUE_DIR = "queue"
 QUEUE_FILE = "queue.json"
 LOCK_FILE = "queue.lock"
@@ -46,7 +45,7 @@ class Machine:
 def this_machine() -> Machine:
     """This machine as the queue sees it: usable cores, total memory, visible GPUs."""
     return Machine(
-        cpus=float(launch.usable_cores()),
+        cpus=float(usable_cores()),
         memory=float(psutil.virtual_memory().total),
         gpu_ids=launch.visible_gpus(),
     )
@@ -69,10 +68,12 @@ class Entry:
     enqueued_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
+        """The entry as queue.json holds it."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
+        """The entry queue.json held (unknown keys left out)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -167,7 +168,7 @@ class LocalQueue:
         return [e for e in self._load() if processes.is_alive(e.pid, e.create_time)]
 
     def _load(self) -> list[Entry]:
-        data = workspace.read_json(self.path)
+        data = layout.read_json(self.path)
         if not isinstance(data, list):
             return []
         return [Entry.from_dict(d) for d in data if isinstance(d, dict)]
@@ -186,7 +187,7 @@ class LocalQueue:
             yield entries
             after = [e.to_dict() for e in entries]
             if after != before:
-                workspace.write_json_atomic(self.path, after)
+                layout.write_json_atomic(self.path, after)
         finally:
             os.close(fd)
 

@@ -7,32 +7,31 @@ two jobs never share a port and ranks follow the worker index (worker-0 holds ra
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import shutil
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from kubetune.training.spec import SECRET_ENV_VARS, TRAINER_SECRET_ENV_VARS
-from kubetune.validation import parse_quantity
+from kubetune.contract.quantities import gpu_key, parse_quantity, usable_cores
+from kubetune.contract.records import FAILURE_FILE_ENV, LaunchPlan
+from kubetune.contract.secrets import TRAINER_SECRET_ENV_VARS, without_secrets
 
 LOCALHOST = "127.0.0.1"
 JOB_UID_ENV = "KUBETUNE_JOB_UID"
-TRAINER_MODULE = "kubetune.trainer"
+TRAINER_MODULE = "kubetune.runtime"
 ENTRY_MODULE = "kubetune.training.backends.local.entry"
 # torchelastic's structured error file: each process's (set by torchrun), and the agent's reply.
 ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
 # torchrun prefixes each line a process prints with this (`${rank}`: the global rank).
 LOG_PREFIX_ENV = "TORCHELASTIC_LOG_LINE_PREFIX_TEMPLATE"
 LOG_PREFIX = "[rank${rank}] "
-GPU_KEYS = ("gpu", "nvidia.com/gpu")
 
 
 def free_port(host: str = LOCALHOST) -> int:
@@ -40,14 +39,6 @@ def free_port(host: str = LOCALHOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def visible_gpus() -> list[str]:
@@ -70,43 +61,6 @@ def visible_gpus() -> list[str]:
             return []
         return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
     return []
-
-
-@dataclass(frozen=True)
-class LaunchPlan:
-    """How a job maps onto this machine, derived from `resources_per_worker`.
-
-    `threads`: OMP_NUM_THREADS of each training process. `cpus`, `memory` (bytes) and `gpus`:
-    what the job reserves in all (its workers together) while it runs; the local queue admits it
-    when that much is free. `warnings`: things the user should know.
-    """
-
-    num_workers: int
-    procs_per_worker: int
-    threads: int
-    gpus_per_worker: int
-    cpus: float
-    memory: float
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def gpus(self) -> int:
-        """The GPUs the job needs in all."""
-        return self.gpus_per_worker * self.num_workers
-
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as status.json records it (without its warnings)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "warnings"}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LaunchPlan:
-        known = {f.name for f in dataclasses.fields(cls)} - {"warnings"}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def gpu_slices(self, gpu_ids: list[str]) -> list[str]:
-        """CUDA_VISIBLE_DEVICES of each worker, given the GPU ids assigned to the job ('' hides all)."""
-        n = self.gpus_per_worker
-        return [",".join(gpu_ids[i * n : (i + 1) * n]) for i in range(self.num_workers)]
 
 
 def plan_launch(
@@ -133,11 +87,11 @@ def plan_launch(
     warnings: list[str] = []
     problems: list[str] = []
 
-    gpu_key = next((k for k in GPU_KEYS if k in resources), "gpu")
-    per_worker_gpus = int(parse_quantity(resources.get(gpu_key, 0)))
+    asked_key = gpu_key(resources) or "gpu"
+    per_worker_gpus = int(parse_quantity(resources.get(asked_key, 0)))
     if per_worker_gpus * num_workers > len(gpus):
         problems.append(
-            f"resources_per_worker[{gpu_key!r}]={resources.get(gpu_key)!r}: {num_workers} worker(s) x "
+            f"resources_per_worker[{asked_key!r}]={resources.get(asked_key)!r}: {num_workers} worker(s) x "
             f"{per_worker_gpus} GPU(s) = {per_worker_gpus * num_workers} GPU(s) asked, but this "
             f"machine has {len(gpus)} visible GPU(s)"
             + (
@@ -226,7 +180,7 @@ def agent_command(
 ) -> list[str]:
     """The torchrun agent command line of worker `node_rank` (one simulated node).
 
-    Each of its processes runs `program` (`-m MODULE ARGS...`; default: kubetune.trainer on the
+    Each of its processes runs `program` (`-m MODULE ARGS...`; default: kubetune.runtime on the
     job's spec and workspace) through kubetune's rank entry point (`entry.py`: it dies with its
     agent and records how it ended). torchrun keeps its files (error files, each rank's output)
     in `log_dir`, inside the job folder, and tees each rank's output into the worker log with the
@@ -271,18 +225,19 @@ def loopback_interface() -> str | None:
     return None
 
 
-def without_secrets(env: dict[str, str]) -> dict[str, str]:
-    """`env` less every secret variable kubetune knows (spec.SECRET_ENV_VARS)."""
-    return {k: v for k, v in env.items() if k not in SECRET_ENV_VARS}
-
-
 def initializer_env(
-    base: dict[str, str], init_env: dict[str, str], secrets: dict[str, str], threads: int = 1
+    base: Mapping[str, str],
+    init_env: dict[str, str],
+    secrets: dict[str, str],
+    threads: int = 1,
+    failure_file: Path | None = None,
 ) -> dict[str, str]:
     """The storage initializer's environment: the supervisor's, `threads` threads (the job's
-    cores), the job's init_env_vars, and the secrets it needs (every secret but those only the
-    trainer uses)."""
+    cores), the job's init_env_vars, the secrets it needs (every secret but those only the
+    runtime uses) and where it records its failure (`failure_file`)."""
     env = without_secrets(base)
+    if failure_file is not None:
+        env[FAILURE_FILE_ENV] = str(failure_file)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     env.update(init_env)
     env.update({k: v for k, v in secrets.items() if k not in TRAINER_SECRET_ENV_VARS})
@@ -291,7 +246,7 @@ def initializer_env(
 
 
 def worker_env(
-    base: dict[str, str],
+    base: Mapping[str, str],
     user_env: dict[str, str],
     *,
     gpu_slice: str,
@@ -302,7 +257,7 @@ def worker_env(
     """The environment of one torchrun agent (and so of its processes).
 
     The supervisor's environment without secrets, but for those the trainer needs
-    (spec.TRAINER_SECRET_ENV_VARS); the job's env_vars; its GPU slice and thread count; the
+    (contract.secrets.TRAINER_SECRET_ENV_VARS); the job's env_vars; its GPU slice and thread count; the
     agent's torchelastic reply file (`error_file`) and the rank as log line prefix. The user's
     env_vars win over the defaults.
     """

@@ -1,6 +1,7 @@
 """Reading a local job's logs back, following them while it runs, and quoting failure causes.
 
-Whether a failure is worth a restart is not read from logs: see outcomes.py.
+Whether a failure is worth a restart is not read from logs (see outcomes.py), nor why a step
+failed where it wrote a FailureRecord (see the supervisor).
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ _ERRORISH = re.compile(r"(Error|Exception|error:|Traceback|Killed|exitcode|Signa
 
 
 class LogFile:
-    """One log file read incrementally: complete lines only, from where the last read ended."""
+    """One log file read incrementally: complete lines only, from where the last read ended
+    (with `tail_lines`, the first read starts that many lines before the end)."""
 
-    def __init__(self, path: Path, source: str) -> None:
+    def __init__(self, path: Path, source: str, tail_lines: int | None = None) -> None:
         self.path = path
         self.source = source
-        self.offset = 0
+        self.offset = 0 if tail_lines is None else tail_offset(path, tail_lines)
         self.partial = b""
 
     def read_new(self, final: bool = False) -> list[LogLine]:
@@ -50,10 +52,35 @@ def _clean(raw: bytes) -> str:
     return text.rsplit("\r", 1)[-1]
 
 
-def read_logs(files: list[tuple[str, Path]]) -> Iterator[LogLine]:
-    """Everything written so far, file after file (initializer first, then each worker)."""
+def tail_offset(path: Path, lines: int, block: int = 64 * 1024) -> int:
+    """The offset in `path` where its last `lines` lines begin (0 for a shorter or missing file)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            end = f.tell()
+            position, found = end, 0
+            while position > 0:
+                start = max(0, position - block)
+                f.seek(start)
+                chunk = f.read(position - start)
+                # A final newline ends the last line; it starts no line of its own.
+                count_from = len(chunk) - 1 if position == end and chunk.endswith(b"\n") else None
+                for index in range(len(chunk) - 1, -1, -1):
+                    if chunk[index] == 0x0A and (count_from is None or index < count_from):
+                        found += 1
+                        if found == lines:
+                            return start + index + 1
+                position = start
+    except FileNotFoundError:
+        pass
+    return 0
+
+
+def read_logs(files: list[tuple[str, Path]], tail_lines: int | None = None) -> Iterator[LogLine]:
+    """Everything written so far (the last `tail_lines` of each), file after file (initializer
+    first, then each worker)."""
     for source, path in files:
-        yield from LogFile(path, source).read_new(final=True)
+        yield from LogFile(path, source, tail_lines).read_new(final=True)
 
 
 def follow_logs(
@@ -61,12 +88,14 @@ def follow_logs(
     done: Callable[[], bool],
     poll_interval: float = 0.2,
     on_poll: Callable[[], None] | None = None,
+    tail_lines: int | None = None,
 ) -> Iterator[LogLine]:
-    """Lines from every file as they are written; ends once `done()` is true and all is read.
+    """Lines from every file as they are written (starting with the last `tail_lines` of what is
+    there); ends once `done()` is true and all is read.
 
     `on_poll` is called at every polling round (e.g. to redraw a progress bar).
     """
-    readers = [LogFile(path, source) for source, path in files]
+    readers = [LogFile(path, source, tail_lines) for source, path in files]
     while True:
         finished = done()
         for reader in readers:
@@ -93,7 +122,8 @@ def tail(path: Path, max_bytes: int = 64 * 1024, offset: int = 0) -> list[str]:
 
 
 def failure_reason(path: Path, offset: int = 0, max_lines: int = 5) -> str:
-    """The cause of a failure as its log tells it.
+    """The cause of a failure as its log tells it, for a step that wrote no FailureRecord (killed,
+    or failing before it could).
 
     The `kubetune.<component>: error: ...` line when there is one (the first of them: the other
     ranks often fail after it only because it did); else the last error-looking lines; else the

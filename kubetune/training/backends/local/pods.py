@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from kubetune.training import job as conditions
+from kubetune.contract.conditions import Condition
+from kubetune.contract.spec import JobSpec
 from kubetune.training.backends.kubernetes import manifests
-from kubetune.training.backends.kubernetes.images import resolve_images
 from kubetune.training.backends.local.jobdir import INITIALIZER, JobStatus, worker_source
 from kubetune.training.constants import constants
-from kubetune.training.spec import JobSpec
+from kubetune.training.images import resolve_images
 
 MASTER, WORKER = constants.REPLICA_TYPE_MASTER, constants.REPLICA_TYPE_WORKER
 OPERATOR_NAME = "pytorchjob-controller"
@@ -90,26 +91,30 @@ def operator_env(
     }
 
 
-def pod_phase(status: JobStatus, node_rank: int) -> str:
+class PodPhase(StrEnum):
+    """A pod's phase, as Kubernetes names it."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+def pod_phase(status: JobStatus, node_rank: int) -> PodPhase:
     """Pending (not started yet, or in its init container), Running, Succeeded or Failed."""
-    if _latest(status) == conditions.SUCCEEDED:
-        return "Succeeded"
+    if status.current == Condition.SUCCEEDED:
+        return PodPhase.SUCCEEDED
     record = status.workers.get(worker_source(node_rank))
     if record is None:
-        return "Failed" if status.terminal else "Pending"
+        return PodPhase.FAILED if status.terminal else PodPhase.PENDING
     if record.exit_code is None:
-        return "Failed" if status.terminal else "Running"
-    return "Succeeded" if record.exit_code == 0 else "Failed"
-
-
-def _latest(status: JobStatus) -> str:
-    true = [c.type for c in status.conditions if c.status == "True"]
-    return true[-1] if true else conditions.CREATED
+        return PodPhase.FAILED if status.terminal else PodPhase.RUNNING
+    return PodPhase.SUCCEEDED if record.exit_code == 0 else PodPhase.FAILED
 
 
 def _pod_start_time(status: JobStatus, node_rank: int) -> str | None:
     if worker_source(node_rank) in status.workers and status.attempts:
-        return str(status.attempts[-1].get("start_time") or status.start_time)
+        return status.attempts[-1].start_time or status.start_time
     if node_rank == 0 and status.initializer is not None:
         return status.start_time
     return None
@@ -117,7 +122,7 @@ def _pod_start_time(status: JobStatus, node_rank: int) -> str | None:
 
 def rendered_job(spec: JobSpec) -> dict[str, Any]:
     """The PyTorchJob kubetune would create for `spec` on Kubernetes (secrets left out)."""
-    images = resolve_images(gpu=manifests.requests_gpu(spec))
+    images = resolve_images(gpu=spec.requests_gpus)
     return manifests.build_pytorchjob(spec, images, secret_keys=[])
 
 
@@ -140,7 +145,7 @@ def pods(spec: JobSpec, status: JobStatus) -> list[dict[str, Any]]:
         }
         if template["metadata"].get("annotations"):
             metadata["annotations"] = dict(template["metadata"]["annotations"])
-        pod_status: dict[str, Any] = {"phase": pod_phase(status, node_rank)}
+        pod_status: dict[str, Any] = {"phase": str(pod_phase(status, node_rank))}
         start = _pod_start_time(status, node_rank)
         if start:
             pod_status["startTime"] = start
@@ -212,7 +217,7 @@ def replica_statuses(spec: JobSpec | None, status: JobStatus) -> dict[str, dict[
     counts: dict[str, dict[str, int]] = {MASTER: {}}
     if status.num_workers > 1:
         counts[WORKER] = {}
-    key = {"Running": "active", "Succeeded": "succeeded", "Failed": "failed"}
+    key = {PodPhase.RUNNING: "active", PodPhase.SUCCEEDED: "succeeded", PodPhase.FAILED: "failed"}
     for node_rank in range(status.num_workers):
         phase = pod_phase(status, node_rank)
         if phase in key:

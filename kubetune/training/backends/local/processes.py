@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
+import logging
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -196,3 +200,104 @@ def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
         if remaining:
             time.sleep(0.05)
     return remaining
+
+
+def start_child(
+    command: list[str], log: IO[bytes], env: dict[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Starts a child in `cwd` and a session of its own, reading /dev/null, its output appended
+    to `log`; the kernel kills it if this process dies (`die_with_parent`)."""
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+        preexec_fn=die_with_parent(os.getpid()),
+    )
+
+
+def start_detached(
+    module: str, folder: Path, env: dict[str, str], secrets: dict[str, str], timeout: float
+) -> tuple[int, str]:
+    """Runs `python -m MODULE FOLDER` (a command that forks itself with `run_detached`) in
+    `folder` and a session of its own, `secrets` as JSON on its standard input, and waits for it.
+
+    Returns:
+        Its exit code (-1: it could not be run, or took longer than `timeout` seconds) and the
+        last lines it printed, joined with ' | ' (its reason when it did not start).
+    """
+    try:
+        starter = subprocess.Popen(
+            [sys.executable, "-m", module, str(folder)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+            start_new_session=True,
+        )
+        try:
+            out, _ = starter.communicate(json.dumps(secrets).encode(), timeout=timeout)
+            code = starter.returncode
+        except subprocess.TimeoutExpired:
+            starter.kill()
+            out, _ = starter.communicate()
+            code = -1
+        said = out.decode(errors="replace")
+    except OSError as e:
+        code, said = -1, f"{type(e).__name__}: {e}"
+    return code, " | ".join(line for line in said.splitlines()[-8:] if line.strip())
+
+
+def run_detached(
+    what: str,
+    log: Path,
+    start: Callable[[Callable[[str], None]], int],
+    *,
+    new_session: bool = False,
+) -> int:
+    """Forks a long-lived process (the job supervisor, an experiment's controller). The parent
+    returns 0 once the child answers "ready", else 1 after printing the child's answer (its
+    reason for not starting). The child reads /dev/null and appends its output to `log`, logs at
+    INFO to it, and returns `start(answer)`; `new_session` puts it in a session of its own.
+    """
+    read_fd, write_fd = os.pipe()
+    if os.fork():
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            reply = pipe.read().decode(errors="replace")
+        if reply == "ready":
+            return 0
+        print(reply or f"the {what} ended before it was ready", flush=True)
+        return 1
+    os.close(read_fd)
+    if new_session:
+        os.setsid()
+
+    def answer(text: str) -> None:
+        os.write(write_fd, text.encode())
+        os.close(write_fd)
+
+    try:
+        _detach_output(log)
+    except OSError as e:
+        answer(f"cannot write {log}: {e.strerror or e}")
+        return 1
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    return start(answer)
+
+
+def _detach_output(log: Path) -> None:
+    """Points standard input at /dev/null and standard output and error at `log` (appending)."""
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)

@@ -11,7 +11,8 @@ get better by retrying.
 
 Secrets reach it as JSON on its standard input (never argv, a file or its environment); it
 hands them, as environment variables, only to the process that needs them: the storage
-initializer (and the trainer for spec.TRAINER_SECRET_ENV_VARS). Every process it starts is
+initializer (and the runtime for contract.secrets.TRAINER_SECRET_ENV_VARS). A step that fails
+says why in a FailureRecord (contract.records); its log is quoted only when it wrote none. Every process it starts is
 killed by the kernel if the supervisor dies, and each training process dies with its torchrun
 agent (entry.py). On a full disk it stops the job and records Failed with the reason, first
 freeing the space it set aside at start (JobDir.reserve_path), retrying until the write lands.
@@ -41,7 +42,9 @@ from typing import IO
 
 import psutil
 
-from kubetune.training import job as conditions
+from kubetune.contract.conditions import QUEUED_REASON, Condition
+from kubetune.contract.records import read_failure
+from kubetune.contract.spec import JobSpec
 from kubetune.training.backends.local import (
     function_jobs,
     jobqueue,
@@ -53,12 +56,12 @@ from kubetune.training.backends.local import (
 )
 from kubetune.training.backends.local.jobdir import (
     INITIALIZER,
+    Attempt,
     JobDir,
     ProcessRecord,
     now_iso,
     worker_source,
 )
-from kubetune.training.spec import JobSpec
 
 logger = logging.getLogger("kubetune.supervisor")
 
@@ -98,11 +101,13 @@ class Supervisor:
             raise RuntimeError(f"{job.status_path} is missing")
         self.status = status
         self.secrets = dict(secrets or {})
-        self.plan = launch.LaunchPlan.from_dict(status.launch)
+        if status.launch is None:
+            raise RuntimeError(f"{job.status_path} has no launch plan")
+        self.plan = status.launch
         self.queue = jobqueue.LocalQueue(job.home)
         self.machine = jobqueue.this_machine()
         self.entry: jobqueue.Entry | None = None
-        self.gpu_slices = self.plan.gpu_slices([])
+        self.gpu_slices = self.plan.slices([])
         self.stop_signal: int | None = None
         self.popens: dict[str, subprocess.Popen[bytes]] = {}
         self.log_files: list[IO[bytes]] = []
@@ -153,7 +158,7 @@ class Supervisor:
             self.job.reserve_path.unlink(missing_ok=True)
             for f in self.log_files:
                 f.close()
-        logger.info("job %s/%s ended: %s", self.spec.namespace, self.spec.name, self.status_type())
+        logger.info("job %s/%s ended: %s", self.spec.namespace, self.spec.name, self.status.current)
         return 0
 
     def start_up(self) -> jobqueue.Decision:
@@ -186,20 +191,27 @@ class Supervisor:
         self.stop_signal = signum
 
     def check_stop(self) -> None:
+        """Returns when no stop was asked for.
+
+        Raises:
+            Stopped: a stop signal arrived.
+        """
         if self.stop_signal is not None:
             raise Stopped()
 
     def write(self) -> None:
+        """Writes status.json now.
+
+        Raises:
+            OSError: it cannot be written (a full disk).
+        """
         self.status.updated_at = time.time()
         self.job.write_status(self.status)
 
-    def status_type(self) -> str:
-        true = [c for c in self.status.conditions if c.status == "True"]
-        return true[-1].type if true else conditions.CREATED
-
     def fail(self, reason: str, message: str) -> None:
+        """Makes the job Failed with `reason` and `message`, and writes it."""
         logger.info("failed (%s): %s", reason, message)
-        self.status.set_condition(conditions.FAILED, reason, message)
+        self.status.set_condition(Condition.FAILED, reason, message)
         self.write()
 
     def end_failed(self, reason: str, message: str) -> None:
@@ -207,7 +219,7 @@ class Supervisor:
         if self.status.terminal:
             return
         logger.info("failed (%s): %s", reason, message)
-        self.status.set_condition(conditions.FAILED, reason, message)
+        self.status.set_condition(Condition.FAILED, reason, message)
 
     def record_end(self) -> None:
         """Writes the final status, freeing the reserved space if it must, retrying until it lands.
@@ -232,20 +244,24 @@ class Supervisor:
             delay = min(delay * 2, 30.0)
 
     def disk_full(self) -> bool:
+        """Whether the disk of the job folder is (nearly) full."""
         try:
             return shutil.disk_usage(self.job.path).free < DISK_FULL_BYTES
         except OSError:
             return False
 
     def disk_full_note(self) -> str:
+        """What a failure message adds when the disk is full."""
         return f"the disk holding {self.job.path} is full: free space, then start the job again"
 
     # --- the local queue -------------------------------------------------------------------------
 
     def show_queued(self, decision: jobqueue.Decision) -> None:
+        """Records the job's place in the local queue (condition Created, reason Queued)."""
         self.status.queue_position = decision.place
+        self.status.queue_waiting = decision.waiting
         self.status.set_condition(
-            conditions.CREATED, jobqueue.QUEUED, jobqueue.queued_message(decision)
+            Condition.CREATED, QUEUED_REASON, jobqueue.queued_message(decision)
         )
 
     def wait_for_admission(self, decision: jobqueue.Decision) -> bool:
@@ -264,12 +280,12 @@ class Supervisor:
                 shown = message
             self.sleep(QUEUE_POLL_INTERVAL)
             decision = self.queue.poll(self.entry, self.machine)
-        self.gpu_slices = self.plan.gpu_slices(decision.gpu_ids)
-        self.status.queue_position = None
-        self.status.launch.update(gpu_ids=decision.gpu_ids, gpu_slices=self.gpu_slices)
+        self.gpu_slices = self.plan.slices(decision.gpu_ids)
+        self.status.queue_position = self.status.queue_waiting = None
+        self.plan.gpu_ids, self.plan.gpu_slices = list(decision.gpu_ids), list(self.gpu_slices)
         waited = time.time() - waited
         self.status.set_condition(
-            conditions.CREATED,
+            Condition.CREATED,
             "JobCreated",
             f"job {self.spec.namespace}/{self.spec.name} created"
             + (f"; started after {waited:.0f} s in the local queue" if shown else ""),
@@ -280,6 +296,11 @@ class Supervisor:
         return True
 
     def sleep(self, seconds: float) -> None:
+        """Waits `seconds`, stopping early when asked to stop.
+
+        Raises:
+            Stopped: a stop signal arrived.
+        """
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             self.check_stop()
@@ -296,11 +317,14 @@ class Supervisor:
 
     def initialize(self) -> bool:
         """Runs the storage initializer; False (job failed) when it fails."""
+        failure_file = self.job.failure_path(INITIALIZER)
+        failure_file.unlink(missing_ok=True)
         env = launch.initializer_env(
-            dict(os.environ),
+            os.environ,
             self.spec.init_env,
             self.secrets,
             threads=max(1, int(self.plan.cpus)),
+            failure_file=failure_file,
         )
         command = function_jobs.init_command(
             self.spec, self.job.spec_path, self.job.workspace
@@ -312,7 +336,12 @@ class Supervisor:
         self.status.initializer.exit_code = code
         self.write()
         if code != 0:
-            reason = logs.failure_reason(self.job.log_path(INITIALIZER))
+            failure = read_failure(failure_file)
+            reason = (
+                failure.line
+                if failure is not None
+                else logs.failure_reason(self.job.log_path(INITIALIZER))
+            )
             if self.disk_full():
                 reason += f"; {self.disk_full_note()}"
             step = "package installation" if self.spec.function else "storage initializer"
@@ -329,7 +358,7 @@ class Supervisor:
             outcome = self.run_attempt(attempt)
             if outcome.succeeded:
                 self.status.set_condition(
-                    conditions.SUCCEEDED,
+                    Condition.SUCCEEDED,
                     "JobSucceeded",
                     f"all {self.spec.num_workers} worker(s) completed; outputs in {self.status.output_dir}",
                 )
@@ -350,7 +379,7 @@ class Supervisor:
                 return
             self.status.restarts += 1
             self.status.set_condition(
-                conditions.RESTARTING,
+                Condition.RESTARTING,
                 "WorkerRestarting",
                 f"{message}; restart {self.status.restarts}/{limit} from the last checkpoint",
             )
@@ -389,11 +418,9 @@ class Supervisor:
             )
             agents[source] = self.start(source, command, env)
             self.status.workers[source] = _record(agents[source])
-        self.status.attempts.append(
-            {"attempt": attempt, "port": port, "start_time": _now(), "exit_codes": {}}
-        )
+        self.status.attempts.append(Attempt(attempt=attempt, port=port, start_time=_now()))
         self.status.set_condition(
-            conditions.RUNNING,
+            Condition.RUNNING,
             "WorkersRunning",
             f"{spec.num_workers} worker(s) x {spec.num_procs_per_worker} process(es) running"
             + (f" (restart {attempt})" if attempt else ""),
@@ -465,12 +492,13 @@ class Supervisor:
     def record_exit_codes(
         self, agents: dict[str, subprocess.Popen[bytes]], stopped: set[str]
     ) -> None:
+        """Records each agent's exit code and which were stopped in this attempt."""
         attempt = self.status.attempts[-1]
         for source, proc in agents.items():
             self.status.workers[source].exit_code = proc.returncode
-            attempt["exit_codes"][source] = proc.returncode
-        attempt["stopped"] = sorted(stopped)
-        attempt["end_time"] = _now()
+            attempt.exit_codes[source] = proc.returncode
+        attempt.stopped = sorted(stopped)
+        attempt.end_time = _now()
         self.write()
 
     # --- processes -------------------------------------------------------------------------------
@@ -482,20 +510,16 @@ class Supervisor:
         kills it if this supervisor dies."""
         log = self.job.log_path(source).open("ab")
         self.log_files.append(log)
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=self.job.path,
-            start_new_session=True,
-            preexec_fn=processes.die_with_parent(os.getpid()),
-        )
+        proc = processes.start_child(command, log, env, self.job.path)
         self.popens[f"{source}:{proc.pid}"] = proc
         return proc
 
     def wait(self, proc: subprocess.Popen[bytes]) -> int:
+        """The exit code of `proc` once it ends.
+
+        Raises:
+            Stopped: a stop signal arrived meanwhile.
+        """
         while proc.poll() is None:
             self.check_stop()
             time.sleep(POLL_INTERVAL)
@@ -573,49 +597,16 @@ def main(argv: list[str] | None = None) -> int:
     job = JobDir(args.jobdir.resolve())
     secrets = read_secrets(sys.stdin.buffer)
 
-    read_fd, write_fd = os.pipe()
-    if os.fork():
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as pipe:
-            reply = pipe.read().decode(errors="replace")
-        if reply == "ready":
-            return 0
-        print(reply or "the supervisor ended before it was ready", flush=True)
-        return 1
-    os.close(read_fd)
+    def start(answer: Callable[[str], None]) -> int:
+        try:
+            supervisor = Supervisor(job, secrets)
+        except Exception as e:
+            logger.exception("the supervisor could not start")
+            answer(_describe(e))
+            return 1
+        return supervisor.run(ready=lambda: answer("ready"), failed=answer)
 
-    def answer(text: str) -> None:
-        os.write(write_fd, text.encode())
-        os.close(write_fd)
-
-    try:
-        _detach_output(job.supervisor_log)
-    except OSError as e:
-        answer(f"cannot write {job.supervisor_log}: {_describe(e)}")
-        return 1
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        supervisor = Supervisor(job, secrets)
-    except Exception as e:
-        logger.exception("the supervisor could not start")
-        answer(_describe(e))
-        return 1
-    return supervisor.run(ready=lambda: answer("ready"), failed=answer)
-
-
-def _detach_output(log: Path) -> None:
-    """Points standard input at /dev/null and standard output and error at `log` (appending)."""
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    os.close(null)
+    return processes.run_detached("supervisor", job.supervisor_log, start)
 
 
 if __name__ == "__main__":

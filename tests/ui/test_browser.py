@@ -207,11 +207,14 @@ def test_running_jobs_progress_bar_loss_curve_and_logs_advance(ui, watched, job,
         " && +document.querySelector('#loss-chart')?.dataset.points > 0"
         " && document.querySelector('#logs').textContent.includes(\"'loss'\")",
     )
-    step = number(page, "#job-progress", "data-step")
+    # The step and the bar's width are read together: a redraw between two reads would pair
+    # one step with the next step's width.
+    step, width = page.eval_on_selector(
+        "#job-progress", "e => [+e.dataset.step, parseFloat(e.querySelector('.fill').style.width)]"
+    )
     points = number(page, "#loss-chart", "data-points")
     lines = page.evaluate(LOG_LINES)
     assert step < STEPS, "the job ended before the test could watch it run"
-    width = page.eval_on_selector("#job-progress .fill", "e => parseFloat(e.style.width)")
     wait_true(
         page,
         f"+document.querySelector('#job-progress').dataset.step > {step}"
@@ -219,7 +222,10 @@ def test_running_jobs_progress_bar_loss_curve_and_logs_advance(ui, watched, job,
         f" && {LOG_LINES} > {lines + 2}",
         timeout=30,
     )
-    assert page.eval_on_selector("#job-progress .fill", "e => parseFloat(e.style.width)") > width
+    later_step, later_width = page.eval_on_selector(
+        "#job-progress", "e => [+e.dataset.step, parseFloat(e.querySelector('.fill').style.width)]"
+    )
+    assert later_step > step and later_width > width
     assert number(page, "#lr-chart", "data-points") > 0
     if "running" in page.inner_text("#job-state"):
         screenshot(page, screenshots / "job-running.png")

@@ -159,19 +159,8 @@ def create_app(
     # --- event streams -------------------------------------------------------------------------
 
     async def job_list_events(request: Request) -> Response:
-        async def events() -> AsyncIterator[tuple[str, Any]]:
-            sent = None
-            while True:
-                jobs = await anyio.to_thread.run_sync(jobs_now)
-                text = json.dumps(views.json_safe(jobs), sort_keys=True)
-                if text != sent:
-                    sent = text
-                    yield "jobs", {"jobs": jobs}
-                else:
-                    yield "", None
-                await anyio.sleep(source.poll_interval)
-
-        return _event_stream(request, events(), stop)
+        changes = _changes("jobs", lambda: {"jobs": jobs_now()}, source.poll_interval)
+        return _event_stream(request, changes, stop)
 
     async def job_events(request: Request) -> Response:
         namespace, name = job_ref(request)
@@ -339,39 +328,20 @@ def _experiment_routes(
         return JSONAnswer({"deleted": True, "namespace": namespace, "name": name})
 
     async def list_events(request: Request) -> Response:
-        async def events() -> AsyncIterator[tuple[str, Any]]:
-            sent = None
-            while True:
-                answer = await anyio.to_thread.run_sync(experiments_now)
-                text = json.dumps(views.json_safe(answer), sort_keys=True)
-                if text != sent:
-                    sent = text
-                    yield "experiments", answer
-                else:
-                    yield "", None
-                await anyio.sleep(poll_interval)
-
-        return _event_stream(request, events(), stop)
+        return _event_stream(request, _changes("experiments", experiments_now, poll_interval), stop)
 
     async def experiment_events(request: Request) -> Response:
         namespace, name = _ref(request)
         await anyio.to_thread.run_sync(one, namespace, name)  # 404 before streaming
 
         async def events() -> AsyncIterator[tuple[str, Any]]:
-            sent = None
-            while True:
-                try:
-                    found = await anyio.to_thread.run_sync(one, namespace, name)
-                except sources.NotFound:
-                    yield "gone", {"namespace": namespace, "name": name}
-                    return
-                text = json.dumps(views.json_safe(found), sort_keys=True)
-                if text != sent:
-                    sent = text
-                    yield "experiment", found
-                else:
-                    yield "", None
-                await anyio.sleep(poll_interval)
+            try:
+                async for change in _changes(
+                    "experiment", lambda: one(namespace, name), poll_interval
+                ):
+                    yield change
+            except sources.NotFound:
+                yield "gone", {"namespace": namespace, "name": name}
 
         return _event_stream(request, events(), stop)
 
@@ -382,6 +352,23 @@ def _experiment_routes(
         Route("/api/experiments/{namespace}/{name}", delete_experiment, methods=["DELETE"]),
         Route("/api/experiments/{namespace}/{name}/events", experiment_events),
     ]
+
+
+async def _changes(
+    event: str, read: Callable[[], Any], interval: float
+) -> AsyncIterator[tuple[str, Any]]:
+    """(event, what `read` returns) whenever it differs from what was sent last, else ("", None);
+    `read` runs in a thread every `interval` seconds."""
+    sent = None
+    while True:
+        value = await anyio.to_thread.run_sync(read)
+        text = json.dumps(views.json_safe(value), sort_keys=True)
+        if text != sent:
+            sent = text
+            yield event, value
+        else:
+            yield "", None
+        await anyio.sleep(interval)
 
 
 def _event_stream(

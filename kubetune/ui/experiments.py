@@ -16,7 +16,7 @@ from kubetune.katib.backends.base import ExperimentBackend
 from kubetune.katib.report import experiment_report
 from kubetune.katib.results import objective_of
 from kubetune.ui import views
-from kubetune.ui.source import JobSource, KubernetesSource, LocalSource, NotFound
+from kubetune.ui.source import JobSource, KubernetesSource, LocalSource, not_found_as
 
 # Katib's status counters of the trials that have ended, in any way.
 ENDED_COUNTERS = (
@@ -95,12 +95,8 @@ class ExperimentSource:
         return [summary(e, self.backend.name) for e in found]
 
     def _experiment(self, namespace: str, name: str) -> dict[str, Any]:
-        try:
+        with not_found_as(f"experiment {namespace}/{name}"):
             return self.backend.get_experiment(name, namespace)
-        except RuntimeError as e:
-            if "NotFound" in str(e):
-                raise NotFound(f"experiment {namespace}/{name} not found") from None
-            raise
 
     def experiment(self, namespace: str, name: str) -> dict[str, Any]:
         """The summary plus the report: search space, conditions, every trial (values, status,

@@ -17,6 +17,7 @@ from kubetune.contract.records import progress_log_line
 from kubetune.ui.app import create_app
 from kubetune.ui.security import Access
 from kubetune.ui.source import KubernetesSource, make_source
+from tests.kubernetes import test_katib_experiment as katib_test
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
 SECRET = "hf_uiSecretValue0123456789"
@@ -178,40 +179,20 @@ def test_a_job_in_another_namespace_is_not_found(apiserver, client):
 
 
 def remote_objective(parameters):
-    print(f"score={float(parameters['x']) ** 2}")
+    print(f"train_loss={float(parameters['x']) ** 2}")
 
 
-def katib_trial(experiment: dict[str, Any], name: str, x: str, score: str | None) -> dict[str, Any]:
-    """A Trial of `experiment` as Katib's controller makes it: Succeeded with its score, or Running."""
-    status: dict[str, Any] = {
-        "conditions": [
-            {"type": "Created", "status": "True", "reason": "TrialCreated"},
-            {"type": "Succeeded" if score else "Running", "status": "True", "reason": "Trial"},
-        ]
+def katib_trial(experiment: dict[str, Any], name: str, x: str, loss: str | None) -> dict[str, Any]:
+    """A Trial of `experiment` as Katib's controller makes it (Succeeded with its train_loss, or
+    Running), owned by it."""
+    trial = katib_test.trial(name, experiment["metadata"]["name"], {"x": x}, loss)
+    owner = {
+        "kind": "Experiment",
+        "name": experiment["metadata"]["name"],
+        "uid": experiment["metadata"]["uid"],
     }
-    if score:
-        status["observation"] = {
-            "metrics": [{"name": "score", "min": score, "max": score, "latest": score}]
-        }
-    return {
-        "apiVersion": "kubeflow.org/v1beta1",
-        "kind": "Trial",
-        "metadata": {
-            "name": name,
-            "namespace": "default",
-            "uid": f"uid-{name}",
-            "labels": {"katib.kubeflow.org/experiment": experiment["metadata"]["name"]},
-            "ownerReferences": [
-                {
-                    "kind": "Experiment",
-                    "name": "remote-search",
-                    "uid": experiment["metadata"]["uid"],
-                }
-            ],
-        },
-        "spec": {"parameterAssignments": [{"name": "x", "value": x}]},
-        "status": status,
-    }
+    trial["metadata"].update(uid=f"uid-{name}", ownerReferences=[owner])
+    return trial
 
 
 def test_an_experiment_shows_its_trials_best_and_job_links_then_is_deleted(apiserver, client):
@@ -225,7 +206,7 @@ def test_an_experiment_shows_its_trials_best_and_job_links_then_is_deleted(apise
         name="remote-search",
         objective=remote_objective,
         parameters={"x": search.double(min=-1, max=1)},
-        objective_metric_name="score",
+        objective_metric_name="train_loss",
         objective_type="minimize",
         max_trial_count=4,
         env_per_trial={"HF_TOKEN": SECRET},
@@ -243,7 +224,7 @@ def test_an_experiment_shows_its_trials_best_and_job_links_then_is_deleted(apise
         "currentOptimalTrial": {
             "bestTrialName": "remote-search-aaa",
             "observation": {
-                "metrics": [{"name": "score", "min": "0.04", "max": "0.04", "latest": "0.04"}]
+                "metrics": [{"name": "train_loss", "min": "0.04", "max": "0.04", "latest": "0.04"}]
             },
         },
     }

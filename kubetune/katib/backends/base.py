@@ -16,6 +16,18 @@ from typing import Any
 from kubetune.katib.request import ExperimentRequest
 
 
+def oldest_first(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Experiments (API form) in the order they were created (then by namespace and name)."""
+    return sorted(
+        experiments,
+        key=lambda e: (
+            e["metadata"].get("creationTimestamp") or "",
+            e["metadata"].get("namespace") or "",
+            e["metadata"]["name"],
+        ),
+    )
+
+
 class ExperimentBackend(ABC):
     """Runs hyperparameter searches somewhere and reports on them."""
 

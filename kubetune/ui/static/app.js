@@ -189,16 +189,23 @@
   ];
   const listState = { sort: "age", direction: 1, filter: "", state: "" };
 
+  // The first cells of a job's or an experiment's row: its name (a link), namespace and state.
+  function nameCells(item, href) {
+    return [
+      h("td", {}, h("a", { href }, item.name)),
+      h("td", {}, item.namespace),
+      h("td", { class: "state" }, badge(item.state),
+        item.reason || item.message ? h("div", { class: "reason", title: item.message }, item.reason || item.message) : null),
+    ];
+  }
+
   function jobRow(job) {
     const p = job.progress || {};
     const running = job.state === "running" || job.state === "restarting";
     return h(
       "tr",
       { "data-job": `${job.namespace}/${job.name}`, "data-state": job.state },
-      h("td", {}, h("a", { href: jobHref(job) }, job.name)),
-      h("td", {}, job.namespace),
-      h("td", { class: "state" }, badge(job.state),
-        job.reason || job.message ? h("div", { class: "reason", title: job.message }, job.reason || job.message) : null),
+      nameCells(job, jobHref(job)),
       h("td", {}, job.workers ? `${job.workers} × ${job.procs_per_worker ?? 1}` : "–"),
       h("td", { class: "progress" }, progressBar(job)),
       h("td", { class: "num" }, number(p.epoch)),
@@ -325,6 +332,13 @@
     return chart;
   }
 
+  // A condition in a timeline: a job's (last_transition_time) or a Katib Experiment's (lastTransitionTime).
+  function conditionItem(c) {
+    return h("li", { class: c.status === "True" ? "on" : "off" },
+      h("span", { class: "when" }, c.last_transition_time || c.lastTransitionTime || ""), " ", h("strong", {}, c.type),
+      c.status === "True" ? "" : " (no longer)", c.reason ? ` — ${c.reason}` : "", c.message ? h("div", { class: "muted" }, c.message) : null);
+  }
+
   // --- one job ---------------------------------------------------------------------------------
 
   function showJob(namespace, name) {
@@ -410,10 +424,7 @@
       ];
       fill(summary, progressBar(job, "job-progress"),
         h("dl", { class: "facts" }, cells.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
-      fill(conditionsBox, ...job.conditions.map((c) =>
-        h("li", { class: c.status === "True" ? "on" : "off" },
-          h("span", { class: "when" }, c.last_transition_time || ""), " ", h("strong", {}, c.type),
-          c.status === "True" ? "" : " (no longer)", c.reason ? ` — ${c.reason}` : "", c.message ? h("div", { class: "muted" }, c.message) : null)));
+      fill(conditionsBox, ...job.conditions.map(conditionItem));
       const outputs = job.outputs || [];
       fill(outputsBox, ...[
         job.output_dir ? h("p", {}, "Output directory: ", h("code", {}, job.output_dir)) : h("p", { class: "muted" }, "No output directory."),
@@ -583,10 +594,7 @@
     return h(
       "tr",
       { "data-experiment": `${e.namespace}/${e.name}`, "data-state": e.state },
-      h("td", {}, h("a", { href: experimentHref(e) }, e.name)),
-      h("td", {}, e.namespace),
-      h("td", { class: "state" }, badge(e.state),
-        e.reason || e.message ? h("div", { class: "reason", title: e.message }, e.reason || e.message) : null),
+      nameCells(e, experimentHref(e)),
       h("td", { class: "num trials" }, `${e.trials_ended}/${e.max_trial_count ?? "?"}`,
         e.trials_running ? h("span", { class: "muted" }, ` · ${e.trials_running} running`) : null),
       h("td", {}, `${e.objective_type} ${e.objective_metric_name}`),
@@ -774,10 +782,7 @@
       fill(facts, h("dl", { class: "facts" }, cells.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
       fill(spaceBox, h("table", { class: "kv", id: "space-table" }, h("tbody", {}, e.parameters.map((p) =>
         h("tr", {}, h("td", {}, p.name), h("td", { class: "muted" }, p.parameterType), h("td", {}, feasibleText(p)))))));
-      fill(conditionsBox, ...e.conditions.map((c) =>
-        h("li", { class: c.status === "True" ? "on" : "off" },
-          h("span", { class: "when" }, c.lastTransitionTime || ""), " ", h("strong", {}, c.type),
-          c.status === "True" ? "" : " (no longer)", c.reason ? ` — ${c.reason}` : "", c.message ? h("div", { class: "muted" }, c.message) : null)));
+      fill(conditionsBox, ...e.conditions.map(conditionItem));
       const outputs = Object.entries(e.outputs || {});
       outputsSection.hidden = !outputs.length;
       fill(outputsBox, outputs.length

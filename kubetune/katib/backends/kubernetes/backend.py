@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kubetune.katib.backends.base import ExperimentBackend
+from kubetune.katib.backends.base import ExperimentBackend, oldest_first
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.constants import constants
 from kubetune.katib.request import ExperimentRequest
@@ -152,14 +152,7 @@ class KubernetesExperiments(KubernetesBackend, ExperimentBackend):
             found = self._list(manifests.EXPERIMENT_PLURAL, namespace, None, timeout)
         else:
             found = self._list_everywhere(manifests.EXPERIMENT_PLURAL, timeout)
-        return sorted(
-            found,
-            key=lambda e: (
-                e["metadata"].get("creationTimestamp") or "",
-                e["metadata"].get("namespace") or "",
-                e["metadata"]["name"],
-            ),
-        )
+        return oldest_first(found)
 
     def _list_everywhere(self, plural: str, timeout: float | None) -> list[dict[str, Any]]:
         api = self._custom_api()

@@ -21,7 +21,7 @@ from typing import Any
 from kubetune.contract import layout
 from kubetune.contract.conditions import Condition
 from kubetune.contract.secrets import without_secrets
-from kubetune.katib.backends.base import ExperimentBackend
+from kubetune.katib.backends.base import ExperimentBackend, oldest_first
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.backends.local import store
 from kubetune.katib.backends.local.objects import experiment_object, trial_object
@@ -223,14 +223,7 @@ class LocalExperiments(ExperimentBackend):
                     found.append(self.get_experiment(folder.name, ns))
                 except (RuntimeError, ValueError):  # damaged, or a folder name no name can be
                     continue
-        return sorted(
-            found,
-            key=lambda e: (
-                e["metadata"].get("creationTimestamp") or "",
-                e["metadata"].get("namespace") or "",
-                e["metadata"]["name"],
-            ),
-        )
+        return oldest_first(found)
 
     def _namespaces(self) -> list[str]:
         root = self.home / store.EXPERIMENTS_DIR

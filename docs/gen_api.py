@@ -24,9 +24,12 @@ SECTIONS = [
             "HuggingFaceTrainerParams",
             "S3DatasetParams",
             "LocalDatasetParams",
+            "DatasetMix",
+            "MixedDataset",
         ],
     ),
     ("Client", ["TrainingClient"]),
+    ("Trying a finished job's model", ["pipeline_for_job"]),
     ("kubetune's view of a job", ["JobReport", "JobCondition", "LogLine"]),
     (
         "Hyperparameter search (Katib's SDK, see hyperparameter-search.md)",
@@ -45,6 +48,7 @@ IMPORT_PATHS = {
     "TrainerResources": "kubetune.katib",
     "ExperimentReport": "kubetune.katib",
     "TrialReport": "kubetune.katib",
+    "pipeline_for_job": "kubetune",
 }
 
 

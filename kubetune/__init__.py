@@ -27,6 +27,9 @@ _EXPORTS = {
     "TrainerResources": "kubetune.katib.types.types",
     "ExperimentReport": "kubetune.katib.report",
     "TrialReport": "kubetune.katib.report",
+    "DatasetMix": "kubetune.params.mix",
+    "MixedDataset": "kubetune.params.mix",
+    "pipeline_for_job": "kubetune.inference.pipelines",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -8,6 +8,8 @@
     kubetune logs NAME [-f]                  initializer and worker logs, each line attributed
     kubetune delete NAME [--keep-outputs]    stop a job (or an experiment and its trials) and remove it
     kubetune render FILE.yaml [--api ...]    the Kubernetes objects a job or experiment file becomes
+    kubetune predict NAME [TEXT ...]         a finished job's model answers (stdin lines without TEXT)
+    kubetune chat NAME                       talk with a finished causal-LM job's model
     kubetune ui [--host H] [--port N] [--backend B] [--open]   the job dashboard in the browser
 
 `-n/--namespace` applies to every command, before or after its name. Jobs run locally unless
@@ -22,6 +24,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -44,7 +47,13 @@ PLAIN_PROGRESS_INTERVAL = 15.0
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one `kubetune` command; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "texts", None), list):
+        # `predict NAME --json TEXT`: texts after an option (argparse takes them only before)
+        args.texts += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.run(args)
         sys.stdout.flush()  # a reader that left shows here, not at interpreter exit
@@ -130,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="PyTorchJob (Training Operator V1, default) or TrainJob (Kubeflow Trainer V2)",
     )
     render.set_defaults(run=cmd_render)
+    add_inference_commands(command)
     add_ui_command(command)
     from kubetune.katib.cli import add_commands as add_experiment_commands
 
@@ -327,6 +337,121 @@ def _yaml_documents(objects: list[dict[str, Any]]) -> str:
 
         return str(yaml.safe_dump_all(objects, sort_keys=False))
     return str(render_yaml(objects))
+
+
+# --- kubetune predict / chat: trying a finished job's model (kubetune/inference) -----------------
+
+
+def add_inference_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Adds `kubetune predict` and `kubetune chat` through `command`."""
+    from kubetune.inference.generation import DEFAULT_MAX_NEW_TOKENS
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "name", help="the job (a finished or deleted one), or a run's output directory"
+        )
+        parser.add_argument(
+            "--max-new-tokens",
+            type=int,
+            default=DEFAULT_MAX_NEW_TOKENS,
+            help=f"causal LMs: the most tokens generated per answer (default {DEFAULT_MAX_NEW_TOKENS})",
+        )
+        parser.add_argument(
+            "--base-model",
+            help="a LoRA adapter's base model, when the one it records cannot be loaded here",
+        )
+
+    predict = command(
+        "predict",
+        help="answer with a finished job's model: labels with scores, generated text, answers",
+    )
+    common(predict)
+    predict.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="the inputs (default: each line of stdin)"
+    )
+    predict.add_argument("--context", help="question answering: the text the answers come from")
+    predict.add_argument("--json", action="store_true", help="print one JSON object per input")
+    predict.set_defaults(run=cmd_predict)
+
+    chat = command(
+        "chat", help="talk with a finished causal-LM job's model (/exit or Ctrl-D quits)"
+    )
+    common(chat)
+    chat.add_argument("--system", help="a system message opening the conversation")
+    chat.set_defaults(run=cmd_chat)
+
+
+def _job_pipeline(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The pipeline of the job (or output directory) `args.name` names, and its FinalModel."""
+    from kubetune.inference.final_model import final_model_of
+    from kubetune.inference.pipelines import load_pipeline
+
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens={args.max_new_tokens}: must be 1 or more")
+    client = _client(args)
+    final = final_model_of(client.backend, args.name, client.namespace)
+    kind = "adapter on " + str(args.base_model or final.base_model) if final.adapter else "model"
+    print(f"kubetune: {final.origin}: loading its {kind} ({final.folder}) ...", file=sys.stderr)
+    _quiet_transformers()
+    try:
+        return load_pipeline(final, base_model=args.base_model), final
+    except OSError as e:
+        raise RuntimeError(str(e)) from e
+
+
+def _quiet_transformers() -> None:
+    """No loading bars, warnings or deprecation notices from transformers and PEFT unless
+    TRANSFORMERS_VERBOSITY asks."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    if "TRANSFORMERS_VERBOSITY" not in os.environ:
+        transformers_logging.set_verbosity_error()
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """`kubetune predict NAME [TEXT ...]`: one answer per input (each stdin line without TEXT)."""
+    from kubetune.inference.answers import answer, answer_json, answer_text
+
+    pipe, final = _job_pipeline(args)
+    texts = args.texts or (line.rstrip("\n") for line in sys.stdin)
+    for text in texts:
+        if not text.strip():
+            continue
+        output = answer(
+            pipe,
+            final.transformer_type,
+            text,
+            context=args.context,
+            max_new_tokens=args.max_new_tokens,
+        )
+        line = (
+            answer_json(text, output) if args.json else answer_text(final.transformer_type, output)
+        )
+        print(line, flush=True)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """`kubetune chat NAME`: a conversation with a causal LM until /exit or end of input."""
+    from kubetune.contract.spec import TransformerType
+    from kubetune.inference.chat import chat
+    from kubetune.inference.final_model import final_model_of
+
+    client = _client(args)
+    final = final_model_of(client.backend, args.name, client.namespace)
+    if final.transformer_type != TransformerType.CAUSAL_LM:
+        raise ValueError(
+            f"{final.origin}: chat needs an AutoModelForCausalLM, and its model is an "
+            f"{final.transformer_type} (try kubetune predict {args.name} TEXT)"
+        )
+    pipe, _ = _job_pipeline(args)
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (line editing and history in input())
+    print("/exit or Ctrl-D quits, /reset starts a new conversation", file=sys.stderr)
+    chat(pipe, system=args.system, max_new_tokens=args.max_new_tokens)
+    return 0
 
 
 # --- kubetune ui: the job dashboard (kubetune/ui) ----------------------------------------------

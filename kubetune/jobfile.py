@@ -6,10 +6,17 @@ num_workers: 2
 resources_per_worker: {cpu: 1, memory: 4G}
 model_provider_parameters: {model_uri: ./models/bert, transformer_type: AutoModelForSequenceClassification}
 dataset_provider_parameters: {local: {path: data/train.csv}}      # or hf: {...} or s3: {...}
+# or a mix: a list of them, each with an optional weight or num_samples
+#   dataset_provider_parameters: [{local: {path: a.jsonl}, weight: 3}, {hf: {repo_id: x}, weight: 1}]
+# or {mix: {datasets: [...], stopping_strategy: all_exhausted}}
 trainer_parameters:
   training_parameters: {output_dir: out, num_train_epochs: 1}     # TrainingArguments fields
   lora_config: {r: 8, lora_alpha: 8}                              # LoraConfig fields; null: full fine-tuning
 ```
+
+A causal LM may name a TRL method next to `training_parameters` (`method: sft`, `dpo`,
+`orpo` or `kto`): `training_parameters` are then the fields of that method's config
+(`trl.SFTConfig`, ...), built with `bf16: false` unless the file sets it.
 
 Top-level keys are `train()`'s arguments; `transformer_type` is the class name; relative paths
 in `local: {path: ...}` and a `model_uri` starting with ./ or ../ are relative to the YAML file's
@@ -33,8 +40,9 @@ from typing import Any
 
 import yaml
 
-from kubetune.contract.problems import InvalidJob
-from kubetune.contract.spec import JobSpec
+from kubetune.contract import causal_lm
+from kubetune.contract.problems import InvalidJob, shown
+from kubetune.contract.spec import MIX_KIND, STOPPING_STRATEGIES, JobSpec
 from kubetune.contract.uris import SourceKind
 
 PARAMS_KEYS = ("model_provider_parameters", "dataset_provider_parameters", "trainer_parameters")
@@ -55,6 +63,8 @@ PLAIN_KEYS = (
 TOP_LEVEL_KEYS = (*PLAIN_KEYS, *PARAMS_KEYS)
 REQUIRED_KEYS = ("name", *PARAMS_KEYS)
 DATASET_KINDS = tuple(str(kind) for kind in SourceKind)
+# A dataset's share of a mix, beside its kind key in a list of datasets.
+SHARE_KEYS = ("weight", "num_samples")
 
 MAX_FILE_BYTES = 2**20
 MAX_DEPTH = 32
@@ -324,10 +334,14 @@ def job_from_data(
             raise JobFileError(_listing(source, e.problems)) from None
         return JobFile(kwargs, spec, secrets)
 
-    if kwargs.get("dataset_provider_parameters") is not None and arguments is not None:
+    if arguments is not None:
         problems.extend(
             f"trainer_parameters.{p}"
-            for p in params_problems(kwargs["dataset_provider_parameters"], arguments)
+            for p in params_problems(
+                kwargs.get("dataset_provider_parameters"),
+                arguments,
+                kwargs.get("model_provider_parameters"),
+            )
         )
     if "name" in kwargs:
         problems.extend(
@@ -371,16 +385,84 @@ def _model_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
 
 
 def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
+    """One dataset's params, or a DatasetMix (a list of datasets, or {mix: {datasets: [...]}})."""
+    where = "dataset_provider_parameters"
+    if isinstance(value, list):
+        return _dataset_mix(value, STOPPING_STRATEGIES[0], base_dir, problems, where, "-")
+    if isinstance(value, dict) and list(value) == [MIX_KIND]:
+        where = f"{where}.{MIX_KIND}"
+        fields = _mapping(value[MIX_KIND], where, problems)
+        if fields is None:
+            return None
+        allowed = ("datasets", "stopping_strategy")
+        problems.extend(_unknown(f"{where}.{k}", k, allowed) for k in fields if k not in allowed)
+        if "datasets" not in fields:
+            problems.append(f"{where}.datasets: missing (required: a list of datasets)")
+            return None
+        strategy = fields.get("stopping_strategy", STOPPING_STRATEGIES[0])
+        return _dataset_mix(
+            fields["datasets"],
+            strategy,
+            base_dir,
+            problems,
+            f"{where}.datasets",
+            f"{where}.stopping_strategy",
+        )
+    return _one_dataset(value, base_dir, problems, where)
+
+
+def _dataset_mix(
+    entries: Any,
+    strategy: Any,
+    base_dir: Path,
+    problems: list[str],
+    where: str,
+    strategy_field: str,
+) -> Any:
+    """A DatasetMix from a list of datasets, each `{<kind>: {...}, weight: W, num_samples: N}`
+    (problems named under `where`, the stopping strategy's as `strategy_field`)."""
+    from kubetune.params.mix import DatasetMix, MixedDataset, mix_problems, share_problems
+
+    if not isinstance(entries, list) or not entries:
+        problems.extend(mix_problems(entries, where=where, strategy_field=strategy_field))
+        return None
+    parts: list[Any] = []
+    for i, entry in enumerate(entries):
+        at = f"{where}[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(
+                f"{at}: must be a mapping such as {{local: {{path: data/a.jsonl}}, weight: 1}}, "
+                f"not {type(entry).__name__}"
+            )
+            continue
+        share = {k: entry[k] for k in SHARE_KEYS if k in entry}
+        wrong = share_problems(share.get("weight"), share.get("num_samples"), f"{at}.")
+        problems.extend(wrong)
+        params = _one_dataset(
+            {k: v for k, v in entry.items() if k not in SHARE_KEYS}, base_dir, problems, at
+        )
+        if params is not None and not wrong:
+            parts.append(MixedDataset(params, **share))
+    if len(parts) < len(entries):
+        return None
+    found = mix_problems(parts, strategy, where=where, strategy_field=strategy_field)
+    if found:
+        problems.extend(found)
+        return None
+    return DatasetMix(datasets=parts, stopping_strategy=strategy)
+
+
+def _one_dataset(value: Any, base_dir: Path, problems: list[str], where: str) -> Any:
     from kubetune.params.hugging_face import HuggingFaceDatasetParams
     from kubetune.params.local import LocalDatasetParams
     from kubetune.params.s3 import S3DatasetParams
 
-    where = "dataset_provider_parameters"
     if not isinstance(value, dict) or len(value) != 1 or next(iter(value)) not in DATASET_KINDS:
         given = list(value) if isinstance(value, dict) else type(value).__name__
         problems.append(
             f"{where}: must be a mapping with exactly one key naming the kind ({', '.join(DATASET_KINDS)}), "
-            f"e.g. {{local: {{path: data/train.csv}}}}; got {given}"
+            f"e.g. {{local: {{path: data/train.csv}}}}, or a list of them (a mix; see "
+            f"docs/data-formats.md); got {given}"
         )
         return None
     kind, inner = next(iter(value.items()))
@@ -405,10 +487,10 @@ def _dataset_params(value: Any, base_dir: Path, problems: list[str]) -> Any:
 
 
 def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
-    """The HuggingFaceTrainerParams (None when anything is wrong) and its TrainingArguments
-    (None when they are wrong); every problem is recorded, even when a part fails."""
+    """The HuggingFaceTrainerParams (None when anything is wrong) and its TrainingArguments or
+    TRL config (a stand-in of the same class when they are wrong, so that the rules on the
+    params together still run); every problem is recorded, even when a part fails."""
     from peft import LoraConfig
-    from transformers import TrainingArguments
 
     from kubetune.contract.secrets import TRAINING_ARGUMENT_SECRETS
     from kubetune.params.hugging_face import HuggingFaceTrainerParams
@@ -422,13 +504,15 @@ def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
         for f in dataclasses.fields(HuggingFaceTrainerParams)
         if f.name not in ("training_parameters", "lora_config")
     ]
-    allowed = ("training_parameters", "lora_config", *extra_keys)
+    allowed = ("training_parameters", "method", "lora_config", *extra_keys)
     for key in fields:
         if key not in allowed:
             problems.append(_unknown(f"{where}.{key}", key, allowed))
+    method = _method(fields.get("method"), f"{where}.method", problems)
+    config_class = causal_lm.config_class(method)
     if "training_parameters" not in fields:
         problems.append(
-            f"{where}.training_parameters: missing (required: TrainingArguments fields)"
+            f"{where}.training_parameters: missing (required: {config_class.__name__} fields)"
         )
         return None, None
     kwargs: dict[str, Any] = {k: fields[k] for k in extra_keys if k in fields}
@@ -436,8 +520,8 @@ def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
     if training is None:
         return None, None
     kwargs["training_parameters"] = _build(
-        TrainingArguments,
-        training,
+        config_class,
+        {**causal_lm.record_defaults(method), **training},
         f"{where}.training_parameters",
         problems,
         typed=True,
@@ -462,13 +546,28 @@ def _trainer_params(value: Any, problems: list[str]) -> tuple[Any, Any]:
     # Stand-ins for the parts that failed, so the other fields' problems are reported too.
     if arguments is None:
         given = training.get("output_dir")
-        kwargs["training_parameters"] = TrainingArguments(
-            output_dir=given if isinstance(given, str) and given.strip() else "out"
+        kwargs["training_parameters"] = config_class(
+            output_dir=given if isinstance(given, str) and given.strip() else "out",
+            **causal_lm.record_defaults(method),
         )
     if fields.get("lora_config") is not None and kwargs["lora_config"] is None:
         kwargs["lora_config"] = LoraConfig()
     _build(HuggingFaceTrainerParams, kwargs, where, problems, check_fields=False)
-    return None, arguments
+    return None, kwargs["training_parameters"]
+
+
+def _method(value: Any, where: str, problems: list[str]) -> causal_lm.TrainingMethod | None:
+    """The TRL method a job file names (None: none named, or a wrong name, recorded)."""
+    if value is None:
+        return None
+    names = [str(m) for m in causal_lm.TrainingMethod]
+    if value not in names:
+        problems.append(
+            f"{where}={shown(value)}: not a training method; allowed: {', '.join(names)} "
+            "(or no method: transformers.TrainingArguments)"
+        )
+        return None
+    return causal_lm.TrainingMethod(value)
 
 
 def _mapping(value: Any, where: str, problems: list[str]) -> dict[str, Any] | None:

@@ -114,6 +114,14 @@ CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endfor %}"
     "{% if add_generation_prompt %}<|assistant|> {% endif %}"
 )
+# The same chat template with TRL's {% generation %} markers around each assistant turn (its
+# end-of-turn included), which SFTConfig(assistant_only_loss=True) needs.
+TRAINING_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'assistant' %}"
+    "<|assistant|> {% generation %}{{ m['content'] }} <|end|> {% endgeneration %}"
+    "{% else %}<|{{ m['role'] }}|> {{ m['content'] }} <|end|> {% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|> {% endif %}"
+)
 LM_SPECIAL = ["<pad>", "<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
 LM_WORDS = [
     *LM_SPECIAL,
@@ -304,6 +312,30 @@ def instruction_rows(n: int, seed: int = 0) -> list[dict]:
                 "output": "oslo",
             }
         )
+    return rows
+
+
+def preference_rows(n: int, seed: int = 0) -> list[dict]:
+    """Prompts whose chosen answer is always 'good good .' and rejected one 'bad bad .': a
+    preference a tiny decoder learns in a few steps."""
+    rng = random.Random(seed)
+    return [
+        {
+            "prompt": f"{rng.choice(NAMES)} likes the {rng.choice(['movie', 'film', 'story'])} ? answer :",
+            "chosen": " good good .",
+            "rejected": " bad bad .",
+        }
+        for _ in range(n)
+    ]
+
+
+def kto_rows(n: int, seed: int = 0) -> list[dict]:
+    """preference_rows unpaired for KTO: desirable and undesirable completions by turns."""
+    rows = []
+    for i, row in enumerate(preference_rows(n, seed)):
+        good = i % 2 == 0
+        completion = row["chosen"] if good else row["rejected"]
+        rows.append({"prompt": row["prompt"], "completion": completion, "label": good})
     return rows
 
 

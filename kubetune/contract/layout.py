@@ -6,6 +6,8 @@ WORKSPACE/                    mounted at MOUNT_PATH (/workspace) in a Kubernetes
   model/                      the model files (or MODEL_LINK_FILE naming a folder used in place)
   model.path                  MODEL_LINK_FILE: the local model folder used in place of model/
   dataset/                    a DatasetDict saved with save_to_disk: 'train' and optionally 'eval'
+  datasets/<n>/               for a dataset mix: each dataset as fetched (n = 0, 1, ...; dataset/
+                              holds the mix)
   .kubetune-initialized       the storage initializer's completion marker (JSON), written last
   .kubetune-initialize.lock   held by the storage initializer while it fetches
   .kubetune-tmp-*/            the storage initializer's staging folders (removed when it ends)
@@ -31,6 +33,7 @@ from typing import Any
 MODEL_DIR = "model"
 MODEL_LINK_FILE = "model.path"
 DATASET_DIR = "dataset"
+DATASETS_DIR = "datasets"
 MARKER_FILE = ".kubetune-initialized"
 LOCK_FILE = ".kubetune-initialize.lock"
 STAGING_PREFIX = ".kubetune-tmp-"
@@ -85,6 +88,7 @@ class Workspace:
         MODEL_LINK_FILE, "model.path: the local model folder used in place of model/."
     )
     dataset_dir = Under(DATASET_DIR, "dataset/: the saved DatasetDict.")
+    datasets_dir = Under(DATASETS_DIR, "datasets/: each dataset of a mix, in a folder <n>/.")
     marker = Under(MARKER_FILE, "The storage initializer's completion marker.")
     lock = Under(LOCK_FILE, "The lock the storage initializer holds while it fetches.")
     progress = Under(PROGRESS_FILE, "progress.json: rank 0's latest ProgressRecord.")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.contract import layout
-from kubetune.contract.uris import SourceKind
 
 # --- training progress -----------------------------------------------------------------------
 
@@ -189,9 +188,9 @@ class ModelFetched:
 @dataclass(frozen=True)
 class DatasetFetched:
     """What the storage initializer fetched and saved of the dataset (`details`: the source's
-    own figures, e.g. the number of S3 objects)."""
+    own figures, e.g. the number of S3 objects; for a mix, each dataset's figures)."""
 
-    kind: SourceKind
+    kind: str  # a SourceKind, or 'mix'
     source: str
     splits: dict[str, int]
     columns: list[str]
@@ -252,7 +251,7 @@ class InitializerMarker:
                 job=str(data["job"]),
                 model=ModelFetched(**{k: v for k, v in data["model"].items() if k in model_fields}),
                 dataset=DatasetFetched(
-                    **{**dataset, "kind": SourceKind(dataset["kind"])}, details=details
+                    **{**dataset, "kind": str(dataset["kind"])}, details=details
                 ),
                 seconds=float(data["seconds"]),
                 finished_at=str(data["finished_at"]),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from kubetune.contract import layout
+from kubetune.contract.causal_lm import DataFormat, LossOn, TrainingMethod
 from kubetune.contract.problems import InvalidJob, shown
 from kubetune.contract.secrets import TRAINING_ARGUMENT_SECRETS
 from kubetune.contract.uris import ModelSource, SourceKind, parse_model_uri
@@ -149,18 +150,96 @@ DATASET_SPECS: dict[SourceKind, type[HubDatasetSpec | S3DatasetSpec | LocalDatas
     SourceKind.LOCAL: LocalDatasetSpec,
 }
 
+# How a weighted mix ends (datasets' interleave_datasets): when the first dataset runs out (no
+# sample repeats), or once every dataset was used whole (those that ran out start over).
+STOPPING_STRATEGIES = ("first_exhausted", "all_exhausted")
+MIX_KIND = "mix"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixPartSpec:
+    """One dataset of a mix: its source, its weight (relative chance that a sample of a weighted
+    mix comes from it) and the rows taken from it (None: all)."""
+
+    source: DatasetSpec
+    weight: float | None = None
+    num_samples: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The part as JSON data: {"dataset": {kind, ...}, "weight": ..., "num_samples": ...}."""
+        return {
+            "dataset": {"kind": str(self.source.kind), **_asdict(self.source)},
+            "weight": self.weight,
+            "num_samples": self.num_samples,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatasetMixSpec:
+    """Several datasets trained on as one: concatenated, or interleaved by weight (when the parts
+    have weights) with `seed` and a stopping strategy (one of STOPPING_STRATEGIES). The train
+    split is the mix; the eval split is the parts' eval splits concatenated."""
+
+    kind: ClassVar[str] = MIX_KIND
+    parts: list[MixPartSpec]
+    stopping_strategy: str = STOPPING_STRATEGIES[0]
+    seed: int = 42
+
+    @property
+    def weighted(self) -> bool:
+        """Whether the parts are interleaved by weight (else concatenated)."""
+        return any(part.weight is not None for part in self.parts)
+
+    @property
+    def sources(self) -> list[DatasetSpec]:
+        """The parts' datasets, in order."""
+        return [part.source for part in self.parts]
+
+    def describe(self) -> str:
+        """How messages name it: 'dataset mix of 2 (dataset /a.csv, dataset hf://imdb)'."""
+        return f"dataset mix of {len(self.parts)} ({', '.join(s.describe() for s in self.sources)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The mix as JSON data (kind 'mix', its parts, strategy and seed)."""
+        return {
+            "kind": MIX_KIND,
+            "parts": [part.to_dict() for part in self.parts],
+            "stopping_strategy": self.stopping_strategy,
+            "seed": self.seed,
+        }
+
+
+DatasetSection = DatasetSpec | DatasetMixSpec
+
+
+def dataset_sources(section: DatasetSection) -> list[DatasetSpec]:
+    """The datasets a dataset section names: the one, or every part of a mix."""
+    return section.sources if isinstance(section, DatasetMixSpec) else [section]
+
 
 @dataclass(frozen=True)
 class TrainerSpec:
-    """How to train: the `TrainingArguments` and `LoraConfig` fields the user set (JSON data;
-    the runtime rebuilds the objects), and kubetune's extras (see HuggingFaceTrainerParams)."""
+    """How to train: the `TrainingArguments` (or TRL config of `method`) and `LoraConfig` fields
+    the user set (JSON data; the runtime rebuilds the objects), and kubetune's extras (see
+    HuggingFaceTrainerParams)."""
 
     training_arguments: dict[str, Any]
     lora_config: dict[str, Any] | None = None
+    # The TRL method whose config `training_arguments` holds (None: TrainingArguments).
+    method: TrainingMethod | None = None
     # How samples are made of the data.
     columns: dict[str, str] | None = None
     max_length: int | None = None
     packing: bool = False
+    # Causal LMs: the samples' format (None: detected), a chat template replacing the
+    # tokenizer's, which tokens the loss covers (None: the format's default).
+    data_format: DataFormat | None = None
+    chat_template: str | None = None
+    loss_on: LossOn | None = None
+    # Written only when set: a spec without them reads (and is written) as before they existed.
+    WRITTEN_WHEN_SET: ClassVar[frozenset[str]] = frozenset(
+        {"method", "data_format", "chat_template", "loss_on"}
+    )
     # How training runs, and what it saves besides the model.
     length_grouping: bool = True
     evaluate_before_training: bool = False
@@ -258,7 +337,7 @@ class JobSpec:
 
     name: str
     model: ModelSpec | None = None
-    dataset: DatasetSpec | None = None
+    dataset: DatasetSection | None = None
     trainer: TrainerSpec | None = None
     namespace: str = "default"
     num_workers: int = 1
@@ -289,7 +368,7 @@ class JobSpec:
         return self.fine_tuning[0].transformer_type
 
     @property
-    def fine_tuning(self) -> tuple[ModelSpec, DatasetSpec, TrainerSpec]:
+    def fine_tuning(self) -> tuple[ModelSpec, DatasetSection, TrainerSpec]:
         """(model, dataset, trainer) of a fine-tuning job.
 
         Raises:
@@ -332,9 +411,7 @@ class JobSpec:
             "num_procs_per_worker": self.num_procs_per_worker,
             "resources_per_worker": dict(self.resources_per_worker),
             "model": _asdict(self.model),
-            "dataset": {}
-            if self.dataset is None
-            else {"kind": str(self.dataset.kind), **_asdict(self.dataset)},
+            "dataset": _dataset_dict(self.dataset),
             "trainer": _asdict(self.trainer),
             "storage": _asdict(self.storage),
             "env": dict(self.env),
@@ -425,11 +502,24 @@ class JobSpec:
         return cls.from_dict(data)
 
 
+def _dataset_dict(section: DatasetSection | None) -> dict[str, Any]:
+    if section is None:
+        return {}
+    if isinstance(section, DatasetMixSpec):
+        return section.to_dict()
+    return {"kind": str(section.kind), **_asdict(section)}
+
+
 def _asdict(section: Any) -> dict[str, Any]:
     """A section's fields as JSON data ({} for an absent section)."""
     if section is None:
         return {}
-    return {f.name: _plain(getattr(section, f.name)) for f in dataclasses.fields(section)}
+    optional: frozenset[str] = getattr(section, "WRITTEN_WHEN_SET", frozenset())
+    return {
+        f.name: _plain(getattr(section, f.name))
+        for f in dataclasses.fields(section)
+        if not (f.name in optional and getattr(section, f.name) is None)
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -577,7 +667,13 @@ def _model(r: _Reader) -> ModelSpec:
     )
 
 
-def _dataset(r: _Reader) -> DatasetSpec | None:
+def _dataset(r: _Reader) -> DatasetSection | None:
+    if r.data.get("kind") == MIX_KIND:
+        return _dataset_mix(r)
+    return _dataset_source(r)
+
+
+def _dataset_source(r: _Reader) -> DatasetSpec | None:
     kind = r.take("kind", lambda v: v in {k.value for k in SourceKind}, "one of hf, s3, local")
     if kind is None:
         return None
@@ -590,6 +686,37 @@ def _dataset(r: _Reader) -> DatasetSpec | None:
         else:
             values[name] = r.take(name, _is_str, "a string")
     return cls(**values)
+
+
+def _dataset_mix(r: _Reader) -> DatasetMixSpec | None:
+    r.take("kind", _is_str, "a string")
+    parts = []
+    for i, data in enumerate(r.take("parts", _is_list_of_maps, "a list of mappings", [])):
+        part = _Reader(data, f"{r.path('parts')}[{i}]", r.problems)
+        if data.get("dataset") in (None, {}):
+            r.problems.append(f"{part.path('dataset')}: missing (required)")
+        source = part.section("dataset", _dataset_source)
+        weight = part.take("weight", _is_opt_number, "a number or null", None)
+        num_samples = part.take("num_samples", _is_opt_int, "an integer or null", None)
+        part.warn_unknown()
+        if source is not None:
+            parts.append(MixPartSpec(source=source, weight=weight, num_samples=num_samples))
+    if not parts and not r.problems:
+        r.problems.append(f"{r.path('parts')}: a mix needs at least one dataset")
+    return DatasetMixSpec(
+        parts=parts,
+        stopping_strategy=r.take(
+            "stopping_strategy",
+            lambda v: v in STOPPING_STRATEGIES,
+            f"one of {', '.join(STOPPING_STRATEGIES)}",
+            STOPPING_STRATEGIES[0],
+        ),
+        seed=r.take("seed", _is_int, "an integer", 42),
+    )
+
+
+def _is_opt_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
 
 
 def _trainer(r: _Reader) -> TrainerSpec:
@@ -607,12 +734,24 @@ def _trainer(r: _Reader) -> TrainerSpec:
         max_length=r.take("max_length", _is_opt_int, "an integer or null", None),
         columns=r.take("columns", _is_opt_str_map, "a mapping of strings or null", None),
         packing=r.take("packing", _is_bool, "true or false", False),
+        method=_optional_enum(r, "method", TrainingMethod),
+        data_format=_optional_enum(r, "data_format", DataFormat),
+        chat_template=r.take("chat_template", _is_opt_str, "a string or null", None),
+        loss_on=_optional_enum(r, "loss_on", LossOn),
         merge_adapter=r.take("merge_adapter", _is_bool, "true or false", False),
         evaluate_before_training=r.take(
             "evaluate_before_training", _is_bool, "true or false", False
         ),
         length_grouping=r.take("length_grouping", _is_bool, "true or false", True),
     )
+
+
+def _optional_enum(r: _Reader, key: str, enum: type[StrEnum]) -> Any:
+    values = [str(member) for member in enum]
+    value = r.take(
+        key, lambda v: v is None or v in values, f"null or one of {', '.join(values)}", None
+    )
+    return None if value is None else enum(value)
 
 
 def _storage(r: _Reader) -> StorageSpec:

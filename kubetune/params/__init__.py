@@ -4,6 +4,7 @@ values, and the one place they become a JobSpec.
     hugging_face.py   HuggingFaceModelParams, HuggingFaceDatasetParams, HuggingFaceTrainerParams
     s3.py             S3DatasetParams
     local.py          LocalDatasetParams
+    mix.py            DatasetMix, MixedDataset: several datasets trained on as one
     validation.py     the checks on single values (names, bounds, quantities, split expressions)
     job.py            train()'s arguments -> JobSpec and secrets (the job-level rules, run once)
 

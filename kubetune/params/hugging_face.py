@@ -18,6 +18,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from kubetune.contract.causal_lm import DataFormat, LossOn, TrainingMethod, method_of
 from kubetune.contract.problems import Problems
 from kubetune.contract.secrets import TRAINING_ARGUMENT_SECRETS
 from kubetune.contract.spec import LABELLED_TYPES, TransformerType
@@ -151,7 +152,12 @@ class HuggingFaceDatasetParams:
 class HuggingFaceTrainerParams:
     """How to train: `TrainingArguments`, and a `LoraConfig` (None trains all parameters).
 
-    Only the `TrainingArguments` fields you set travel to the workers.
+    Only the `TrainingArguments` fields you set travel to the workers. A causal LM may instead be
+    trained with a TRL method, chosen by the config's type: `trl.SFTConfig` (supervised, with
+    TRL's completion-only and assistant-only loss and packing), `trl.DPOConfig`,
+    `trl.experimental.orpo.ORPOConfig` or `trl.KTOConfig` (preference tuning); TRL's own
+    options (its `max_length`, `packing`, loss masks) then replace kubetune's `max_length`,
+    `packing` and `loss_on`. See docs/data-formats.md.
 
     Extras: `max_length` truncates inputs (None: the model's limit, at most 512 for encoders and
     1024 for decoders); `columns` names dataset columns when detection by convention is not
@@ -161,7 +167,14 @@ class HuggingFaceTrainerParams:
     `length_grouping` puts samples of similar length in each training step (steps shuffled,
     the longest first), so batches carry little padding: False keeps the order of
     `TrainingArguments.train_sampling_strategy` (whose default is a plain shuffle), and any
-    other strategy set there wins.
+    other strategy set there wins (TRL methods keep TRL's order).
+
+    Causal LMs: `data_format` names the samples' format ('text', 'prompt_completion', 'alpaca',
+    'sharegpt', 'messages'; None: detected from the columns); `chat_template` is a Jinja chat
+    template used instead of the tokenizer's (and saved with the model); `loss_on` chooses
+    which tokens the loss covers: 'completion' (the answer; a chat's last assistant turn),
+    'assistant' (every assistant turn of a chat) or 'all' (None: 'all' for plain text,
+    'assistant' otherwise).
     """
 
     training_parameters: TrainingArguments
@@ -172,16 +185,21 @@ class HuggingFaceTrainerParams:
     merge_adapter: bool = False
     evaluate_before_training: bool = False
     length_grouping: bool = True
+    data_format: str | None = None
+    chat_template: str | None = None
+    loss_on: str | None = None
 
     def __post_init__(self) -> None:
         problems = Problems("HuggingFaceTrainerParams")
-        if not isinstance(self.training_parameters, transformers.TrainingArguments):
+        arguments = self.training_parameters
+        if type(arguments) is not transformers.TrainingArguments and method_of(arguments) is None:
+            configs = ", ".join(m.classes.config_path for m in TrainingMethod)
             problems.add(
-                f"training_parameters={type(self.training_parameters).__name__}: must be a "
-                "transformers.TrainingArguments"
+                f"training_parameters={type(arguments).__name__}: must be a "
+                f"transformers.TrainingArguments or a TRL config ({configs})"
             )
         else:
-            problems.extend(training_arguments_problems(self.training_parameters))
+            problems.extend(training_arguments_problems(arguments))
         if self.lora_config is not None and not isinstance(self.lora_config, LoraConfig):
             problems.add(
                 f"lora_config={type(self.lora_config).__name__}: must be a peft.LoraConfig, or None for "
@@ -207,7 +225,33 @@ class HuggingFaceTrainerParams:
             problems.add(
                 "merge_adapter=True: needs a lora_config (full fine-tuning already saves a full model)"
             )
+        problems.extend(self._causal_lm_problems())
         problems.raise_if_any()
+
+    @property
+    def method(self) -> TrainingMethod | None:
+        """The TRL method that `training_parameters` configures (None: TrainingArguments)."""
+        return method_of(self.training_parameters)
+
+    def _causal_lm_problems(self) -> list[str]:
+        """data_format, loss_on and chat_template checked, and turned into their enums."""
+        messages = [validation.optional_str("chat_template", self.chat_template)]
+        for name, enum in (("data_format", DataFormat), ("loss_on", LossOn)):
+            value = getattr(self, name)
+            problem = validation.one_of(name, value, [str(m) for m in enum])
+            messages.append(problem)
+            if value is not None and problem is None:
+                setattr(self, name, enum(value))
+        if self.data_format == DataFormat.TEXT and self.loss_on in (
+            LossOn.COMPLETION,
+            LossOn.ASSISTANT,
+        ):
+            messages.append(
+                f"loss_on={str(self.loss_on)!r}: plain text (data_format='text') has no answer to "
+                "train on alone; allowed: 'all' or None"
+            )
+        messages.extend(method_problems(self))
+        return [m for m in messages if m]
 
 
 def training_arguments_problems(arguments: TrainingArguments) -> list[str]:
@@ -226,3 +270,38 @@ def training_arguments_problems(arguments: TrainingArguments) -> list[str]:
     }
     _, typed = validation.typed_fields(cls, values, where, numbers_from_text=False)
     return [m for m in [*messages, *typed] if m]
+
+
+def method_problems(params: HuggingFaceTrainerParams) -> list[str]:
+    """kubetune's extras that a TRL method replaces with options of its own config: each is
+    named with the option to use instead."""
+    method = params.method
+    if method is None:
+        return []
+    config = method.classes.config
+    messages = []
+    if params.packing is True:
+        messages.append(
+            "packing=True: with SFTConfig, set training_parameters.packing=True (TRL packs "
+            "samples, each kept apart)"
+            if method is TrainingMethod.SFT
+            else f"packing=True: {config} does not pack samples; allowed: False"
+        )
+    if params.max_length is not None:
+        messages.append(
+            f"max_length={params.max_length!r}: with {config}, set training_parameters.max_length "
+            "(TRL truncates to it); allowed here: None"
+        )
+    if params.loss_on is not None:
+        messages.append(
+            f"loss_on={str(params.loss_on)!r}: with SFTConfig, TRL's options choose the tokens: "
+            "training_parameters.completion_only_loss, assistant_only_loss; allowed here: None"
+            if method is TrainingMethod.SFT
+            else f"loss_on={str(params.loss_on)!r}: {config} compares whole answers; allowed: None"
+        )
+    if params.data_format is not None and method.is_preference:
+        messages.append(
+            f"data_format={str(params.data_format)!r}: {config} reads preference data (prompt, "
+            "chosen, rejected; KTO also prompt, completion, label); allowed: None"
+        )
+    return messages

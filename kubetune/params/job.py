@@ -10,13 +10,17 @@ credential); the runtime rebuilds equal objects from them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import re
 import uuid
+import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from kubetune import __version__
+from kubetune.contract.causal_lm import DataFormat, LossOn, method_of, record_defaults
 from kubetune.contract.problems import Problems, shown
 from kubetune.contract.secrets import (
     DATASET_TOKEN_ENV,
@@ -29,15 +33,19 @@ from kubetune.contract.secrets import (
 from kubetune.contract.spec import (
     ACCESS_MODES,
     DEFAULT_STORAGE_SIZE,
+    DatasetMixSpec,
+    DatasetSection,
     DatasetSpec,
     HubDatasetSpec,
     JobSpec,
     KubernetesExtras,
     LocalDatasetSpec,
+    MixPartSpec,
     ModelSpec,
     S3DatasetSpec,
     StorageSpec,
     TrainerSpec,
+    TransformerType,
 )
 from kubetune.params import validation
 
@@ -48,9 +56,11 @@ if TYPE_CHECKING:
         HuggingFaceTrainerParams,
     )
     from kubetune.params.local import LocalDatasetParams
+    from kubetune.params.mix import DatasetMix, MixedDataset
     from kubetune.params.s3 import S3DatasetParams
 
     DatasetParams = HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams
+    DatasetArgument = DatasetParams | DatasetMix | list[DatasetParams | MixedDataset]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _LABEL_KEY = re.compile(
@@ -156,7 +166,7 @@ def build_job_spec(
     *,
     name: str,
     model_provider_parameters: HuggingFaceModelParams | None,
-    dataset_provider_parameters: DatasetParams | None,
+    dataset_provider_parameters: DatasetArgument | None,
     trainer_parameters: HuggingFaceTrainerParams | None,
     namespace: str = "default",
     num_workers: int = 1,
@@ -184,13 +194,8 @@ def build_job_spec(
     Raises:
         InvalidJob: (a ValueError) listing every problem, before anything is created.
     """
-    from kubetune.params.hugging_face import (
-        HuggingFaceDatasetParams,
-        HuggingFaceModelParams,
-        HuggingFaceTrainerParams,
-    )
-    from kubetune.params.local import LocalDatasetParams
-    from kubetune.params.s3 import S3DatasetParams
+    from kubetune.params.hugging_face import HuggingFaceModelParams, HuggingFaceTrainerParams
+    from kubetune.params.mix import DatasetMix, as_mix, is_dataset_params, mix_problems
 
     problems = Problems(f"train(name={name!r})")
     problems.extend(extra_problems or [])
@@ -213,13 +218,21 @@ def build_job_spec(
         problems.add(
             f"model_provider_parameters={type(model_provider_parameters).__name__}: must be HuggingFaceModelParams"
         )
-    if not isinstance(
-        dataset_provider_parameters, HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams
+    dataset_provider_parameters = as_mix(dataset_provider_parameters)
+    if isinstance(dataset_provider_parameters, list | tuple):
+        problems.extend(
+            mix_problems(dataset_provider_parameters, where="dataset_provider_parameters")
+        )
+    elif not isinstance(dataset_provider_parameters, DatasetMix) and not is_dataset_params(
+        dataset_provider_parameters
     ):
         problems.add(
             f"dataset_provider_parameters={type(dataset_provider_parameters).__name__}: must be "
-            "HuggingFaceDatasetParams, S3DatasetParams or LocalDatasetParams"
+            "HuggingFaceDatasetParams, S3DatasetParams or LocalDatasetParams, or a list of them "
+            "(a mix: see DatasetMix)"
         )
+    else:
+        problems.extend(dataset_secret_problems(dataset_provider_parameters))
     if not isinstance(trainer_parameters, HuggingFaceTrainerParams):
         problems.add(
             f"trainer_parameters={type(trainer_parameters).__name__}: must be HuggingFaceTrainerParams"
@@ -228,7 +241,10 @@ def build_job_spec(
         problems.add(validation.dns1123_label("queue_name", queue_name))
     problems.extend(
         params_problems(
-            dataset_provider_parameters, getattr(trainer_parameters, "training_parameters", None)
+            dataset_provider_parameters,
+            getattr(trainer_parameters, "training_parameters", None),
+            model_provider_parameters,
+            trainer_parameters,
         )
     )
     trainer: TrainerSpec | None = None
@@ -239,13 +255,18 @@ def build_job_spec(
             problems.add(str(e))
     problems.raise_if_any()
     assert isinstance(model_provider_parameters, HuggingFaceModelParams)
-    assert dataset_provider_parameters is not None and trainer is not None
+    assert isinstance(trainer_parameters, HuggingFaceTrainerParams) and trainer is not None
+    assert isinstance(dataset_provider_parameters, DatasetMix) or is_dataset_params(
+        dataset_provider_parameters
+    )
 
     secrets: dict[str, str] = {}
     model = model_provider_parameters
     if model.access_token:
         secrets[MODEL_TOKEN_ENV] = model.access_token
-    dataset, dataset_secrets = dataset_spec(dataset_provider_parameters)
+    dataset, dataset_secrets = dataset_section(
+        dataset_provider_parameters, data_seed(trainer_parameters.training_parameters)
+    )
     secrets.update(dataset_secrets)
     secrets.update(training_secrets(trainer_parameters))
 
@@ -288,6 +309,64 @@ def build_job_spec(
     return spec, secrets
 
 
+def dataset_section(
+    params: DatasetParams | DatasetMix, seed: int
+) -> tuple[DatasetSection, dict[str, str]]:
+    """The dataset section of a JobSpec from dataset params or a DatasetMix (mixed with `seed`),
+    and its secrets by variable name (the datasets of a mix share them: see
+    `dataset_secret_problems`)."""
+    from kubetune.params.mix import DatasetMix
+
+    if not isinstance(params, DatasetMix):
+        return dataset_spec(params)
+    secrets: dict[str, str] = {}
+    parts = []
+    for part in params.parts:
+        source, part_secrets = dataset_spec(part.dataset)
+        secrets.update(part_secrets)
+        parts.append(MixPartSpec(source=source, weight=part.weight, num_samples=part.num_samples))
+    mix = DatasetMixSpec(parts=parts, stopping_strategy=params.stopping_strategy, seed=seed)
+    return mix, secrets
+
+
+def dataset_secret_problems(params: DatasetParams | DatasetMix) -> list[str]:
+    """The datasets of a mix share one Hub token and one S3 key pair (each travels as one secret
+    variable): a problem for every credential that differs from the first dataset's."""
+    from kubetune.params.mix import DatasetMix
+
+    if not isinstance(params, DatasetMix):
+        return []
+    problems = []
+    first: dict[str, tuple[int, str]] = {}
+    for i, part in enumerate(params.parts):
+        for variable, value in dataset_spec(part.dataset)[1].items():
+            if variable not in first:
+                first[variable] = (i, value)
+            elif first[variable][1] != value:
+                name = _CREDENTIAL_FIELDS[variable]
+                problems.append(
+                    f"dataset_provider_parameters[{i}].{name}: differs from "
+                    f"dataset_provider_parameters[{first[variable][0]}].{name} (values not "
+                    f"shown); the datasets of a mix share one {name}"
+                )
+    return problems
+
+
+_CREDENTIAL_FIELDS = {
+    DATASET_TOKEN_ENV: "access_token",
+    S3_ACCESS_KEY_ENV: "access_key",
+    S3_SECRET_KEY_ENV: "secret_key",
+}
+
+
+def data_seed(training_arguments: Any) -> int:
+    """The seed a mix is drawn with: `TrainingArguments.data_seed`, else `seed` (42 by default)."""
+    seed = getattr(training_arguments, "data_seed", None)
+    if seed is None:
+        seed = getattr(training_arguments, "seed", 42)
+    return int(seed or 0)
+
+
 def dataset_spec(params: DatasetParams) -> tuple[DatasetSpec, dict[str, str]]:
     """The dataset section of a JobSpec from dataset params, and its secrets by variable name."""
     from kubetune.params.hugging_face import HuggingFaceDatasetParams
@@ -309,23 +388,68 @@ def dataset_spec(params: DatasetParams) -> tuple[DatasetSpec, dict[str, str]]:
     return spec_class(**fields), secrets
 
 
-def params_problems(dataset_params: Any, training_arguments: Any) -> list[str]:
-    """Problems that show only when the dataset params and the TrainingArguments meet.
+def params_problems(
+    dataset_params: Any,
+    training_arguments: Any,
+    model_params: Any = None,
+    trainer_params: Any = None,
+) -> list[str]:
+    """Problems that show only when the params meet (any of them may be None: not known).
 
     An evaluation strategy needs an evaluation split: the storage initializer saves one only
-    when the dataset params name an `eval_split`.
+    when the dataset params name an `eval_split`. TRL's methods and kubetune's causal-LM
+    options (data format, chat template, loss mask) train causal LMs only.
     """
+    from kubetune.params.mix import DatasetMix, as_mix
+
+    messages = causal_lm_problems(model_params, training_arguments, trainer_params)
     strategy = getattr(training_arguments, "eval_strategy", "no")
     strategy = getattr(strategy, "value", strategy)
     if strategy in (None, "no") or dataset_params is None:
-        return []
-    if getattr(dataset_params, "eval_split", None):
-        return []
+        return messages
+    dataset_params = as_mix(dataset_params)
+    if isinstance(dataset_params, DatasetMix):
+        if any(part.dataset.eval_split for part in dataset_params.parts):
+            return messages
+        return [
+            *messages,
+            f"training_parameters.eval_strategy={strategy!r}: needs an eval split, and no "
+            "dataset of the mix has an eval_split; give one or more of them an eval_split "
+            "(their eval splits are evaluated on together) or set eval_strategy='no'",
+        ]
+    if getattr(dataset_params, "eval_split", None) or isinstance(dataset_params, list | tuple):
+        return messages
     return [
+        *messages,
         f"training_parameters.eval_strategy={strategy!r}: needs an eval split, and "
         f"{type(dataset_params).__name__} has no eval_split; give the dataset an eval_split "
-        "(e.g. eval_split='test' or 'train[90%:]') or set eval_strategy='no'"
+        "(e.g. eval_split='test' or 'train[90%:]') or set eval_strategy='no'",
     ]
+
+
+def causal_lm_problems(
+    model_params: Any, training_arguments: Any, trainer_params: Any
+) -> list[str]:
+    """A TRL config, or a causal-LM option of the trainer params, for a model that is no causal LM."""
+    transformer_type = getattr(model_params, "transformer_type_name", None)
+    if transformer_type in (None, TransformerType.CAUSAL_LM):
+        return []
+    messages = []
+    method = method_of(training_arguments)
+    if method is not None:
+        messages.append(
+            f"training_parameters={type(training_arguments).__name__}: TRL's {method.value.upper()} "
+            f"trains causal LMs only, and transformer_type={transformer_type}; allowed: "
+            f"transformers.TrainingArguments, or transformer_type={TransformerType.CAUSAL_LM}"
+        )
+    for option in ("data_format", "chat_template", "loss_on"):
+        value = getattr(trainer_params, option, None)
+        if value is not None:
+            messages.append(
+                f"{option}={shown(str(value))}: applies to {TransformerType.CAUSAL_LM} only, and "
+                f"transformer_type={transformer_type}; allowed: None"
+            )
+    return messages
 
 
 def training_secrets(params: Any) -> dict[str, str]:
@@ -345,29 +469,41 @@ def trainer_spec(params: HuggingFaceTrainerParams) -> TrainerSpec:
     Raises:
         ValueError: a set field holds a value that JSON cannot record (naming the field).
     """
+    arguments = params.training_parameters
+    method = params.method
     return TrainerSpec(
         training_arguments=set_fields(
-            params.training_parameters,
+            arguments,
             "training_parameters",
             leave_out=tuple(TRAINING_ARGUMENT_SECRETS),
+            base={"output_dir": arguments.output_dir, **record_defaults(method)},
         ),
         lora_config=None
         if params.lora_config is None
         else set_fields(params.lora_config, "lora_config"),
+        method=method,
         max_length=params.max_length,
         columns=dict(params.columns) if params.columns else None,
         packing=params.packing,
+        data_format=DataFormat(params.data_format) if params.data_format else None,
+        chat_template=params.chat_template,
+        loss_on=LossOn(params.loss_on) if params.loss_on else None,
         merge_adapter=params.merge_adapter,
         evaluate_before_training=params.evaluate_before_training,
         length_grouping=params.length_grouping,
     )
 
 
-def set_fields(obj: Any, what: str, leave_out: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The init fields of a dataclass instance whose values differ from a default instance, as
-    JSON data; fields named in `leave_out` (credentials) are never recorded."""
+def set_fields(
+    obj: Any, what: str, leave_out: tuple[str, ...] = (), base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The init fields of a dataclass instance whose values differ from a default instance
+    (`cls(**base)`), as JSON data; `cls(**base, **recorded)` rebuilds an equal instance. Fields
+    named in `leave_out` (credentials) are never recorded; `output_dir` always is."""
     cls = type(obj)
-    default = cls(output_dir=obj.output_dir) if what == "training_parameters" else cls()
+    base = dict(base or {})
+    with _quietly():
+        default = cls(**base)
     recorded: dict[str, Any] = {}
     kept_out: dict[str, Any] = {}
     for f in dataclasses.fields(obj):
@@ -380,15 +516,32 @@ def set_fields(obj: Any, what: str, leave_out: tuple[str, ...] = ()) -> dict[str
             kept_out[f.name] = value
             continue
         recorded[f.name] = to_json_value(value, f"{what}.{f.name}")
-    # Drop fields that __post_init__ derives from others (do_eval from eval_strategy, ...).
-    for name in [n for n in recorded if n != "output_dir"]:
+    # Drop fields that __post_init__ derives from others (do_eval from eval_strategy, ...),
+    # deprecated aliases first (gradient_checkpointing from activation_checkpointing).
+    names = [n for n in recorded if n != "output_dir"]
+    for name in sorted(names, key=lambda n: n not in _DEPRECATED_ALIASES):
         rest = {k: v for k, v in recorded.items() if k != name}
         try:
-            if cls(**rest, **kept_out) == obj:
-                recorded = rest
+            with _quietly():
+                if cls(**{**base, **rest, **kept_out}) == obj:
+                    recorded = rest
         except (ValueError, TypeError):
             continue
     return recorded
+
+
+@contextlib.contextmanager
+def _quietly() -> Iterator[None]:
+    """Keeps the deprecation warnings of the instances built here only to compare with (TRL's
+    configs default to the deprecated gradient_checkpointing) from reaching the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+# TrainingArguments fields that only repeat another one (and warn when given).
+_DEPRECATED_ALIASES = ("gradient_checkpointing", "gradient_checkpointing_kwargs")
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -45,6 +45,9 @@ MAX_EXTENDED_RESOURCE = 1_000_000  # units of an extended resource per worker
 MAX_STORAGE = 2**50  # bytes (1Pi)
 MAX_LENGTH = 1_048_576  # tokens
 MAX_LABELS = 1_000_000
+MAX_MIX_DATASETS = 64  # datasets in one mix
+MAX_NUM_SAMPLES = 10**10  # rows taken from one dataset of a mix
+MAX_WEIGHT = 1e6  # a mix weight (weights are relative: only their ratios count)
 
 
 def is_search_space(value: Any) -> bool:
@@ -71,6 +74,14 @@ def optional_str(field: str, value: Any) -> str | None:
     """The message for `value` unless it is None or a non-empty string, else None."""
     if value is not None and (not isinstance(value, str) or not value.strip()):
         return f"{field}={value!r}: must be a non-empty string or None"
+    return None
+
+
+def one_of(field: str, value: Any, allowed: Iterable[str]) -> str | None:
+    """The message for `value` unless it is None or one of `allowed`, else None."""
+    choices = list(allowed)
+    if value is not None and value not in choices:
+        return f"{field}={shown(value)}: must be one of {', '.join(map(repr, choices))} or None"
     return None
 
 
@@ -128,6 +139,18 @@ def positive_int(field: str, value: Any, allowed_extra: tuple[str, ...] = ()) ->
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         extra = "".join(f" or {e!r}" for e in allowed_extra)
         return f"{field}={shown(value)}: must be an integer >= 1{extra}"
+    return None
+
+
+def positive_number(field: str, value: Any, high: float) -> str | None:
+    """Checks a number field: finite, above 0 and at most `high` (an int or a float)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 < value <= high
+    ):
+        return f"{field}={shown(value)}: must be a number above 0 and at most {high:g}"
     return None
 
 

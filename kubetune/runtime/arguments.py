@@ -1,9 +1,11 @@
-"""The user's `TrainingArguments` and `LoraConfig`, rebuilt from the fields a TrainerSpec records."""
+"""The user's `TrainingArguments` (or TRL config) and `LoraConfig`, rebuilt from the fields a
+TrainerSpec records."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kubetune.contract.causal_lm import config_class, record_defaults
 from kubetune.contract.spec import TrainerSpec
 
 if TYPE_CHECKING:
@@ -12,14 +14,17 @@ if TYPE_CHECKING:
 
 
 def rebuild_training_arguments(trainer: TrainerSpec, **overrides: Any) -> TrainingArguments:
-    """The `TrainingArguments` the user gave, rebuilt, with `overrides` set on top.
+    """The `TrainingArguments` (or TRL config of the spec's method) the user gave, rebuilt, with
+    `overrides` set on top.
 
     Raises:
-        ValueError, TypeError: transformers refuses the values (e.g. from another version).
+        ValueError, TypeError: transformers or TRL refuses the values (e.g. from another version).
     """
-    from transformers import TrainingArguments
-
-    return TrainingArguments(**{**trainer.training_arguments, **overrides})
+    config = config_class(trainer.method)
+    arguments: TrainingArguments = config(
+        **{**record_defaults(trainer.method), **trainer.training_arguments, **overrides}
+    )
+    return arguments
 
 
 def rebuild_lora_config(trainer: TrainerSpec) -> LoraConfig | None:

@@ -5,9 +5,9 @@
 2. load the dataset splits and resolve the task's columns
 3. build TrainingArguments (outputs inside the workspace, distributed settings per task)
 4. seed; load processor and model (reports on the main process only); wrap with LoRA unless
-   full fine-tuning
-5. preprocess once per node; build the Trainer (batches of similar lengths unless the user chose
-   an order; checkpoints marked with the job's uid)
+   full fine-tuning (a TRL method's trainer wraps the model itself)
+5. preprocess once per node; build the Trainer, or the TRL method's trainer (batches of similar
+   lengths unless the user chose an order; checkpoints marked with the job's uid)
 6. train (evaluating the untrained model first if asked)
 7. evaluate, unless the last evaluation was of the final model; rank 0 saves the model (an
    adapter names the user's base model), metrics, loss curve, progress "done"
@@ -31,8 +31,9 @@ from kubetune.contract.uris import SourceKind
 from kubetune.runtime import debugging, outputs
 from kubetune.runtime.arguments import rebuild_lora_config, rebuild_training_arguments
 from kubetune.runtime.errors import TrainerError
-from kubetune.runtime.lora import apply_lora
+from kubetune.runtime.lora import prepare_lora
 from kubetune.runtime.marking import CheckpointMarker
+from kubetune.runtime.methods import build_trl_trainer, last_logged_metrics
 from kubetune.runtime.progress import (
     ProgressReporter,
     print_on_main_process_only,
@@ -85,7 +86,9 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
     with reports_on_main_process_only(args.process_index == 0):
         processor = task.load_processor(model_dir)
         model = task.load_model(model_dir, **task.model_kwargs(train_split, eval_split))
-        model = apply_lora(model, rebuild_lora_config(trainer_spec), task)
+        model, peft_config = prepare_lora(
+            model, rebuild_lora_config(trainer_spec), task, trainer_spec.method
+        )
 
     with args.main_process_first(local=True, desc="preprocessing"):
         prepared = task.prepare(
@@ -98,7 +101,7 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
         enabled=args.process_index == 0,
         print_records=os.environ.get(PROGRESS_LOG_ENV) == "1",
     )
-    trainer = build_trainer(args, model, processor, task, prepared, progress, spec)
+    trainer = build_trainer(args, model, processor, task, prepared, progress, spec, peft_config)
     if checkpoint:
         log.info("resuming from %s", checkpoint)
 
@@ -117,6 +120,8 @@ def run(spec_path: Path, root: Path, marker_timeout: float) -> dict[str, Any]:
         metrics.update(before)
         metrics.update(task.derived_metrics(before, "eval_before"))
     metrics.update(task.derived_metrics(metrics, "train"))
+    if trainer_spec.method is not None:
+        metrics.update(last_logged_metrics(trainer.state.log_history))
     if prepared.train_tokens is not None and metrics.get("train_runtime"):
         epochs = (trainer.state.epoch or 0.0) - float(resumed.get("epoch") or 0.0)
         metrics["train_tokens_per_second"] = round(
@@ -189,6 +194,10 @@ def task_settings(spec: JobSpec) -> TaskSettings:
         max_length=trainer.max_length,
         packing=trainer.packing,
         num_labels=model.num_labels,
+        method=trainer.method,
+        data_format=trainer.data_format,
+        chat_template=trainer.chat_template,
+        loss_on=trainer.loss_on,
     )
 
 
@@ -229,14 +238,16 @@ def training_arguments(
         )
     overrides: dict[str, Any] = {
         "output_dir": str(output_dir),
-        # Sample-level losses are already means over the batch: averaging "tokens" across
-        # devices would scale loss and gradients by the world size.
-        "average_tokens_across_devices": task.token_level_loss,
         # Each task hands over exactly the model's inputs (images are transformed on the fly).
         "remove_unused_columns": False,
         # Credentials (hub_token) are not in the spec: they arrive as secret variables.
         **training_argument_secrets(os.environ),
     }
+    if trainer.method is None:
+        # Sample-level losses are already means over the batch: averaging "tokens" across
+        # devices would scale loss and gradients by the world size. (TRL's trainers compute
+        # their losses themselves.)
+        overrides["average_tokens_across_devices"] = task.token_level_loss
     if trainer.uses_lora:
         overrides["ddp_find_unused_parameters"] = False
     if not _has_accelerator():
@@ -345,6 +356,10 @@ def cache_key(spec: JobSpec) -> str:
         "columns": trainer.columns,
         "max_length": trainer.max_length,
         "packing": trainer.packing,
+        "method": trainer.method,
+        "data_format": trainer.data_format,
+        "chat_template": trainer.chat_template,
+        "loss_on": trainer.loss_on,
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
         :16
@@ -360,12 +375,22 @@ def build_trainer(
     prepared: Any,
     progress: ProgressReporter,
     spec: JobSpec,
+    peft_config: Any = None,
 ) -> Any:
-    """A Trainer over the prepared splits; length-grouped batches unless turned off."""
+    """A Trainer over the prepared splits, length-grouped batches unless turned off; or the
+    trainer of the job's TRL method, which wraps the model with `peft_config`."""
     from transformers import Trainer
 
     from kubetune.runtime import sampling
 
+    callbacks = [progress, *marker(spec), *debugging.debug_callbacks()]
+    method = spec.fine_tuning[2].method
+    if method is not None:
+        trainer = build_trl_trainer(
+            method, args, model, processor, prepared, peft_config, callbacks
+        )
+        print_on_main_process_only(trainer)
+        return trainer
     extra: dict[str, Any] = {}
     trainer_class: type = Trainer
     if sampling.groups_by_length(spec.fine_tuning[2], prepared.train_lengths):
@@ -387,7 +412,7 @@ def build_trainer(
         compute_metrics=prepared.compute_metrics,
         preprocess_logits_for_metrics=prepared.preprocess_logits_for_metrics,
         compute_loss_func=task.loss_function(),
-        callbacks=[progress, *marker(spec), *debugging.debug_callbacks()],
+        callbacks=callbacks,
     )
     print_on_main_process_only(trainer)
     return trainer

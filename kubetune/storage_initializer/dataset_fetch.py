@@ -33,13 +33,15 @@ ALLOWED_FORMATS = "CSV (.csv), JSON (.json), JSON Lines (.jsonl), Parquet (.parq
 
 @dataclass
 class FetchedDataset:
-    """A dataset ready to save, with what was downloaded to get it."""
+    """A dataset ready to save, with what was downloaded to get it (for a mix, `parts`: each
+    dataset as fetched)."""
 
     data: DatasetDict
     source: str
     downloaded_bytes: int = 0
     seconds: float = 0.0
     details: dict[str, Any] = field(default_factory=dict)
+    parts: list[FetchedDataset] = field(default_factory=list)
 
 
 def file_format(name: str) -> str | None:

@@ -1,7 +1,8 @@
 """The storage initializer's orchestration: fetch model and dataset into a job workspace.
 
 `initialize(spec, workspace)` fills `workspace/model` (or `model.path` for a local folder used
-in place) and `workspace/dataset` (a DatasetDict saved with `save_to_disk`), then writes the
+in place) and `workspace/dataset` (a DatasetDict saved with `save_to_disk`; for a dataset mix,
+the mix, each of its datasets also saved as fetched in `workspace/datasets/<n>`), then writes the
 completion marker last, atomically. Everything is fetched into a staging folder inside the
 workspace and renamed into place, so a killed run leaves no marker and no half-filled
 `model/` or `dataset/` that a marker vouches for. A rerun whose spec fingerprint matches the
@@ -24,12 +25,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubetune import __version__
 from kubetune.contract import layout
 from kubetune.contract.layout import STAGING_PREFIX, Workspace
 from kubetune.contract.records import DatasetFetched, InitializerMarker, ModelFetched
-from kubetune.contract.spec import JobSpec
+from kubetune.contract.spec import DatasetMixSpec, JobSpec, dataset_sources
+
+if TYPE_CHECKING:
+    from datasets import DatasetDict
 
 log = logging.getLogger("kubetune.storage_initializer")
 
@@ -91,7 +96,7 @@ def _fetch_into(
     spec: JobSpec, workspace: Path, staging: Path, env: Mapping[str, str]
 ) -> InitializerMarker:
     from kubetune.storage_initializer.dataset_fetch import fetch_dataset
-    from kubetune.storage_initializer.errors import InitializerError, first_line
+    from kubetune.storage_initializer.mixing import fetch_mix
     from kubetune.storage_initializer.model_fetch import fetch_model
 
     model_spec, dataset_spec, _ = spec.fine_tuning
@@ -107,20 +112,26 @@ def _fetch_into(
     )
 
     dataset_start = time.monotonic()
-    dataset = fetch_dataset(dataset_spec, staging, env)
+    if isinstance(dataset_spec, DatasetMixSpec):
+        dataset = fetch_mix(dataset_spec, staging, env)
+    else:
+        dataset = fetch_dataset(dataset_spec, staging, env)
     saved = staging / layout.DATASET_DIR
-    try:
-        dataset.data.save_to_disk(str(saved))
-    except Exception as error:
-        raise InitializerError(
-            dataset_spec.describe(), f"cannot save to the workspace: {first_line(error)}"
-        ) from error
+    _save(dataset.data, saved, dataset_spec.describe())
+    saved_parts = staging / layout.DATASETS_DIR
+    sources = dataset_sources(dataset_spec)
+    for i, part in enumerate(dataset.parts):
+        _save(part.data, saved_parts / str(i), sources[i].describe())
     dataset_seconds = time.monotonic() - dataset_start
-    saved_bytes = _folder_bytes(saved)
+    saved_bytes = _folder_bytes(saved) + (_folder_bytes(saved_parts) if dataset.parts else 0)
 
-    # Into place: dataset, then model; the marker comes last, in initialize().
+    # Into place: dataset (and a mix's datasets), then model; the marker comes last, in
+    # initialize().
     _set_aside(paths.dataset_dir, staging)
     os.replace(saved, paths.dataset_dir)
+    _set_aside(paths.datasets_dir, staging)
+    if dataset.parts:
+        os.replace(saved_parts, paths.datasets_dir)
     if model.in_place:
         _set_aside(paths.model_dir, staging)
         layout.write_text_atomic(paths.model_link, f"{model.folder}\n")
@@ -157,6 +168,17 @@ def _fetch_into(
         seconds=round(time.monotonic() - start, 3),
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def _save(data: DatasetDict, folder: Path, what: str) -> None:
+    from kubetune.storage_initializer.errors import InitializerError, first_line
+
+    try:
+        data.save_to_disk(str(folder))
+    except Exception as error:
+        raise InitializerError(
+            what, f"cannot save to the workspace: {first_line(error)}"
+        ) from error
 
 
 @dataclass(frozen=True)

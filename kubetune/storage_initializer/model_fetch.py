@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from kubetune.contract.secrets import MODEL_TOKEN_ENV
-from kubetune.contract.spec import DatasetSpec, ModelSpec, S3DatasetSpec
+from kubetune.contract.spec import DatasetSection, ModelSpec, S3DatasetSpec, dataset_sources
 from kubetune.contract.uris import SourceKind
 from kubetune.storage_initializer import s3_fetch
 from kubetune.storage_initializer.errors import InitializerError, first_line
@@ -166,12 +166,13 @@ def _s3_model(
     prefix: str,
     staging: Path,
     env: Mapping[str, str],
-    dataset: DatasetSpec,
+    dataset: DatasetSection,
     what: str,
 ) -> int:
     endpoint: str | None
-    if isinstance(dataset, S3DatasetSpec):
-        endpoint, region = dataset.endpoint_url, dataset.region_name
+    s3_datasets = [d for d in dataset_sources(dataset) if isinstance(d, S3DatasetSpec)]
+    if s3_datasets:
+        endpoint, region = s3_datasets[0].endpoint_url, s3_datasets[0].region_name
     else:
         endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
         region = None
@@ -188,11 +189,12 @@ def _s3_model(
 
 
 def fetch_model(
-    model: ModelSpec, dataset: DatasetSpec, staging: Path, env: Mapping[str, str]
+    model: ModelSpec, dataset: DatasetSection, staging: Path, env: Mapping[str, str]
 ) -> FetchedModel:
     """Fetches the model a JobSpec names into `staging/model` (or finds it in place).
 
-    `dataset` is the JobSpec's dataset: an S3 dataset lends its endpoint to an S3 model.
+    `dataset` is the JobSpec's dataset: an S3 dataset (the first of a mix) lends its endpoint to
+    an S3 model.
 
     Raises:
         InitializerError: with a one-line reason.

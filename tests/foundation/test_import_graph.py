@@ -42,6 +42,7 @@ ALLOWED = {
         "kubetune.training.backends",
         "kubetune.training.images",
     },
+    "kubetune.inference": {"kubetune.contract", "kubetune.training"},
 }
 # The storage initializer's fetch code (all but the seed's re-export modules) uses the contract only.
 FETCH_MODULES_ALLOWED = {"kubetune.contract"}

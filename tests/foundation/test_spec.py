@@ -32,6 +32,8 @@ SECRET = st.text(
     alphabet=string.ascii_letters + string.digits + "_-", min_size=12, max_size=40
 ).map(lambda s: "SECRET" + s)
 NAME = st.from_regex(r"[a-z][a-z0-9-]{0,20}[a-z0-9]", fullmatch=True)
+# A Hub repo name has no '--' (the Hub keeps it for its cache folders).
+REPO_NAME = st.from_regex(r"[a-z](-?[a-z0-9]){0,20}", fullmatch=True)
 SPLIT = st.sampled_from([None, "train", "train[:3000]", "train[10%:]", "train+test"])
 
 
@@ -106,7 +108,7 @@ def jobs(draw: st.DrawFn) -> tuple[JobSpec, dict[str, str], list[str]]:
             )
         ),
         model_provider_parameters=HuggingFaceModelParams(
-            model_uri="hf://org/" + draw(NAME),
+            model_uri="hf://org/" + draw(REPO_NAME),
             transformer_type="AutoModelForSequenceClassification",
             access_token=token,
             num_labels=draw(st.none() | st.integers(1, 100)),

@@ -19,6 +19,8 @@ from kubetune.contract.secrets import (
     S3_ACCESS_KEY_ENV,
     S3_SECRET_KEY_ENV,
 )
+from kubetune.contract.spec import DatasetMixSpec, JobSpec
+from kubetune.training import TrainingClient
 from kubetune.training.backends.kubernetes import manifests, render_yaml
 from kubetune.training.backends.kubernetes.backend import KubernetesBackend
 from tests.kubernetes.k8s_helpers import (
@@ -419,3 +421,48 @@ def test_trainjob_node_script_runs_initializer_on_node_0_then_torchrun(
         f"--workspace /workspace TRICKY={tricky}"
     )
     assert calls == ([initializer, torchrun] if runs_initializer else [torchrun])
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_dataset_mix_reaches_the_initializer_whole(
+    api: str, secret_params: dict[str, Any], crd_validators: dict[str, Any]
+) -> None:
+    """Every dataset of a mix in the spec the init container reads, each dataset's credentials
+    through the Secret, a local part warned about; the job still validates."""
+    from kubetune import MixedDataset
+    from kubetune.storage_initializer.hugging_face import HuggingFaceDatasetParams
+    from kubetune.storage_initializer.local import LocalDatasetParams
+
+    parts = [
+        MixedDataset(
+            HuggingFaceDatasetParams(repo_id="org/private", access_token=DATASET_TOKEN), weight=3
+        ),
+        MixedDataset(secret_params["dataset_provider_parameters"], weight=1),
+        MixedDataset(LocalDatasetParams(path="/data/extra.jsonl"), weight=1, num_samples=50),
+    ]
+    client = TrainingClient(backend="kubernetes", api=api)
+    objects = client.train(**{**secret_params, "dataset_provider_parameters": parts}, dry_run=True)
+    kinds = by_kind(objects)
+    assert crd_errors(crd_validators, objects[-1]) == []
+    spec = JobSpec.from_json(kinds["ConfigMap"]["data"][manifests.SPEC_KEY])
+    assert isinstance(spec.dataset, DatasetMixSpec)
+    assert [p.source.describe() for p in spec.dataset.parts] == [
+        "dataset hf://org/private",
+        "dataset s3://datasets/yelp/train.csv",
+        "dataset /data/extra.jsonl",
+    ]
+    assert sorted(kinds["Secret"]["data"]) == sorted(
+        [MODEL_TOKEN_ENV, DATASET_TOKEN_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV]
+    )
+    # the initializer's container (PyTorchJob: the master's init container) reads each of them
+    initializer = objects[-1]
+    if api == "pytorchjob":
+        initializer = pod_templates(objects[-1])["Master"]["spec"]["initContainers"][0]
+    secret_name = manifests.secret_name("fine-tune-bert")
+    for key in (DATASET_TOKEN_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV):
+        reference = {"secretKeyRef": {"name": secret_name, "key": key}}
+        assert json.dumps(reference) in json.dumps(initializer), key
+    for value in (DATASET_TOKEN, S3_ACCESS, S3_SECRET):
+        assert value not in json.dumps(objects[1:])
+    (warning,) = manifests.paths_pods_cannot_read(spec)[-1:]
+    assert "local.path='/data/extra.jsonl' is on this machine" in warning

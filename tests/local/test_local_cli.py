@@ -11,6 +11,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -120,6 +121,38 @@ def test_logs_and_followed_logs_of_an_ended_job_agree(trained: Trained) -> None:
     assert followed.returncode == 0 and followed.stdout.count("\n") == logs.stdout.count("\n")
 
 
+REVIEWS = ["a wonderful, moving film", "a dull, awful mess"]
+
+
+def predicted_labels(trained: Trained, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> list[str]:
+    """`kubetune predict tiny-sentiment REVIEWS` (run in this process): each line's labels."""
+    monkeypatch.setenv("KUBETUNE_HOME", str(trained.home))
+    assert cli.main(["predict", "tiny-sentiment", *REVIEWS]) == 0
+    out, err = capsys.readouterr()
+    assert "loading its adapter on " + str(REPO / "examples/models/all-MiniLM-L6-v2") in err
+    lines = out.splitlines()
+    scores = [dict(pair.split() for pair in line.split(", ")) for line in lines]
+    assert all(abs(sum(float(v) for v in s.values()) - 1) < 0.01 for s in scores), lines
+    return [line.split()[0] for line in lines]
+
+
+def test_predict_labels_texts_with_the_finished_jobs_adapter(trained, monkeypatch, capsys):
+    from kubetune import pipeline_for_job
+    from kubetune.training import TrainingClient
+
+    assert predicted_labels(trained, monkeypatch, capsys) == ["positive", "negative"]
+    pipe = pipeline_for_job("tiny-sentiment", client=TrainingClient(home=trained.home))
+    assert pipe.task == "text-classification"
+    assert [top["label"] for top in pipe(REVIEWS)] == ["positive", "negative"]
+    # chat is for causal LMs: one line naming the job's model type
+    assert cli.main(["chat", "tiny-sentiment"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        "chat needs an AutoModelForCausalLM, and its model is an AutoModelForSequenceClassification"
+        in err
+    )
+
+
 def test_delete_keeps_the_outputs_where_it_says(trained: Trained) -> None:
     deleted = kubetune("delete", "tiny-sentiment", "--keep-outputs", env=trained.env)
     assert deleted.returncode == 0, deleted.stderr
@@ -129,6 +162,11 @@ def test_delete_keeps_the_outputs_where_it_says(trained: Trained) -> None:
     assert_adapter_loads_without_the_job(kept / "model")
     missing = kubetune("status", "tiny-sentiment", env=trained.env)
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+
+def test_predict_answers_from_the_kept_outputs_after_delete(trained, monkeypatch, capsys):
+    assert not (trained.home / "jobs" / "default" / "tiny-sentiment").exists()
+    assert predicted_labels(trained, monkeypatch, capsys) == ["positive", "negative"]
 
 
 def assert_adapter_loads_without_the_job(adapter: Path) -> None:

@@ -1,4 +1,5 @@
-"""Task pieces without training: metrics, column detection, causal-LM formats, label alignment."""
+"""Task pieces without training: metrics, column detection, packing, label alignment (the
+causal-LM formats are in test_instruction_formats.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from kubetune.runtime.errors import TrainerError
 from kubetune.runtime.tasks import TaskSettings, metrics, task_for
 from kubetune.runtime.tasks.base import IGNORE_INDEX
-from kubetune.runtime.tasks.causal_lm import CausalCollator, SampleEncoder, pack
+from kubetune.runtime.tasks.causal_lm import CausalCollator, pack
 from kubetune.runtime.tasks.labels import column_labels, label_set
 from kubetune.runtime.tasks.token_classification import align_to_subwords
 from tests import tiny_models as tm
@@ -90,79 +91,6 @@ def test_missing_column_names_it_and_lists_the_dataset_columns():
         "text_pair": None,
         "label": "stars",
     }
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    path = tmp_path_factory.mktemp("tok")
-    tm.tiny_word_tokenizer(path)
-    return AutoTokenizer.from_pretrained(path)
-
-
-def encoder(tokenizer, columns: list[str]) -> SampleEncoder:
-    task = task_for("AutoModelForCausalLM", TaskSettings())
-    task.resolve_columns(columns)
-    return SampleEncoder(tokenizer, task.format, task.columns, max_length=64)
-
-
-def words(tokenizer, ids: list[int]) -> list[str]:
-    return tokenizer.convert_ids_to_tokens(ids)
-
-
-def test_plain_text_is_trained_on_every_token(tokenizer):
-    ids, labels = encoder(tokenizer, ["text"])({"text": "bob lives in oslo ."})
-    assert words(tokenizer, ids) == ["<s>", "bob", "lives", "in", "oslo", ".", "</s>"]
-    assert labels == ids
-
-
-def test_prompt_completion_loss_is_on_the_completion_only(tokenizer):
-    ids, labels = encoder(tokenizer, ["prompt", "completion"])(
-        {"prompt": "say good :", "completion": " good ."}
-    )
-    assert words(tokenizer, ids) == ["<s>", "say", "good", ":", "good", ".", "</s>"]
-    assert labels == [IGNORE_INDEX] * 4 + ids[4:]
-
-
-def test_alpaca_instruction_format(tokenizer):
-    enc = encoder(tokenizer, ["instruction", "input", "output"])
-    prompt, completion, _ = enc.split(
-        {"instruction": "where bob lives ?", "input": "bob lives in oslo", "output": "oslo"}
-    )
-    assert (
-        "### Instruction:\nwhere bob lives ?" in prompt
-        and "### Input:\nbob lives in oslo" in prompt
-    )
-    assert prompt.endswith("### Response:\n") and completion == "oslo"
-    prompt, _, _ = enc.split({"instruction": "where bob lives ?", "input": "", "output": "oslo"})
-    assert "### Input" not in prompt
-    ids, labels = enc({"instruction": "where bob lives ?", "input": "", "output": "oslo"})
-    assert [
-        t for t, label in zip(words(tokenizer, ids), labels, strict=True) if label != IGNORE_INDEX
-    ] == ["oslo", "</s>"]
-
-
-def test_chat_messages_use_the_template_and_train_on_the_answer(tokenizer):
-    row = tm.chat_rows(1)[0]
-    ids, labels = encoder(tokenizer, ["messages"])(row)
-    tokens = words(tokenizer, ids)
-    assert (
-        tokens[:2] == ["<s>", "<|user|>"] and tokens.count("<s>") == 1 and "<|assistant|>" in tokens
-    )
-    trained = [
-        t for t, label in zip(words(tokenizer, ids), labels, strict=True) if label != IGNORE_INDEX
-    ]
-    assert trained == [*row["messages"][1]["content"].split(), "<|end|>"]
-
-
-def test_chat_messages_without_template_fall_back_to_role_lines(tmp_path):
-    from transformers import AutoTokenizer
-
-    tm.tiny_word_tokenizer(tmp_path, chat_template=False)
-    plain = AutoTokenizer.from_pretrained(tmp_path)
-    prompt, _completion, templated = encoder(plain, ["messages"]).split(tm.chat_rows(1)[0])
-    assert not templated and prompt.startswith("user: ") and prompt.endswith("assistant: ")
 
 
 def test_packing_keeps_samples_whole_with_their_own_positions_and_padding():

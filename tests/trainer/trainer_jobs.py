@@ -74,6 +74,10 @@ def job_spec(
             "merge_adapter": trainer.get("merge_adapter", False),
             "evaluate_before_training": trainer.get("evaluate_before_training", False),
             "length_grouping": trainer.get("length_grouping", True),
+            "method": trainer.get("method"),
+            "data_format": trainer.get("data_format"),
+            "chat_template": trainer.get("chat_template"),
+            "loss_on": trainer.get("loss_on"),
         },
     }
 
@@ -151,15 +155,40 @@ def run_trainer(
     timeout: float = 300,
 ) -> Run:
     """Runs the trainer on `root`: under torchrun with `nproc` processes, or plain python for 0."""
+    return start_trainer(root, spec, nproc, env).finish(timeout)
+
+
+@dataclass
+class Started:
+    """A trainer run started by `start_trainer`, not waited for yet."""
+
+    process: subprocess.Popen[str]
+    output_dir: Path
+    root: Path
+
+    def finish(self, timeout: float = 300) -> Run:
+        """Waits for the run (killing it after `timeout` seconds) and returns how it went."""
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            stdout, stderr = self.process.communicate()
+        return Run(self.process.returncode, stdout, stderr, self.output_dir, self.root)
+
+
+def start_trainer(
+    root: Path, spec: dict[str, Any], nproc: int = 2, env: dict[str, str] | None = None
+) -> Started:
+    """Starts the trainer on `root` as `run_trainer` runs it, without waiting for it."""
     spec_file = root / "jobspec.json"
     spec_file.write_text(json.dumps(spec))
-    done = subprocess.run(
+    process = subprocess.Popen(
         trainer_command(spec_file, root, nproc),
         cwd=REPO,
         env=trainer_env(env),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
     output_dir = layout.output_path(root, spec["trainer"]["training_arguments"]["output_dir"])
-    return Run(done.returncode, done.stdout, done.stderr, output_dir, root)
+    return Started(process, output_dir, root)

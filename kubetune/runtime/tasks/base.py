@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kubetune.contract.causal_lm import DataFormat, LossOn, TrainingMethod
 from kubetune.contract.spec import TransformerType
 from kubetune.runtime.errors import TrainerError
 
@@ -40,6 +41,11 @@ class TaskSettings:
     max_length: int | None = None
     packing: bool = False
     num_labels: int | None = None
+    # Causal LMs (see TrainerSpec): the TRL method, the data's format, a chat template, the loss mask.
+    method: TrainingMethod | None = None
+    data_format: DataFormat | None = None
+    chat_template: str | None = None
+    loss_on: LossOn | None = None
 
 
 @dataclass
@@ -48,7 +54,8 @@ class Prepared:
 
     train: Any
     eval: Any | None
-    collator: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    # None: the trainer's own (TRL's trainers collate what they prepared themselves).
+    collator: Callable[[list[dict[str, Any]]], dict[str, Any]] | None
     compute_metrics: Callable[[EvalPrediction], dict[str, float]] | None = None
     # Reduces logits before they are gathered for metrics (e.g. argmax), to save memory.
     preprocess_logits_for_metrics: Callable[[Any, Any], Any] | None = None

@@ -1,8 +1,11 @@
-"""Causal language modelling: plain text, prompt/completion, alpaca-style instructions, chat messages.
+"""Causal language modelling: plain text, prompt/completion, Alpaca instructions, ShareGPT and
+OpenAI-style chats (see `instruction_formats`), trained by the Trainer or by a TRL method.
 
-With a prompt/completion split (including instructions and chats) the loss covers only the
-completion; `packing` puts whole samples together into sequences of up to `max_length` tokens,
-each sample seeing only itself.
+kubetune's own training tokenises the samples and masks the loss as `loss_on` asks; `packing`
+puts whole samples together into sequences of up to `max_length` tokens, each sample seeing
+only itself. A TRL method gets the samples in TRL's columns (SFT: text, prompt/completion or
+messages; DPO and ORPO: prompt, chosen, rejected; KTO: prompt, completion, label, or the DPO
+columns) and tokenises, masks and packs them itself.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from peft import TaskType
 
+from kubetune.contract.causal_lm import DataFormat, LossOn, TrainingMethod
 from kubetune.contract.spec import TransformerType
 from kubetune.runtime.errors import TrainerError
 from kubetune.runtime.tasks import losses
@@ -26,26 +30,33 @@ from kubetune.runtime.tasks.base import (
     pad_multiple,
     token_lengths,
 )
+from kubetune.runtime.tasks.instruction_formats import (
+    FORMAT_ROLES,
+    chat_messages,
+    default_loss_on,
+    encode,
+    render,
+    sample_of,
+    trl_row,
+)
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from datasets import Dataset
     from transformers import PreTrainedModel
 
-ALPACA_PROMPT = (
-    "Below is an instruction that describes a task{with_input}. "
-    "Write a response that appropriately completes the request.\n\n"
-    "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
-)
-# The formats, by the roles each needs; the first one whose columns are all found is used.
-FORMATS = {
-    "messages": ("messages",),
-    "prompt_completion": ("prompt", "completion"),
-    "instruction": ("instruction", "output"),
-    "text": ("text",),
+# The columns of preference data, by the roles each method needs (the prompt is optional).
+PREFERENCE_ROLES: dict[TrainingMethod, tuple[tuple[str, ...], ...]] = {
+    TrainingMethod.DPO: (("chosen", "rejected"),),
+    TrainingMethod.ORPO: (("chosen", "rejected"),),
+    TrainingMethod.KTO: (("completion", "label"), ("chosen", "rejected")),
 }
 
 
 class CausalLM(Task):
+    """Causal language modelling (`AutoModelForCausalLM`), by the Trainer or a TRL method."""
+
     transformer_type = TransformerType.CAUSAL_LM
     peft_task_type = TaskType.CAUSAL_LM
     token_level_loss = True
@@ -58,22 +69,75 @@ class CausalLM(Task):
         "input": ("input", "context"),
         "output": ("output",),
         "text": ("text", "content"),
+        "chosen": ("chosen",),
+        "rejected": ("rejected",),
+        "label": ("label",),
     }
+    format: DataFormat | None = None
+    # The roles whose columns a TRL preference method reads (prompt first when there is one).
+    preference_roles: tuple[str, ...] = ()
 
     def resolve_columns(self, dataset_columns: list[str]) -> dict[str, str | None]:
         super().resolve_columns(dataset_columns)
+        method = self.settings.method
+        if method is not None and method.is_preference:
+            self.preference_roles = self._preference_roles(method, dataset_columns)
+        else:
+            self.format = self._format(dataset_columns)
+            loss_on = self.settings.loss_on
+            if self.format is DataFormat.TEXT and loss_on not in (None, LossOn.ALL):
+                raise TrainerError(
+                    f"loss_on={str(loss_on)!r}: the data is plain text (column "
+                    f"{self.columns.get('text')!r}), which has no answer to train on alone; use "
+                    "loss_on='all', or data with answers (see docs/data-formats.md)"
+                )
+        return self.columns
+
+    def _format(self, dataset_columns: list[str]) -> DataFormat:
+        named = self.settings.data_format
+        if named is not None:
+            missing = [r for r in FORMAT_ROLES[named] if not self.columns.get(r)]
+            if missing:
+                raise TrainerError(
+                    f"data_format={str(named)!r}: needs the {', '.join(map(repr, missing))} "
+                    f"column(s) ({_conventions(missing, self.column_conventions)}); the dataset "
+                    f"has columns {dataset_columns}; name them with "
+                    f"HuggingFaceTrainerParams(columns={{{missing[0]!r}: '<column>'}})"
+                )
+            return named
         explicit = set(self.settings.columns)
-        found = [f for f, roles in FORMATS.items() if all(self.columns.get(r) for r in roles)]
-        chosen = [f for f in found if explicit & set(FORMATS[f])] or found
+        found = [f for f, roles in FORMAT_ROLES.items() if all(self.columns.get(r) for r in roles)]
+        chosen = [f for f in found if explicit & set(FORMAT_ROLES[f])] or found
         if not chosen:
-            formats = "; ".join(f"{name}: {list(roles)}" for name, roles in FORMATS.items())
+            formats = "; ".join(f"{f}: {list(roles)}" for f, roles in FORMAT_ROLES.items())
             raise TrainerError(
                 f"{self.transformer_type}: cannot find the columns of any data format ({formats}); "
                 f"the dataset has columns {dataset_columns}; name them with "
                 "HuggingFaceTrainerParams(columns={'text': '<column>'})"
             )
-        self.format = chosen[0]
-        return self.columns
+        return chosen[0]
+
+    def _preference_roles(
+        self, method: TrainingMethod, dataset_columns: list[str]
+    ) -> tuple[str, ...]:
+        for roles in PREFERENCE_ROLES[method]:
+            if all(self.columns.get(r) for r in roles):
+                return ("prompt", *roles) if self.columns.get("prompt") else roles
+        wanted = " or ".join(
+            "[" + ", ".join(("prompt?", *roles)) + "]" for roles in PREFERENCE_ROLES[method]
+        )
+        raise TrainerError(
+            f"{method.classes.config}: preference data needs the columns {wanted} (prompt is "
+            f"optional); the dataset has columns {dataset_columns}; name them with "
+            "HuggingFaceTrainerParams(columns={'chosen': '<column>', ...})"
+        )
+
+    def load_processor(self, model_dir: Path) -> Any:
+        """The tokenizer saved with the model, with the job's chat template when it gives one."""
+        tokenizer = super().load_processor(model_dir)
+        if self.settings.chat_template:
+            tokenizer.chat_template = self.settings.chat_template
+        return tokenizer
 
     def prepare(
         self,
@@ -84,24 +148,27 @@ class CausalLM(Task):
         cache: MapCache,
     ) -> Prepared:
         tokenizer = processor
+        complete_special_tokens(tokenizer, model)
+        if self.settings.method is not None:
+            return self._prepare_for_trl(train, eval, tokenizer, cache)
         if self.settings.packing and not takes_position_ids(model):
             raise TrainerError(
                 f"packing=True: {type(model).__name__} takes no position_ids, without which "
                 "packed samples would attend to each other; set packing=False"
             )
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = (
-                tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
-            )
+        assert self.format is not None
         max_length = model_max_length(tokenizer, model, "decoder", self.settings.max_length)
-        encode = SampleEncoder(tokenizer, self.format, self.columns, max_length)
+        encoder = SampleEncoder(
+            tokenizer,
+            self.format,
+            self.columns,
+            max_length,
+            loss_on=self.settings.loss_on,
+            named=self.settings.data_format is not None,
+        )
 
         def tokenize(batch: dict[str, list[Any]]) -> dict[str, Any]:
-            rows = [
-                dict(zip(batch, values, strict=True))
-                for values in zip(*batch.values(), strict=True)
-            ]
-            encoded = [encode(row) for row in rows]
+            encoded = [encoder(row) for row in rows_of(batch)]
             return {
                 "input_ids": [ids for ids, _ in encoded],
                 "labels": [labels for _, labels in encoded],
@@ -125,106 +192,113 @@ class CausalLM(Task):
             train_lengths=token_lengths(train_features),
         )
 
+    def _prepare_for_trl(
+        self, train: Dataset, eval: Dataset | None, tokenizer: Any, cache: MapCache
+    ) -> Prepared:
+        """The splits in TRL's columns; TRL tokenises them when its trainer is made."""
+        row_of = self.trl_row
+
+        def convert(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+            converted = [row_of(row) for row in rows_of(batch)]
+            return {key: [row[key] for row in converted] for key in converted[0]}
+
+        if len(train) and not getattr(tokenizer, "chat_template", None):
+            chats = [key for key, value in row_of(train[0]).items() if isinstance(value, list)]
+            if chats:
+                raise TrainerError(
+                    f"method {self.settings.method}: chats ({', '.join(chats)}) need a chat "
+                    "template, and the tokenizer has none; give one: "
+                    "HuggingFaceTrainerParams(chat_template=...)"
+                )
+        train_rows, eval_rows = cache.map_splits(train, eval, convert)
+        return Prepared(train=train_rows, eval=eval_rows, collator=None)
+
+    def trl_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A dataset row in the columns of the job's TRL method."""
+        if not self.preference_roles:
+            assert self.format is not None
+            named = self.settings.data_format is not None
+            return trl_row(sample_of(row, self.format, self.columns, named))
+        converted: dict[str, Any] = {}
+        for role in self.preference_roles:
+            column = self.column(role)
+            value = row[column]
+            if role == "label":
+                value = desirable(value, column)
+            elif isinstance(value, list | tuple):
+                value = chat_messages(value, column)
+            converted[role] = value
+        return converted
+
     def loss_function(self) -> Callable[..., torch.Tensor]:
         return losses.shifted_token_cross_entropy
 
     def derived_metrics(self, metrics: dict[str, float], prefix: str) -> dict[str, float]:
+        method = self.settings.method
+        if method is not None and method.is_preference:  # its loss is no language model's
+            return {}
         return perplexity(metrics, prefix)
 
 
+def complete_special_tokens(tokenizer: Any, model: Any) -> None:
+    """Gives the tokenizer the model's end-of-sequence token when it has none (a BERT tokenizer
+    on a decoder), so samples end with it, and a padding token (its end-of-sequence or unknown
+    token) when it has none."""
+    eos = getattr(model.config, "eos_token_id", None)
+    eos = eos[0] if isinstance(eos, list) and eos else eos
+    if tokenizer.eos_token is None and isinstance(eos, int):
+        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = (
+            tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+        )
+
+
+def rows_of(batch: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """The rows of a batch given as columns."""
+    return [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
+
+
+def desirable(value: Any, column: str) -> bool:
+    """A KTO label: True (desirable) or False, also written 1 or 0.
+
+    Raises:
+        TrainerError: anything else.
+    """
+    if isinstance(value, bool) or value in (0, 1):
+        return bool(value)
+    raise TrainerError(
+        f"column {column!r}: KTO labels must be true (a desirable completion) or false; got {value!r}"
+    )
+
+
+def _conventions(roles: list[str], conventions: Mapping[str, tuple[str, ...]]) -> str:
+    return "; ".join(f"{r!r}: one of {list(conventions[r])}" for r in roles)
+
+
 class SampleEncoder:
-    """One dataset row -> (input_ids, labels), labels masked on the prompt."""
+    """One dataset row -> (input_ids, labels), labels masked as `loss_on` asks (None: the
+    format's default, see `instruction_formats.default_loss_on`)."""
 
     def __init__(
-        self, tokenizer: Any, format: str, columns: dict[str, str | None], max_length: int
+        self,
+        tokenizer: Any,
+        format: DataFormat,
+        columns: dict[str, str | None],
+        max_length: int,
+        loss_on: LossOn | None = None,
+        named: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.format = format
         self.columns = columns
         self.max_length = max_length
+        self.loss_on = loss_on or default_loss_on(format)
+        self.named = named
 
     def __call__(self, row: dict[str, Any]) -> tuple[list[int], list[int]]:
-        prompt, completion, templated = self.split(row)
-        if prompt is None:
-            ids = self.ids(completion, special=True)
-            ids = self.with_eos(ids)[: self.max_length]
-            return ids, list(ids)
-        prompt_ids = self.ids(prompt, special=not templated)
-        full_ids = self.ids(prompt + completion, special=not templated)
-        if not templated:
-            full_ids = self.with_eos(full_ids)
-        # The prompt's tokens are a prefix of the full text's, up to a merge at the boundary.
-        cut = common_prefix(prompt_ids, full_ids)
-        labels = [IGNORE_INDEX] * cut + full_ids[cut:]
-        return full_ids[: self.max_length], labels[: self.max_length]
-
-    def split(self, row: dict[str, Any]) -> tuple[str | None, str, bool]:
-        """(prompt or None, completion, whether a chat template produced them)."""
-
-        def value(role: str) -> Any:
-            column = self.columns.get(role)
-            return row[column] if column is not None else None
-
-        if self.format == "text":
-            return None, str(value("text")), False
-        if self.format == "prompt_completion":
-            return str(value("prompt")), str(value("completion")), False
-        if self.format == "instruction":
-            extra = str(value("input") or "").strip()
-            prompt = ALPACA_PROMPT.format(
-                with_input=", paired with an input that provides further context" if extra else "",
-                instruction=str(value("instruction")).strip(),
-                input_block=f"### Input:\n{extra}\n\n" if extra else "",
-            )
-            return prompt, str(value("output")), False
-        return self.chat(value("messages"))
-
-    def chat(self, messages: Any) -> tuple[str | None, str, bool]:
-        """(prompt or None, answer text, whether the chat template made them) of a list of chat messages.
-
-        Raises:
-            TrainerError: the value is not a list of {'role', 'content'} messages.
-        """
-        messages = [dict(m) for m in messages]
-        if not messages or any("role" not in m or "content" not in m for m in messages):
-            raise TrainerError(
-                f"column {self.columns['messages']!r}: each value must be a list of {{'role', 'content'}} "
-                f"messages; got {messages!r}"
-            )
-        last_is_answer = messages[-1]["role"] == "assistant"
-        if getattr(self.tokenizer, "chat_template", None):
-            full = self.tokenizer.apply_chat_template(messages, tokenize=False)
-            if not last_is_answer:
-                return None, full, True
-            prompt = self.tokenizer.apply_chat_template(
-                messages[:-1], tokenize=False, add_generation_prompt=True
-            )
-            if not full.startswith(prompt):
-                return None, full, True
-            return prompt, full[len(prompt) :], True
-        lines = [f"{m['role']}: {m['content']}\n" for m in messages]
-        if not last_is_answer:
-            return None, "".join(lines), False
-        return "".join(lines[:-1]) + "assistant: ", f"{messages[-1]['content']}\n", False
-
-    def ids(self, text: str, special: bool) -> list[int]:
-        """The token ids of `text` (with the tokenizer's special tokens when `special`)."""
-        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
-
-    def with_eos(self, ids: list[int]) -> list[int]:
-        """`ids` ending in the tokenizer's end-of-sequence token (added when missing)."""
-        eos = self.tokenizer.eos_token_id
-        return [*ids, eos] if eos is not None and (not ids or ids[-1] != eos) else ids
-
-
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """How many leading items `a` and `b` share."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+        sample = sample_of(row, self.format, self.columns, self.named)
+        return encode(render(sample, self.tokenizer), self.tokenizer, self.loss_on, self.max_length)
 
 
 def pack(batch: dict[str, list[list[int]]], block: int) -> dict[str, list[list[int]]]:

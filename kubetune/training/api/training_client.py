@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         HuggingFaceTrainerParams,
     )
     from kubetune.params.local import LocalDatasetParams
+    from kubetune.params.mix import DatasetMix, MixedDataset
     from kubetune.params.s3 import S3DatasetParams
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,8 @@ class TrainingClient:
         dataset_provider_parameters: HuggingFaceDatasetParams
         | S3DatasetParams
         | LocalDatasetParams
+        | DatasetMix
+        | list[HuggingFaceDatasetParams | S3DatasetParams | LocalDatasetParams | MixedDataset]
         | None = None,
         trainer_parameters: HuggingFaceTrainerParams | None = None,
         init_env_vars: dict[str, str] | list[V1EnvVar | V1EnvFromSource] | None = None,
@@ -199,6 +202,8 @@ class TrainingClient:
         Args:
             num_workers: torchrun's nnodes (one pod or simulated node each).
             num_procs_per_worker: torchrun's nproc-per-node, or 'auto'.
+            dataset_provider_parameters: one dataset's params, or several to train on as one
+                (a list of params and `MixedDataset`s, or a `DatasetMix`).
             resources_per_worker: {'cpu': 4, 'memory': '16G', 'gpu': 1} (requests and limits)
                 or a `V1ResourceRequirements`.
             env_vars, init_env_vars: environment of every worker and of the storage

@@ -198,6 +198,12 @@ class Backend(ABC):
         nothing would move (or they stay in the cluster)."""
         return None
 
+    def kept_outputs(self, name: str, namespace: str) -> list[OutputDir]:
+        """The outputs `delete_job(keep_outputs=True)` moved aside for deleted jobs named `name`
+        on this machine, newest first; [] where there are none (on Kubernetes they stay in the
+        job's volume)."""
+        return []
+
     # --- delete ----------------------------------------------------------------------------------
 
     @abstractmethod

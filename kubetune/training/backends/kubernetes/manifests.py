@@ -31,6 +31,7 @@ from kubetune.contract.spec import (
     JobSpec,
     LocalDatasetSpec,
     StorageSpec,
+    dataset_sources,
 )
 from kubetune.contract.uris import SourceKind
 from kubetune.training.constants import constants
@@ -102,9 +103,9 @@ def paths_pods_cannot_read(spec: JobSpec) -> list[str]:
             "('hf://org/name'), in S3 ('s3://bucket/prefix'), or a path that exists inside the "
             "pods (in the image, or on a PVC mounted there)"
         )
-    if isinstance(dataset, LocalDatasetSpec):
+    for local in (d for d in dataset_sources(dataset) if isinstance(d, LocalDatasetSpec)):
         warnings.append(
-            f"dataset_provider_parameters.local.path={dataset.path!r} is on this "
+            f"dataset_provider_parameters.local.path={local.path!r} is on this "
             "machine; the job's pods cannot read it. Use a dataset on the Hugging Face Hub "
             "(hf: HuggingFaceDatasetParams), in S3 (s3: S3DatasetParams), or a path that exists "
             "inside the pods (in the image, or on a PVC mounted there)"

@@ -31,6 +31,7 @@ from kubetune.training.backends.local.jobdir import (
     default_home,
     job_dir,
     kept_outputs_dir,
+    kept_outputs_dirs,
     namespace_dir,
     now_iso,
 )
@@ -479,6 +480,10 @@ class LocalBackend(Backend):
         if job.path not in Path(status.output_dir).parents:
             return Path(status.output_dir)
         return kept_outputs_dir(self.home, namespace, name, _kept_id(job, status))
+
+    def kept_outputs(self, name: str, namespace: str) -> list[OutputDir]:
+        """The outputs kept in kept-outputs/ of deleted jobs named `name`, newest first."""
+        return [OutputDir(path) for path in kept_outputs_dirs(self.home, namespace, name)]
 
 
 def _damaged_status(job: JobDir, problem: str) -> JobStatus:

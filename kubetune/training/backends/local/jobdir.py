@@ -38,6 +38,7 @@ from kubetune.params import validation
 HOME_ENV = "KUBETUNE_HOME"
 JOBS_DIR = "jobs"
 KEPT_OUTPUTS_DIR = "kept-outputs"
+KEPT_ID_LENGTH = 8  # characters of the job's uid in the name of its kept outputs
 SPEC_FILE = "spec.json"
 STATUS_FILE = "status.json"
 LOGS_DIR = "logs"
@@ -179,7 +180,20 @@ def kept_outputs_dir(home: Path, namespace: str, name: str, uid: str) -> Path:
     """Where `delete_job(keep_outputs=True)` moves a job's outputs."""
     validation.raise_if(validation.dns1035_label("name", name))
     validation.raise_if(validation.dns1123_label("namespace", namespace))
-    return home / KEPT_OUTPUTS_DIR / namespace / f"{name}-{uid[:8]}"
+    return home / KEPT_OUTPUTS_DIR / namespace / f"{name}-{uid[:KEPT_ID_LENGTH]}"
+
+
+def kept_outputs_dirs(home: Path, namespace: str, name: str) -> list[Path]:
+    """The folders `kept_outputs_dir` made for jobs named `name` (one per deleted job), newest
+    first; those of jobs whose names merely start with it ('name-b-...') are longer."""
+    folder = home / KEPT_OUTPUTS_DIR / namespace
+    length = len(name) + 1 + KEPT_ID_LENGTH
+    found = [
+        path
+        for path in (folder.glob(f"{name}-*") if folder.is_dir() else [])
+        if path.is_dir() and len(path.name) == length
+    ]
+    return sorted(found, key=lambda path: path.stat().st_mtime, reverse=True)
 
 
 @dataclass

@@ -11,11 +11,14 @@ with STEPS logged steps. Serves them on 127.0.0.1 and measures, in Debian's head
     and on the list (the job's progress bar);
   - smoothness: main-thread tasks over 50 ms (the browser's long tasks) while the job page
     takes those updates with STEPS points drawn;
+  - an experiment with TRIALS trials (tests/ui/ui_experiments.py): its page until the trials
+    table and the charts hold every trial, and from a trial's end being recorded until the page
+    shows it;
 
 and, without a browser, the JSON API's answer times. Prints a table and writes
 benchmarks/results/ui.json. Times are medians over ROUNDS.
 
-    python benchmarks/ui.py [--jobs 200] [--steps 10000] [--rounds 5] [--updates 20]
+    python benchmarks/ui.py [--jobs 200] [--steps 10000] [--trials 500] [--rounds 5] [--updates 20]
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ import httpx  # noqa: E402
 
 from kubetune.ui.server import UIServer  # noqa: E402
 from kubetune.ui.source import LocalSource  # noqa: E402
+from tests.ui.ui_experiments import write_experiment  # noqa: E402
 from tests.ui.ui_jobs import append_records, stop_stand_ins, write_job  # noqa: E402
 
 LONG = "long-run"
+SEARCH = "big-search"
 STATES = ("succeeded", "succeeded", "succeeded", "failed", "running", "queued")
 
 
@@ -66,6 +71,19 @@ def build_home(home: Path, jobs: int, steps: int) -> Any:
     )
 
 
+def build_search(home: Path, trials: int) -> Any:
+    """A running experiment with `trials` trials, all ended but the last; returns its folder."""
+    rng = random.Random(0)
+    rows = []
+    for _ in range(trials):
+        x = rng.random()
+        optimizer = rng.choice(["fast", "slow"])
+        score = (x - 0.3) ** 2 + (0.1 if optimizer == "slow" else 0.0)
+        rows.append(({"x": repr(x), "optimizer": optimizer}, "Succeeded", score))
+    rows[-1] = (rows[-1][0], "Running", None)
+    return write_experiment(home, SEARCH, rows, state="running", max_trial_count=trials + 100)
+
+
 def timed(action: Any) -> float:
     start = time.perf_counter()
     action()
@@ -84,7 +102,12 @@ def api_times(url: str, rounds: int) -> dict[str, Any]:
             timed(lambda: client.get(f"/api/jobs/default/{LONG}/history").raise_for_status())
             for _ in range(rounds)
         ]
+        experiment_times = [
+            timed(lambda: client.get(f"/api/experiments/default/{SEARCH}").raise_for_status())
+            for _ in range(rounds)
+        ]
     return {
+        "experiment_seconds": statistics.median(experiment_times),
         "list_seconds": statistics.median(listing),
         "history_seconds": statistics.median(history_times),
         "history_bytes": len(history.content),
@@ -100,7 +123,7 @@ def wait_true(page: Any, expression: str, timeout: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-def browser_times(url: str, long_job: Any, args: argparse.Namespace) -> dict[str, Any]:
+def browser_times(url: str, long_job: Any, search: Any, args: argparse.Namespace) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     jobs = args.jobs + 1
@@ -178,6 +201,42 @@ def browser_times(url: str, long_job: Any, args: argparse.Namespace) -> dict[str
             latencies.append(time.perf_counter() - start)
         results["list_update_seconds_median"] = statistics.median(latencies)
         results["list_update_seconds_max"] = max(latencies)
+
+        # The experiment: its page, then a trial ending.
+        trials = args.trials
+        drawn = (
+            f"+document.querySelector('#trials')?.dataset.count === {trials}"
+            f" && +document.querySelector('#objective-chart')?.dataset.points === {trials - 1}"
+            " && [...document.querySelectorAll('.param-chart')].every("
+            f"c => +c.dataset.points === {trials - 1})"
+        )
+
+        def load_experiment() -> None:
+            page.goto("about:blank")
+            page.goto(f"{url}#/experiments/default/{SEARCH}")
+            wait_true(page, drawn)
+
+        results["experiment_load_seconds"] = statistics.median(
+            [timed(load_experiment) for _ in range(args.rounds)]
+        )
+        latencies = []
+        for _ in range(args.updates):
+            time.sleep(rng.uniform(0.1, 0.6))
+            record = search.read_record()
+            running = record.trials[-1]
+            ended = int(page.evaluate("+document.querySelector('#trials').dataset.ended"))
+            running.status, running.objective = "Succeeded", rng.random()
+            text = repr(running.objective)
+            running.metrics = [{"name": "score", "min": text, "max": text, "latest": text}]
+            start = time.perf_counter()
+            search.write_record(record)
+            wait_true(page, f"+document.querySelector('#trials').dataset.ended === {ended + 1}")
+            latencies.append(time.perf_counter() - start)
+            running.status, running.objective, running.metrics = "Running", None, []
+            search.write_record(record)  # running again, for the next round
+            wait_true(page, f"+document.querySelector('#trials').dataset.ended === {ended}")
+        results["experiment_update_seconds_median"] = statistics.median(latencies)
+        results["experiment_update_seconds_max"] = max(latencies)
         browser.close()
     return results
 
@@ -186,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200, help="short jobs besides the long one")
     parser.add_argument("--steps", type=int, default=10000, help="logged steps of the long job")
+    parser.add_argument("--trials", type=int, default=500, help="trials of the experiment")
     parser.add_argument("--rounds", type=int, default=5, help="page loads and API calls timed")
     parser.add_argument("--updates", type=int, default=20, help="updates timed on each page")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -195,11 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         started = time.perf_counter()
         long_job = build_home(scratch / "home", args.jobs, args.steps)
-        print(f"wrote {args.jobs + 1} job folders in {time.perf_counter() - started:.1f} s")
+        search = build_search(scratch / "home", args.trials)
+        print(
+            f"wrote {args.jobs + 1} job folders and an experiment of {args.trials} trials "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         with UIServer(LocalSource(home=scratch / "home"), port=0) as server:
             api = api_times(server.url, args.rounds)
             browser = (
-                browser_times(server.url, long_job, args)
+                browser_times(server.url, long_job, search, args)
                 if CHROMIUM.exists()
                 else {"skipped": f"{CHROMIUM} missing: apt-get install chromium"}
             )
@@ -225,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
             "GET .../history",
             f"{api['history_records']:,} records, {api['history_bytes'] / 1e6:.1f} MB",
             benchlib.fmt(api["history_seconds"] * 1000, ",.0f") + " ms",
+        ],
+        [
+            "GET /api/experiments/NS/NAME",
+            f"{args.trials} trials",
+            benchlib.fmt(api["experiment_seconds"] * 1000, ",.0f") + " ms",
         ],
     ]
     if "skipped" not in browser:
@@ -253,6 +322,16 @@ def main(argv: list[str] | None = None) -> int:
                 "long tasks (>50 ms)",
                 f"during {args.updates} updates",
                 f"{browser['long_tasks_during_updates']} (longest {browser['longest_task_ms']:.0f} ms)",
+            ],
+            [
+                "experiment page loads",
+                f"{args.trials} trials: table and charts",
+                f"{browser['experiment_load_seconds']:.2f} s",
+            ],
+            [
+                "experiment page update",
+                "a trial ends -> table",
+                f"{browser['experiment_update_seconds_median']:.2f} s (max {browser['experiment_update_seconds_max']:.2f})",
             ],
         ]
     else:

@@ -23,13 +23,13 @@ _EXPORTS = {
     "TRANSFORMER_TYPES": "kubetune.params.hugging_face",
     "S3DatasetParams": "kubetune.params.s3",
     "LocalDatasetParams": "kubetune.params.local",
-    "DatasetMix": "kubetune.params.mix",
-    "MixedDataset": "kubetune.params.mix",
-    "pipeline_for_job": "kubetune.inference.pipelines",
     "KatibClient": "kubetune.katib.api.katib_client",
     "TrainerResources": "kubetune.katib.types.types",
     "ExperimentReport": "kubetune.katib.report",
     "TrialReport": "kubetune.katib.report",
+    "DatasetMix": "kubetune.params.mix",
+    "MixedDataset": "kubetune.params.mix",
+    "pipeline_for_job": "kubetune.inference.pipelines",
 }
 
 __all__ = ["__version__", *_EXPORTS]

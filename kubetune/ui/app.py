@@ -10,10 +10,14 @@ JSON API (documented in docs/ui.md):
     GET    /api/jobs/NS/NAME/history                  logged records (loss, learning rate, eval)
     GET    /api/jobs/NS/NAME/logs                     the end of every log
     GET    /api/jobs/NS/NAME/outputs/FILE             loss_curve.png or metrics.json (local)
-    GET    /api/experiments                           hyperparameter searches (none yet)
+    GET    /api/experiments[?namespace=NS&state=STATE] every hyperparameter search's summary
+    GET    /api/experiments/NS/NAME                   one experiment: search space, trials, best
+    DELETE /api/experiments/NS/NAME                   stop and remove it with its trials
     GET    /api/events                                event stream: `jobs` whenever the list changes
     GET    /api/jobs/NS/NAME/events                   event stream: `job`, `history`, `gone`
     GET    /api/jobs/NS/NAME/logs/stream              event stream: `lines`, then `end`
+    GET    /api/experiments/events                    event stream: `experiments` on changes
+    GET    /api/experiments/NS/NAME/events            event stream: `experiment`, `gone`
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 from kubetune import __version__
 from kubetune.ui import source as sources
 from kubetune.ui import views
+from kubetune.ui.experiments import ExperimentSource, Unavailable, experiments_beside
 from kubetune.ui.security import Access, AccessMiddleware
 
 STATIC = Path(str(files("kubetune.ui") / "static"))
@@ -52,10 +57,6 @@ MAX_BODY_BYTES = 4 * 2**20
 MAX_LINES_PER_EVENT = 2000
 # Seconds between keep-alive comments on an idle event stream.
 KEEPALIVE_SECONDS = 15.0
-# Experiments (hyperparameter searches) are not built yet; the page and API say so.
-EXPERIMENTS_MESSAGE = (
-    "No experiments yet: hyperparameter searches will be listed here once kubetune runs them."
-)
 
 
 class JSONAnswer(JSONResponse):
@@ -67,23 +68,17 @@ class JSONAnswer(JSONResponse):
 
 
 def create_app(
-    source: sources.JobSource, access: Access, stopping: threading.Event | None = None
+    source: sources.JobSource,
+    access: Access,
+    stopping: threading.Event | None = None,
+    experiments: ExperimentSource | None = None,
 ) -> Any:
-    """The ASGI app serving `source`'s jobs under `access`'s rules; event streams end once
-    `stopping` is set."""
+    """The ASGI app serving `source`'s jobs and `experiments` (default: those of the same
+    backend) under `access`'s rules; event streams end once `stopping` is set."""
     stop = stopping or threading.Event()
     cache = _Cache()
     index = (STATIC / "index.html").read_text().replace("{{csrf_token}}", access.csrf_token)
-
-    def job_ref(request: Request) -> tuple[str, str]:
-        namespace = request.path_params["namespace"]
-        name = request.path_params["name"]
-        problems = [
-            p for p in (sources.namespace_problem(namespace), sources.name_problem(name)) if p
-        ]
-        if problems:
-            raise HTTPException(400, "; ".join(problems))
-        return namespace, name
+    job_ref = _ref
 
     def jobs_now() -> list[dict[str, Any]]:
         return cache.get("jobs", source.poll_interval / 2, source.list_jobs)
@@ -101,7 +96,7 @@ def create_app(
                 "namespaces": source.namespaces(),
                 "csrf_token": access.csrf_token,
                 "poll_interval": source.poll_interval,
-                "experiments": False,
+                "experiments": True,
             }
         )
 
@@ -161,25 +156,11 @@ def create_app(
             raise HTTPException(404, "no such output")
         return FileResponse(path, headers={"cache-control": "no-store"})
 
-    def experiments(request: Request) -> Response:
-        return JSONAnswer({"available": False, "experiments": [], "message": EXPERIMENTS_MESSAGE})
-
     # --- event streams -------------------------------------------------------------------------
 
     async def job_list_events(request: Request) -> Response:
-        async def events() -> AsyncIterator[tuple[str, Any]]:
-            sent = None
-            while True:
-                jobs = await anyio.to_thread.run_sync(jobs_now)
-                text = json.dumps(views.json_safe(jobs), sort_keys=True)
-                if text != sent:
-                    sent = text
-                    yield "jobs", {"jobs": jobs}
-                else:
-                    yield "", None
-                await anyio.sleep(source.poll_interval)
-
-        return _event_stream(request, events(), stop)
+        changes = _changes("jobs", lambda: {"jobs": jobs_now()}, source.poll_interval)
+        return _event_stream(request, changes, stop)
 
     async def job_events(request: Request) -> Response:
         namespace, name = job_ref(request)
@@ -248,7 +229,9 @@ def create_app(
         Route("/api/jobs", list_jobs, methods=["GET"]),
         Route("/api/jobs", create_job, methods=["POST"]),
         Route("/api/events", job_list_events),
-        Route("/api/experiments", experiments),
+        *_experiment_routes(
+            experiments or experiments_beside(source), jobs_now, cache, stop, source.poll_interval
+        ),
         Route("/api/jobs/{namespace}/{name}", get_job, methods=["GET"]),
         Route("/api/jobs/{namespace}/{name}", delete_job, methods=["DELETE"]),
         Route("/api/jobs/{namespace}/{name}/history", history),
@@ -283,6 +266,109 @@ def create_app(
         },
     )
     return AccessMiddleware(app, access)
+
+
+def _ref(request: Request) -> tuple[str, str]:
+    """(namespace, name) of the request's path, both checked as DNS labels (400 otherwise)."""
+    namespace = request.path_params["namespace"]
+    name = request.path_params["name"]
+    problems = [p for p in (sources.namespace_problem(namespace), sources.name_problem(name)) if p]
+    if problems:
+        raise HTTPException(400, "; ".join(problems))
+    return namespace, name
+
+
+def _experiment_routes(
+    experiments: ExperimentSource,
+    jobs_now: Callable[[], list[dict[str, Any]]],
+    cache: _Cache,
+    stop: threading.Event,
+    poll_interval: float,
+) -> list[Route]:
+    """The routes of the experiments: list, one, delete and their event streams. A trial says
+    whether its job is there (`job`), from the job list `jobs_now` returns."""
+
+    def listing() -> dict[str, Any]:
+        try:
+            found = experiments.list_experiments()
+        except Unavailable as e:
+            return {"available": False, "experiments": [], "message": str(e)}
+        return {"available": True, "experiments": found, "message": ""}
+
+    def experiments_now() -> dict[str, Any]:
+        answer: dict[str, Any] = cache.get("experiments", poll_interval / 2, listing)
+        return answer
+
+    def one(namespace: str, name: str) -> dict[str, Any]:
+        found = experiments.experiment(namespace, name)
+        jobs = {(j["namespace"], j["name"]) for j in jobs_now()}
+        for trial in found["trials"]:
+            trial["job"] = (namespace, trial["name"]) in jobs
+        return found
+
+    def list_experiments(request: Request) -> Response:
+        answer = experiments_now()
+        namespace = request.query_params.get("namespace")
+        state = request.query_params.get("state")
+        shown = [
+            e
+            for e in answer["experiments"]
+            if (namespace is None or e["namespace"] == namespace)
+            and (state is None or e["state"] == state)
+        ]
+        return JSONAnswer({**answer, "experiments": shown})
+
+    def get_experiment(request: Request) -> Response:
+        return JSONAnswer(one(*_ref(request)))
+
+    def delete_experiment(request: Request) -> Response:
+        namespace, name = _ref(request)
+        experiments.delete(namespace, name)
+        cache.clear()
+        return JSONAnswer({"deleted": True, "namespace": namespace, "name": name})
+
+    async def list_events(request: Request) -> Response:
+        return _event_stream(request, _changes("experiments", experiments_now, poll_interval), stop)
+
+    async def experiment_events(request: Request) -> Response:
+        namespace, name = _ref(request)
+        await anyio.to_thread.run_sync(one, namespace, name)  # 404 before streaming
+
+        async def events() -> AsyncIterator[tuple[str, Any]]:
+            try:
+                async for change in _changes(
+                    "experiment", lambda: one(namespace, name), poll_interval
+                ):
+                    yield change
+            except sources.NotFound:
+                yield "gone", {"namespace": namespace, "name": name}
+
+        return _event_stream(request, events(), stop)
+
+    return [
+        Route("/api/experiments", list_experiments, methods=["GET"]),
+        Route("/api/experiments/events", list_events),
+        Route("/api/experiments/{namespace}/{name}", get_experiment, methods=["GET"]),
+        Route("/api/experiments/{namespace}/{name}", delete_experiment, methods=["DELETE"]),
+        Route("/api/experiments/{namespace}/{name}/events", experiment_events),
+    ]
+
+
+async def _changes(
+    event: str, read: Callable[[], Any], interval: float
+) -> AsyncIterator[tuple[str, Any]]:
+    """(event, what `read` returns) whenever it differs from what was sent last, else ("", None);
+    `read` runs in a thread every `interval` seconds."""
+    sent = None
+    while True:
+        value = await anyio.to_thread.run_sync(read)
+        text = json.dumps(views.json_safe(value), sort_keys=True)
+        if text != sent:
+            sent = text
+            yield event, value
+        else:
+            yield "", None
+        await anyio.sleep(interval)
 
 
 def _event_stream(

@@ -12,6 +12,7 @@ import queue
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,18 @@ LogLines = list[tuple[str, str]]
 
 
 class NotFound(LookupError):
-    """No job of that namespace and name."""
+    """No job (or experiment) of that namespace and name."""
+
+
+@contextmanager
+def not_found_as(what: str) -> Iterator[None]:
+    """Turns a backend's RuntimeError that says "not found" into NotFound("`what` not found")."""
+    try:
+        yield
+    except RuntimeError as e:
+        if "not found" in str(e):
+            raise NotFound(f"{what} not found") from None
+        raise
 
 
 def name_problem(value: str) -> str | None:
@@ -145,12 +157,8 @@ class JobSource:
         return [summary(job) for job in self.backend.list_jobs(None)]
 
     def _report(self, namespace: str, name: str) -> JobReport:
-        try:
+        with not_found_as(f"job {namespace}/{name}"):
             return self.backend.get_job(name, namespace)
-        except RuntimeError as e:
-            if "not found" in str(e):
-                raise NotFound(f"job {namespace}/{name} not found") from None
-            raise
 
     def job(self, namespace: str, name: str) -> dict[str, Any]:
         """The summary plus conditions, spec (secrets redacted), outputs, metrics, log sources
@@ -188,12 +196,8 @@ class JobSource:
         Raises:
             NotFound: the job does not exist.
         """
-        try:
+        with not_found_as(f"job {namespace}/{name}"):
             records = self.backend.job_history(name, namespace)
-        except RuntimeError as e:
-            if "not found" in str(e):
-                raise NotFound(f"job {namespace}/{name} not found") from None
-            raise
         return [r.to_dict() for r in records]
 
     def history_reader(self, namespace: str, name: str) -> HistoryReader:

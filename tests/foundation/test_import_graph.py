@@ -25,7 +25,6 @@ ALLOWED = {
     "kubetune.storage_initializer": {"kubetune.contract", "kubetune.params"},
     "kubetune.runtime": {"kubetune.contract"},
     "kubetune.trainer": {"kubetune.runtime"},
-    "kubetune.inference": {"kubetune.contract", "kubetune.training"},
     # Hyperparameter search: tune() builds each trial's job through the training client, and
     # its local experiments run trials as jobs of the local backend.
     "kubetune.katib": {
@@ -43,6 +42,7 @@ ALLOWED = {
         "kubetune.training.backends",
         "kubetune.training.images",
     },
+    "kubetune.inference": {"kubetune.contract", "kubetune.training"},
 }
 # The storage initializer's fetch code (all but the seed's re-export modules) uses the contract only.
 FETCH_MODULES_ALLOWED = {"kubetune.contract"}

@@ -104,3 +104,23 @@ def browser() -> Iterator[Any]:
         finally:
             launched.close()
             shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def context(browser: Any, ui: Any) -> Iterator[Any]:
+    """A browser context on the module's dashboard (its `ui` fixture: a started UIServer)."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=ui.url)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def watched(context: Any) -> Iterator[Any]:
+    """A new page of the module's dashboard; the test fails if it logged an unexpected error."""
+    from tests.ui.ui_browser import Watched
+
+    page = context.new_page()
+    w = Watched(page)
+    yield w
+    page.close()
+    assert not w.unexpected(), f"console errors: {w.unexpected()}"

@@ -25,6 +25,7 @@ from kubetune.ui.app import create_app
 from kubetune.ui.security import CONTENT_SECURITY_POLICY, TOKEN_COOKIE, Access
 from kubetune.ui.server import UIServer
 from kubetune.ui.source import LocalSource
+from tests.ui.ui_events import Events
 from tests.ui.ui_jobs import append_records, history_record, stop_stand_ins, write_job
 
 LOOPBACK = "http://127.0.0.1:8765"
@@ -164,11 +165,6 @@ def test_names_in_urls_are_validated(client):
     assert client.get("/api/jobs/default/..%2Fteam-a").status_code in (400, 404)
     answer = client.get("/api/jobs/default/missing")
     assert answer.status_code == 404 and "default/missing" in answer.json()["error"]
-
-
-def test_experiments_are_not_there_yet(client):
-    answer = client.get("/api/experiments").json()
-    assert answer["available"] is False and answer["experiments"] == []
 
 
 # --- changing ----------------------------------------------------------------------------------
@@ -311,32 +307,6 @@ def test_assets_ship_with_the_package_and_nothing_comes_from_elsewhere(client):
 # --- live updates --------------------------------------------------------------------------------
 
 
-class Events:
-    """The events of a server-sent event stream, read as they come (keep-alive comments skipped)."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.lines = response.iter_lines()
-
-    def next(self, count: int = 1) -> list[tuple[str, Any]]:
-        events: list[tuple[str, Any]] = []
-        event = ""
-        for line in self.lines:
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                events.append((event, json.loads(line[6:])))
-                if len(events) == count:
-                    break
-        return events
-
-    def until(self, kind: str) -> Any:
-        """The data of the next event of `kind` (those before it are skipped)."""
-        while True:
-            ((event, data),) = self.next()
-            if event == kind:
-                return data
-
-
 def test_job_events_follow_progress_history_and_restarts(tmp_path):
     home = tmp_path / "home"
     job = write_job(home, "live", state="running", steps=10, total_steps=100)
@@ -424,11 +394,11 @@ def test_kubetune_ui_checks_its_arguments(capsys):
 
 def test_the_docs_show_every_screenshot_the_browser_tests_take():
     repo = Path(__file__).resolve().parents[2]
-    taken = set(
-        re.findall(
-            r'screenshots / "([\w-]+\.png)"', (repo / "tests/ui/test_browser.py").read_text()
-        )
-    )
+    taken = {
+        name
+        for path in (repo / "tests/ui").glob("test_browser*.py")
+        for name in re.findall(r'screenshots / "([\w-]+\.png)"', path.read_text())
+    }
     shown = set(re.findall(r"\]\(images/ui/([\w-]+\.png)\)", (repo / "docs/ui.md").read_text()))
     assert taken and shown == taken
     assert all((repo / "docs/images/ui" / name).is_file() for name in shown)

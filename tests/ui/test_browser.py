@@ -9,7 +9,6 @@ The screenshots in docs/ui.md are taken here (see conftest.SCREENSHOTS_ENV).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +20,13 @@ from kubetune.training.backends.local.jobdir import job_dir
 from kubetune.training.backends.local.processes import is_alive
 from kubetune.ui.server import UIServer
 from kubetune.ui.source import LocalSource
+from tests.ui.ui_browser import TIMEOUT, screenshot, wait_true
 
 JOB = "ui-job"
 FAILED = "ui-failed"  # written directly: a job folder as a failed job leaves it
 STEPS = 300  # of the real job: 5 to 10 s of training here, logged at every step
 EVAL_STEPS = 100
 LOG_LINES = "document.querySelector('#logs').textContent.split('\\n').length"
-JOB_TIMEOUT = 240.0  # seconds a tiny job may take to start or finish on a busy 2-core machine
 BAD_YAML = """\
 name: Bad_Name
 num_workers: 0
@@ -71,38 +70,8 @@ def job(ui: UIServer, job_yaml: Any) -> str:
     return JOB
 
 
-@pytest.fixture(scope="module")
-def context(browser: Any, ui: UIServer) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 860}, base_url=ui.url)
-    yield ctx
-    ctx.close()
-
-
-class Watched:
-    """A page and the console errors it logged; `allow` names errors a test expects."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        self.allowed: list[str] = []
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-
-    def unexpected(self) -> list[str]:
-        return [e for e in self.errors if not any(re.search(a, e) for a in self.allowed)]
-
-
-@pytest.fixture
-def watched(context: Any) -> Iterator[Watched]:
-    page = context.new_page()
-    w = Watched(page)
-    yield w
-    page.close()
-    assert not w.unexpected(), f"console errors: {w.unexpected()}"
-
-
 def wait_for_state(ui: UIServer, name: str, state: str) -> dict[str, Any]:
-    deadline = time.monotonic() + JOB_TIMEOUT
+    deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
         job = ui.source.job("default", name)
         if job["state"] == state:
@@ -111,26 +80,7 @@ def wait_for_state(ui: UIServer, name: str, state: str) -> dict[str, Any]:
             f"{name}: {job['state']}: {job['message']}"
         )
         time.sleep(0.5)
-    pytest.fail(f"{name} did not become {state} within {JOB_TIMEOUT:g} s")
-
-
-def wait_true(page: Any, expression: str, timeout: float = JOB_TIMEOUT) -> None:
-    """Polls a JavaScript expression until it is true (Playwright's wait_for_function polls with
-    eval, which the page's Content-Security-Policy forbids, as it should)."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {expression}")
-        time.sleep(0.1)
-
-
-def screenshot(page: Any, path: Path, whole: bool = False) -> None:
-    """The page down to the end of its content (`whole`), or as far as the window shows."""
-    bottom = page.evaluate("document.querySelector('main').getBoundingClientRect().bottom")
-    height = bottom if whole else min(bottom, page.viewport_size["height"])
-    page.screenshot(
-        path=path, full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height}
-    )
+    pytest.fail(f"{name} did not become {state} within {TIMEOUT:g} s")
 
 
 def number(page: Any, selector: str, attribute: str) -> int:
@@ -330,11 +280,3 @@ def test_delete_asks_then_removes_the_job(ui, watched, job, screenshots):
     assert page.query_selector(f'tr[data-job="default/{job}"]') is None
     assert not folder.path.exists()
     assert not [pid for pid in pids if is_alive(pid)]
-
-
-def test_experiments_page_says_none_yet(ui, watched, screenshots):
-    page = watched.page
-    page.goto("/#/experiments")
-    page.wait_for_selector("#experiments .empty")
-    assert "No experiments yet" in page.inner_text("#experiments")
-    screenshot(page, screenshots / "experiments.png")

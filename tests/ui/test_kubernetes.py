@@ -5,6 +5,8 @@ history read from the progress records rank 0 prints, logs, and deletion."""
 from __future__ import annotations
 
 import base64
+import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ from kubetune.contract.records import progress_log_line
 from kubetune.ui.app import create_app
 from kubetune.ui.security import Access
 from kubetune.ui.source import KubernetesSource, make_source
+from tests.kubernetes import test_katib_experiment as katib_test
 from tests.kubernetes.fake_apiserver import FakeApiServer
 
 SECRET = "hf_uiSecretValue0123456789"
@@ -170,3 +173,114 @@ def test_a_job_in_another_namespace_is_not_found(apiserver, client):
     http, _ = client
     answer = http.get("/api/jobs/team-a/nothing")
     assert answer.status_code == 404 and "team-a/nothing" in answer.json()["error"]
+
+
+# --- experiments (Katib Experiments and Trials) --------------------------------------------------
+
+
+def remote_objective(parameters):
+    print(f"train_loss={float(parameters['x']) ** 2}")
+
+
+def katib_trial(experiment: dict[str, Any], name: str, x: str, loss: str | None) -> dict[str, Any]:
+    """A Trial of `experiment` as Katib's controller makes it (Succeeded with its train_loss, or
+    Running), owned by it."""
+    trial = katib_test.trial(name, experiment["metadata"]["name"], {"x": x}, loss)
+    owner = {
+        "kind": "Experiment",
+        "name": experiment["metadata"]["name"],
+        "uid": experiment["metadata"]["uid"],
+    }
+    trial["metadata"].update(uid=f"uid-{name}", ownerReferences=[owner])
+    return trial
+
+
+def test_an_experiment_shows_its_trials_best_and_job_links_then_is_deleted(apiserver, client):
+    from kubetune.katib import KatibClient, search
+
+    http, access = client
+    katib = KatibClient(
+        backend="kubernetes", client_configuration=apiserver.configuration(), namespace="default"
+    )
+    katib.tune(
+        name="remote-search",
+        objective=remote_objective,
+        parameters={"x": search.double(min=-1, max=1)},
+        objective_metric_name="train_loss",
+        objective_type="minimize",
+        max_trial_count=4,
+        env_per_trial={"HF_TOKEN": SECRET},
+        resources_per_trial={"cpu": 1},
+    )
+    experiment = apiserver.objects[("experiments", "default", "remote-search")]
+    experiment["status"] = {
+        "conditions": [
+            {"type": "Created", "status": "True", "reason": "ExperimentCreated"},
+            {"type": "Running", "status": "True", "reason": "ExperimentRunning"},
+        ],
+        "trials": 2,
+        "trialsSucceeded": 1,
+        "trialsRunning": 1,
+        "currentOptimalTrial": {
+            "bestTrialName": "remote-search-aaa",
+            "observation": {
+                "metrics": [{"name": "train_loss", "min": "0.04", "max": "0.04", "latest": "0.04"}]
+            },
+        },
+    }
+    for trial in (
+        katib_trial(experiment, "remote-search-aaa", "0.2", "0.04"),
+        katib_trial(experiment, "remote-search-bbb", "-0.7", None),
+    ):
+        apiserver.objects[("trials", "default", trial["metadata"]["name"])] = trial
+    # The running trial's PyTorchJob, as Katib makes it from the trial template.
+    job = copy.deepcopy(experiment["spec"]["trialTemplate"]["trialSpec"])
+    job["metadata"].update(
+        name="remote-search-bbb",
+        namespace="default",
+        uid="uid-job",
+        ownerReferences=[
+            {"kind": "Trial", "name": "remote-search-bbb", "uid": "uid-remote-search-bbb"}
+        ],
+    )
+    apiserver.objects[("pytorchjobs", "default", "remote-search-bbb")] = job
+
+    (row,) = http.get("/api/experiments").json()["experiments"]
+    assert (row["name"], row["state"], row["reason"]) == (
+        "remote-search",
+        "running",
+        "ExperimentRunning",
+    )
+    assert (row["trials_ended"], row["trials_running"], row["max_trial_count"]) == (1, 1, 4)
+    assert (row["best_trial"], row["best_objective"]) == ("remote-search-aaa", 0.04)
+
+    found = http.get("/api/experiments/default/remote-search").json()
+    assert [
+        (t["name"], t["status"], t["objective"], t["best"], t["job"]) for t in found["trials"]
+    ] == [
+        ("remote-search-aaa", "Succeeded", 0.04, True, False),
+        ("remote-search-bbb", "Running", None, False, True),
+    ]
+    assert found["outputs"] == {}  # in the trials' volumes
+    encoded = base64.b64encode(SECRET.encode()).decode()
+    assert SECRET in json.dumps(experiment)  # in the trials' environment ...
+    for path in ("/api/experiments", "/api/experiments/default/remote-search"):
+        text = http.get(path).text  # ... never sent to the browser
+        assert SECRET not in text and encoded not in text, path
+
+    answer = http.delete(
+        "/api/experiments/default/remote-search", headers={"X-CSRF-Token": access.csrf_token}
+    )
+    assert answer.status_code == 200
+    assert apiserver.names("experiments") == [] and apiserver.names("trials") == []
+    assert apiserver.names("pytorchjobs") == []  # the trials' jobs went with them
+    assert apiserver.names("configmaps") == [] and apiserver.names("persistentvolumeclaims") == []
+    assert http.get("/api/experiments/default/remote-search").status_code == 404
+
+
+def test_a_cluster_without_katib_has_no_experiments_and_says_why(apiserver, client):
+    http, _ = client
+    apiserver.crds.discard("experiments")
+    answer = http.get("/api/experiments").json()
+    assert answer["available"] is False and answer["experiments"] == []
+    assert "CRD is not installed" in answer["message"] and "katib" in answer["message"].lower()

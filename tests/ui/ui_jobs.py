@@ -38,7 +38,8 @@ def stop_stand_ins() -> None:
         process.wait()
 
 
-def _stand_in() -> ProcessRecord:
+def stand_in() -> ProcessRecord:
+    """A live process (a `sleep`) to name as a supervisor or controller; stop_stand_ins ends it."""
     process = subprocess.Popen(["sleep", "3600"])
     _stand_ins.append(process)
     return ProcessRecord(pid=process.pid, create_time=psutil.Process(process.pid).create_time())
@@ -119,7 +120,7 @@ def write_job(
             Condition.FAILED, "WorkerFailed", "worker-1 exited with code 1: out of memory"
         )
     elif state in ("running", "queued"):
-        status.supervisor = _stand_in()
+        status.supervisor = stand_in()
     job.write_status(status)
 
     records: list[dict[str, Any]] = []

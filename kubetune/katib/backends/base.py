@@ -16,6 +16,18 @@ from typing import Any
 from kubetune.katib.request import ExperimentRequest
 
 
+def oldest_first(experiments: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Experiments (API form) in the order they were created (then by namespace and name)."""
+    return sorted(
+        experiments,
+        key=lambda e: (
+            e["metadata"].get("creationTimestamp") or "",
+            e["metadata"].get("namespace") or "",
+            e["metadata"]["name"],
+        ),
+    )
+
+
 class ExperimentBackend(ABC):
     """Runs hyperparameter searches somewhere and reports on them."""
 
@@ -45,9 +57,11 @@ class ExperimentBackend(ABC):
 
     @abstractmethod
     def list_experiments(
-        self, namespace: str, timeout: float | None = None
+        self, namespace: str | None, timeout: float | None = None
     ) -> list[dict[str, Any]]:
-        """Every Experiment of the namespace."""
+        """Every Experiment of the namespace, oldest first; with None, of every namespace the
+        backend can see (on Kubernetes: the cluster when the credentials may list it, else the
+        backend's own namespace)."""
 
     @abstractmethod
     def get_trial(self, name: str, namespace: str, timeout: float | None = None) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 // kubetune ui: the page. Plain JavaScript, no build step; charts by uPlot (vendored beside it).
-// Views: #/jobs (list), #/jobs/NS/NAME (one job), #/new (create from YAML), #/experiments.
-// Live data comes from the server's event streams (/api/events, .../events, .../logs/stream).
+// Views: #/jobs (list), #/jobs/NS/NAME (one job), #/new (create from YAML), #/experiments
+// (list), #/experiments/NS/NAME (one experiment: its trials and charts).
+// Live data comes from the server's event streams (/api/events, /api/experiments/events,
+// .../events, .../logs/stream).
 "use strict";
 
 (() => {
@@ -154,6 +156,14 @@
     return `/api/jobs/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
   }
 
+  function experimentHref(experiment) {
+    return `#/experiments/${encodeURIComponent(experiment.namespace)}/${encodeURIComponent(experiment.name)}`;
+  }
+
+  function experimentPath(namespace, name) {
+    return `/api/experiments/${encodeURIComponent(namespace)}/${encodeURIComponent(name)}`;
+  }
+
   function notice(text, kind = "info") {
     const el = h("div", { class: `notice ${kind}`, role: "status" }, text);
     view.prepend(el);
@@ -179,16 +189,23 @@
   ];
   const listState = { sort: "age", direction: 1, filter: "", state: "" };
 
+  // The first cells of a job's or an experiment's row: its name (a link), namespace and state.
+  function nameCells(item, href) {
+    return [
+      h("td", {}, h("a", { href }, item.name)),
+      h("td", {}, item.namespace),
+      h("td", { class: "state" }, badge(item.state),
+        item.reason || item.message ? h("div", { class: "reason", title: item.message }, item.reason || item.message) : null),
+    ];
+  }
+
   function jobRow(job) {
     const p = job.progress || {};
     const running = job.state === "running" || job.state === "restarting";
     return h(
       "tr",
       { "data-job": `${job.namespace}/${job.name}`, "data-state": job.state },
-      h("td", {}, h("a", { href: jobHref(job) }, job.name)),
-      h("td", {}, job.namespace),
-      h("td", { class: "state" }, badge(job.state),
-        job.reason || job.message ? h("div", { class: "reason", title: job.message }, job.reason || job.message) : null),
+      nameCells(job, jobHref(job)),
       h("td", {}, job.workers ? `${job.workers} × ${job.procs_per_worker ?? 1}` : "–"),
       h("td", { class: "progress" }, progressBar(job)),
       h("td", { class: "num" }, number(p.epoch)),
@@ -274,24 +291,38 @@
     return [steps, ...keys.map((key) => steps.map((s) => byStep.get(s)[key] ?? null))];
   }
 
-  function makeChart(container, title, series) {
+  const STEP_INCRS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2.5e3, 5e3, 1e4, 2e4, 2.5e4, 5e4, 1e5, 2e5, 5e5, 1e6];
+
+  // The uPlot series of one line: `points: true` marks each value, `only: "points"` draws a
+  // scatter, `paths: "stepped"` a step line.
+  function seriesOptions(s, color) {
+    const options = { label: s.label, stroke: color, width: 1.5, spanGaps: true, value: (u, v) => number(v) };
+    if (s.only === "points") {
+      options.points = { show: true, size: 7, fill: color };
+      options.paths = () => null;
+    } else {
+      options.points = { show: s.points === true ? true : undefined };
+      if (s.paths === "stepped") options.paths = uPlot.paths.stepped({ align: 1 });
+    }
+    return options;
+  }
+
+  // A uPlot chart of `series` over x (steps unless `x` says otherwise: its label, incrs (tick
+  // spacing, null: uPlot's own), values (tick labels), range, and value (the cursor's text)).
+  function makeChart(container, title, series, x = {}) {
     const colors = ["#2f6fb3", "#d9822b", "#3a9a5b", "#9b59b6"];
+    const xAxis = { label: x.label || "step" };
+    if (x.incrs !== null) xAxis.incrs = x.incrs || STEP_INCRS;
+    if (x.values) xAxis.values = x.values;
     const options = {
       title,
       width: Math.max(300, container.clientWidth || 600),
       height: 240,
-      scales: { x: { time: false } },
-      axes: [
-        { label: "step", incrs: [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1e3, 2e3, 2.5e3, 5e3, 1e4, 2e4, 2.5e4, 5e4, 1e5, 2e5, 5e5, 1e6] },
-        { size: 64, values: (u, splits) => splits.map(number) },
-      ],
+      scales: { x: x.range ? { time: false, range: x.range } : { time: false } },
+      axes: [xAxis, { size: 64, values: (u, splits) => splits.map(number) }],
       series: [
-        { label: "step" },
-        ...series.map((s, i) => ({
-          label: s.label, stroke: colors[i % colors.length], width: 1.5, spanGaps: true,
-          points: { show: s.points === true ? true : undefined },
-          value: (u, v) => number(v),
-        })),
+        x.value ? { label: xAxis.label, value: x.value } : { label: xAxis.label },
+        ...series.map((s, i) => seriesOptions(s, s.stroke || colors[i % colors.length])),
       ],
     };
     const chart = new uPlot(options, [[], ...series.map(() => [])], container);
@@ -299,6 +330,13 @@
     window.addEventListener("resize", resize);
     leaving.push(() => { window.removeEventListener("resize", resize); chart.destroy(); });
     return chart;
+  }
+
+  // A condition in a timeline: a job's (last_transition_time) or a Katib Experiment's (lastTransitionTime).
+  function conditionItem(c) {
+    return h("li", { class: c.status === "True" ? "on" : "off" },
+      h("span", { class: "when" }, c.last_transition_time || c.lastTransitionTime || ""), " ", h("strong", {}, c.type),
+      c.status === "True" ? "" : " (no longer)", c.reason ? ` — ${c.reason}` : "", c.message ? h("div", { class: "muted" }, c.message) : null);
   }
 
   // --- one job ---------------------------------------------------------------------------------
@@ -386,10 +424,7 @@
       ];
       fill(summary, progressBar(job, "job-progress"),
         h("dl", { class: "facts" }, cells.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
-      fill(conditionsBox, ...job.conditions.map((c) =>
-        h("li", { class: c.status === "True" ? "on" : "off" },
-          h("span", { class: "when" }, c.last_transition_time || ""), " ", h("strong", {}, c.type),
-          c.status === "True" ? "" : " (no longer)", c.reason ? ` — ${c.reason}` : "", c.message ? h("div", { class: "muted" }, c.message) : null)));
+      fill(conditionsBox, ...job.conditions.map(conditionItem));
       const outputs = job.outputs || [];
       fill(outputsBox, ...[
         job.output_dir ? h("p", {}, "Output directory: ", h("code", {}, job.output_dir)) : h("p", { class: "muted" }, "No output directory."),
@@ -484,17 +519,24 @@
     };
   }
 
-  function confirmDelete(namespace, name) {
+  const DELETING = {
+    job: { path: jobPath, back: "#/jobs",
+      text: "Its processes stop, and its files, outputs included, are removed." },
+    experiment: { path: experimentPath, back: "#/experiments",
+      text: "Its search and running trials stop; its trials, their jobs and its results are removed." },
+  };
+
+  function confirmDelete(namespace, name, kind = "job") {
+    const what = DELETING[kind];
     const dialog = document.getElementById("confirm");
-    document.getElementById("confirm-text").textContent =
-      `Delete job ${namespace}/${name}? Its processes stop, and its files, outputs included, are removed.`;
+    document.getElementById("confirm-text").textContent = `Delete ${kind} ${namespace}/${name}? ${what.text}`;
     dialog.returnValue = "";
     dialog.onclose = async () => {
       if (dialog.returnValue !== "ok") return;
       try {
-        await api(jobPath(namespace, name), { method: "DELETE" });
-        location.hash = "#/jobs";
-        setTimeout(() => notice(`job ${namespace}/${name} deleted`), 0);
+        await api(what.path(namespace, name), { method: "DELETE" });
+        location.hash = what.back;
+        setTimeout(() => notice(`${kind} ${namespace}/${name} deleted`), 0);
       } catch (e) {
         notice(`could not delete ${namespace}/${name}: ${e.message}`, "error");
       }
@@ -546,12 +588,217 @@
 
   // --- experiments -----------------------------------------------------------------------------
 
-  async function showExperiments() {
+  const TRIAL_ENDED = ["Succeeded", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable"];
+
+  function experimentRow(e) {
+    return h(
+      "tr",
+      { "data-experiment": `${e.namespace}/${e.name}`, "data-state": e.state },
+      nameCells(e, experimentHref(e)),
+      h("td", { class: "num trials" }, `${e.trials_ended}/${e.max_trial_count ?? "?"}`,
+        e.trials_running ? h("span", { class: "muted" }, ` · ${e.trials_running} running`) : null),
+      h("td", {}, `${e.objective_type} ${e.objective_metric_name}`),
+      h("td", { class: "num best" }, number(e.best_objective),
+        e.best_trial ? h("div", { class: "reason" }, e.best_trial) : null),
+      h("td", {}, e.algorithm_name),
+      h("td", { class: "num", title: e.creation_time || "" }, age(e.creation_time)),
+    );
+  }
+
+  function showExperiments() {
     setNav("experiments");
-    const body = h("div", { id: "experiments" }, h("p", { class: "muted" }, "loading…"));
-    fill(view, h("h1", {}, "Experiments"), body);
-    const data = await api("/api/experiments");
-    fill(body, h("p", { class: "empty" }, data.message));
+    const heads = ["Name", "Namespace", "State", "Trials ended", "Objective", "Best", "Algorithm", "Age"];
+    let answer = null;
+    const tbody = h("tbody");
+    const count = h("span", { class: "muted", id: "experiment-count" });
+
+    function draw() {
+      const empty = (text) => fill(tbody, h("tr", {}, h("td", { colspan: heads.length, class: "empty" }, text)));
+      if (answer === null) return empty("loading…");
+      const list = answer.experiments;
+      count.textContent = `${list.length} experiment${list.length === 1 ? "" : "s"}`;
+      if (!answer.available) return empty(answer.message);
+      if (!list.length) {
+        return empty("No experiments yet. Start a hyperparameter search with `kubetune tune EXPERIMENT.yaml` or KatibClient().tune(...).");
+      }
+      fill(tbody, ...list.map(experimentRow));
+    }
+
+    fill(view,
+      h("div", { class: "toolbar" }, h("h1", {}, "Experiments"), count),
+      h("table", { class: "listing", id: "experiments" }, h("thead", {}, h("tr", {}, heads.map((t) => h("th", {}, t)))), tbody),
+    );
+    draw();
+    stream("/api/experiments/events", { experiments: (data) => { answer = data; draw(); } });
+    const timer = setInterval(() => answer && draw(), 5000); // ages move on
+    leaving.push(() => clearInterval(timer));
+  }
+
+  // A parameter's value as a chart's x: a number, or the index of a category.
+  function parameterAxis(parameter) {
+    const space = parameter.feasibleSpace || {};
+    if (parameter.parameterType === "categorical" || parameter.parameterType === "discrete") {
+      const list = (space.list || []).map(String);
+      const numeric = parameter.parameterType === "discrete" && list.every((v) => isFinite(Number(v)));
+      if (!numeric) {
+        return {
+          x: (value) => (list.indexOf(String(value)) >= 0 ? list.indexOf(String(value)) : null),
+          options: { label: parameter.name, incrs: [1], range: [-0.5, Math.max(0.5, list.length - 0.5)],
+            values: (u, splits) => splits.map((i) => list[i] ?? ""), value: (u, i) => list[i] ?? "–" },
+        };
+      }
+    }
+    const low = Number(space.min), high = Number(space.max);
+    const range = isFinite(low) && isFinite(high) && high > low ? [low - (high - low) * 0.03, high + (high - low) * 0.03] : undefined;
+    return {
+      x: (value) => (value === null || value === undefined || !isFinite(Number(value)) ? null : Number(value)),
+      options: { label: parameter.name, incrs: null, range, values: (u, splits) => splits.map(number), value: (u, v) => number(v) },
+    };
+  }
+
+  function feasibleText(parameter) {
+    const space = parameter.feasibleSpace || {};
+    if (space.list) return space.list.join(", ");
+    const step = space.step ? `, step ${space.step}` : "";
+    const distribution = space.distribution ? ` (${space.distribution})` : "";
+    return `${space.min ?? "?"} … ${space.max ?? "?"}${step}${distribution}`;
+  }
+
+  function isBetter(a, b, type) {
+    return b === null || (type === "minimize" ? a < b : a > b);
+  }
+
+  function valueText(text) {
+    return text !== "" && isFinite(Number(text)) ? number(Number(text)) : text;
+  }
+
+  function showExperiment(namespace, name) {
+    setNav("experiments");
+    const path = experimentPath(namespace, name);
+    const stateLine = h("div", { class: "state-line", id: "experiment-state" });
+    const facts = h("div", { id: "experiment-summary" });
+    const objectiveBox = h("div", { class: "chart", id: "objective-chart", "data-points": 0 });
+    const parameterBoxes = h("div", { class: "charts", id: "parameter-charts" });
+    const trialsBox = h("div", { id: "trials-box" });
+    const spaceBox = h("div", { id: "search-space" });
+    const conditionsBox = h("ol", { class: "timeline", id: "conditions" });
+    const outputsBox = h("div", { id: "experiment-outputs" });
+    const outputsSection = h("section", { hidden: true }, h("h2", {}, "Results table and plots"), outputsBox);
+    const deleteButton = h("button", { class: "danger", id: "delete", onclick: () => confirmDelete(namespace, name, "experiment") }, "Delete…");
+
+    fill(view,
+      h("div", { class: "toolbar" }, h("a", { href: "#/experiments", class: "back" }, "← Experiments"), h("h1", {}, name),
+        h("span", { class: "muted" }, namespace), h("span", { class: "spacer" }), deleteButton),
+      stateLine,
+      h("section", {}, h("h2", {}, "Search"), facts),
+      h("section", {}, h("h2", {}, "Trials"), trialsBox),
+      h("section", {}, h("h2", {}, "Objective per trial"), objectiveBox),
+      h("section", {}, h("h2", {}, "Each parameter against the objective"), parameterBoxes),
+      h("div", { class: "columns" },
+        h("section", {}, h("h2", {}, "Search space"), spaceBox),
+        h("section", {}, h("h2", {}, "Conditions"), conditionsBox)),
+      outputsSection,
+    );
+
+    let objectiveChart = null;
+    let parameterCharts = null; // [{ parameter, axis, chart, box }], made once the space is known
+
+    function drawCharts(e) {
+      const metric = e.objective_metric_name;
+      if (!objectiveChart) {
+        objectiveChart = makeChart(objectiveBox, `${metric} per trial`,
+          [{ label: metric, only: "points" }, { label: `best so far (${e.objective_type})`, stroke: "#3a9a5b", paths: "stepped" }],
+          { label: "trial", value: (u, v) => (v === null || v === undefined ? "–" : `#${v}`) });
+      }
+      let best = null;
+      const xs = [], ys = [], bests = [];
+      e.trials.forEach((t, i) => {
+        xs.push(i + 1);
+        ys.push(typeof t.objective === "number" ? t.objective : null);
+        if (t.status === "Succeeded" && typeof t.objective === "number" && isBetter(t.objective, best, e.objective_type)) best = t.objective;
+        bests.push(best);
+      });
+      objectiveChart.setData([xs, ys, bests]);
+      objectiveBox.dataset.points = ys.filter((v) => v !== null).length;
+
+      if (!parameterCharts) {
+        parameterCharts = e.parameters.map((parameter) => {
+          const box = h("div", { class: "chart param-chart", "data-param": parameter.name, "data-points": 0 });
+          parameterBoxes.append(box);
+          const axis = parameterAxis(parameter);
+          const chart = makeChart(box, `${metric} against ${parameter.name}`,
+            [{ label: metric, only: "points" }, { label: "best trial", only: "points", stroke: "#3a9a5b" }], axis.options);
+          return { parameter, axis, chart, box };
+        });
+      }
+      for (const { parameter, axis, chart, box } of parameterCharts) {
+        const points = e.trials
+          .map((t) => ({ x: axis.x(t.values[parameter.name]), y: t.objective, best: t.best }))
+          .filter((p) => p.x !== null && typeof p.y === "number")
+          .sort((a, b) => a.x - b.x);
+        chart.setData([points.map((p) => p.x), points.map((p) => p.y), points.map((p) => (p.best ? p.y : null))]);
+        box.dataset.points = points.length;
+      }
+    }
+
+    function drawTrials(e) {
+      const parameters = e.parameters.map((p) => p.name);
+      const metricNames = [...new Set(e.trials.flatMap((t) => Object.keys(t.metrics || {})))].filter((m) => m !== e.objective_metric_name);
+      const ended = e.trials.filter((t) => TRIAL_ENDED.includes(t.status)).length;
+      if (!e.trials.length) {
+        fill(trialsBox, h("p", { class: "muted", id: "no-trials" }, "No trials yet."));
+        return;
+      }
+      fill(trialsBox, h("table", { class: "kv trials", id: "trials", "data-ended": ended, "data-count": e.trials.length },
+        h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "trial"), h("th", {}, "status"),
+          parameters.map((p) => h("th", { class: "param" }, p)), h("th", {}, e.objective_metric_name),
+          metricNames.map((m) => h("th", {}, m)), h("th", {}, "took"))),
+        h("tbody", {}, e.trials.map((t, i) => {
+          const took = t.start_time && t.completion_time ? (Date.parse(t.completion_time) - Date.parse(t.start_time)) / 1000 : null;
+          return h("tr", { "data-trial": t.name, "data-status": t.status, class: t.best ? "best" : "", title: t.message || "" },
+            h("td", { class: "num" }, i + 1),
+            h("td", {}, t.job ? h("a", { href: jobHref({ namespace: e.namespace, name: t.name }), title: "the trial's job" }, t.name) : t.name,
+              t.best ? h("span", { class: "tag" }, "best") : null),
+            h("td", {}, badge(t.status.toLowerCase())),
+            parameters.map((p) => h("td", { class: "num" }, valueText(t.values[p] ?? "–"))),
+            h("td", { class: "num objective" }, number(t.objective)),
+            metricNames.map((m) => h("td", { class: "num" }, valueText(((t.metrics || {})[m] || {}).latest ?? "–"))),
+            h("td", { class: "num" }, took === null ? "–" : duration(took)));
+        }))));
+    }
+
+    function drawExperiment(e) {
+      fill(stateLine, badge(e.state), e.reason ? h("strong", {}, e.reason) : null, e.message ? h("span", {}, e.message) : null);
+      const bestTrial = e.trials.find((t) => t.best);
+      const cells = [
+        ["objective", `${e.objective_type} ${e.objective_metric_name}${typeof e.objective_goal === "number" ? ` (goal ${number(e.objective_goal)})` : ""}`],
+        ["algorithm", e.algorithm_name || "–"],
+        ["trials ended", `${e.trials_ended} of ${e.max_trial_count ?? "?"}`],
+        ["running", `${e.trials_running} (at most ${e.parallel_trial_count ?? "?"} at once)`],
+        ["failed", `${e.trials_failed}${typeof e.max_failed_trial_count === "number" ? ` (at most ${e.max_failed_trial_count})` : ""}`],
+        ["best", bestTrial ? `${number(bestTrial.objective)} (${bestTrial.name})` : "–"],
+        ["age", age(e.creation_time)], ["started", e.start_time || "–"], ["completed", e.completion_time || "–"],
+      ];
+      fill(facts, h("dl", { class: "facts" }, cells.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
+      fill(spaceBox, h("table", { class: "kv", id: "space-table" }, h("tbody", {}, e.parameters.map((p) =>
+        h("tr", {}, h("td", {}, p.name), h("td", { class: "muted" }, p.parameterType), h("td", {}, feasibleText(p)))))));
+      fill(conditionsBox, ...e.conditions.map(conditionItem));
+      const outputs = Object.entries(e.outputs || {});
+      outputsSection.hidden = !outputs.length;
+      fill(outputsBox, outputs.length
+        ? h("table", { class: "kv", id: "experiment-outputs-table" }, h("tbody", {}, outputs.map(([k, v]) => h("tr", {}, h("td", {}, k.replace(/_/g, " ")), h("td", {}, h("code", {}, v))))))
+        : "");
+      drawTrials(e);
+      drawCharts(e);
+    }
+
+    stream(`${path}/events`, {
+      experiment: drawExperiment,
+      gone: () => {
+        location.hash = "#/experiments";
+        setTimeout(() => notice(`experiment ${namespace}/${name} is gone`), 0);
+      },
+    });
   }
 
   // --- routing ---------------------------------------------------------------------------------
@@ -562,7 +809,8 @@
     const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
     if (parts[0] === "jobs" && parts.length === 3) showJob(parts[1], parts[2]);
     else if (parts[0] === "new") showNew();
-    else if (parts[0] === "experiments") showExperiments().catch((e) => notice(e.message, "error"));
+    else if (parts[0] === "experiments" && parts.length === 3) showExperiment(parts[1], parts[2]);
+    else if (parts[0] === "experiments") showExperiments();
     else showJobs();
   }
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from kubetune.katib.backends.base import ExperimentBackend
+from kubetune.katib.backends.base import ExperimentBackend, oldest_first
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.constants import constants
 from kubetune.katib.request import ExperimentRequest
@@ -144,9 +144,33 @@ class KubernetesExperiments(KubernetesBackend, ExperimentBackend):
         return self._get(manifests.EXPERIMENT_PLURAL, name, namespace, timeout)
 
     def list_experiments(
-        self, namespace: str, timeout: float | None = None
+        self, namespace: str | None, timeout: float | None = None
     ) -> list[dict[str, Any]]:
-        return self._list(manifests.EXPERIMENT_PLURAL, namespace, None, timeout)
+        """The Experiments of `namespace`; with None, of the cluster when the credentials may
+        list them there, else of the backend's namespace. Oldest first."""
+        if namespace is not None:
+            found = self._list(manifests.EXPERIMENT_PLURAL, namespace, None, timeout)
+        else:
+            found = self._list_everywhere(manifests.EXPERIMENT_PLURAL, timeout)
+        return oldest_first(found)
+
+    def _list_everywhere(self, plural: str, timeout: float | None) -> list[dict[str, Any]]:
+        api = self._custom_api()
+        try:
+            listed = self._call(
+                f"list {plural} in all namespaces",
+                "",
+                plural,
+                lambda: api.list_cluster_custom_object(
+                    GROUP, VERSION, plural, _request_timeout=timeout or REQUEST_TIMEOUT
+                ),
+            )
+        except RuntimeError as e:
+            if getattr(e.__cause__, "status", None) not in (403, 404):
+                raise
+            return self._list(plural, self.namespace, None, timeout)  # not allowed cluster-wide
+        items: list[dict[str, Any]] = listed.get("items") or []
+        return items
 
     def get_trial(self, name: str, namespace: str, timeout: float | None = None) -> dict[str, Any]:
         return self._get(constants.TRIAL_PLURAL, name, namespace, timeout)

@@ -21,7 +21,7 @@ from typing import Any
 from kubetune.contract import layout
 from kubetune.contract.conditions import Condition
 from kubetune.contract.secrets import without_secrets
-from kubetune.katib.backends.base import ExperimentBackend
+from kubetune.katib.backends.base import ExperimentBackend, oldest_first
 from kubetune.katib.backends.kubernetes import manifests
 from kubetune.katib.backends.local import store
 from kubetune.katib.backends.local.objects import experiment_object, trial_object
@@ -37,6 +37,7 @@ from kubetune.katib.backends.local.search import (
 )
 from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import ExperimentRequest
+from kubetune.params import validation
 from kubetune.training.backends.local import launch, logs, processes
 from kubetune.training.backends.local.backend import LocalBackend
 from kubetune.training.images import resolve_images
@@ -212,17 +213,26 @@ class LocalExperiments(ExperimentBackend):
         return experiment_object(experiment, record)
 
     def list_experiments(
-        self, namespace: str, timeout: float | None = None
+        self, namespace: str | None, timeout: float | None = None
     ) -> list[dict[str, Any]]:
+        """The experiments of `namespace`, or of every namespace folder (None), oldest first."""
         found = []
-        for folder in self._folders(namespace):
-            try:
-                found.append(self.get_experiment(folder.name, namespace))
-            except RuntimeError:
-                continue
+        for ns in [namespace] if namespace is not None else self._namespaces():
+            for folder in self._folders(ns):
+                try:
+                    found.append(self.get_experiment(folder.name, ns))
+                except (RuntimeError, ValueError):  # damaged, or a folder name no name can be
+                    continue
+        return oldest_first(found)
+
+    def _namespaces(self) -> list[str]:
+        root = self.home / store.EXPERIMENTS_DIR
+        if not root.is_dir():
+            return []
         return sorted(
-            found,
-            key=lambda e: (e["metadata"].get("creationTimestamp") or "", e["metadata"]["name"]),
+            p.name
+            for p in root.iterdir()
+            if p.is_dir() and validation.dns1123_label("namespace", p.name) is None
         )
 
     def _folders(self, namespace: str) -> list[store.ExperimentDir]:

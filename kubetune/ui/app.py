@@ -171,33 +171,31 @@ def create_app(
             sent = None
             last_step: float | None = None
             first = True
-            while True:
-                try:
+            try:
+                while True:
                     job = await anyio.to_thread.run_sync(source.job, namespace, name)
-                except sources.NotFound:
-                    yield "gone", {"namespace": namespace, "name": name}
-                    return
-                text = json.dumps(views.json_safe(job), sort_keys=True)
-                if text != sent:
-                    sent = text
-                    yield "job", job
-                new = await anyio.to_thread.run_sync(reader.read_new)
-                if first or views.restarts_in(last_step, new):
-                    records = (
-                        new
-                        if first
-                        else await anyio.to_thread.run_sync(source.history, namespace, name)
-                    )
-                    records = views.clean_history(records)
-                    yield "history", {"reset": True, "records": records}
-                    first = False
-                elif new:
-                    yield "history", {"reset": False, "records": new}
-                else:
-                    yield "", None
-                steps = [r["step"] for r in new if isinstance(r.get("step"), int | float)]
-                last_step = steps[-1] if steps else last_step
-                await anyio.sleep(source.poll_interval)
+                    text = json.dumps(views.json_safe(job), sort_keys=True)
+                    if text != sent:
+                        sent = text
+                        yield "job", job
+                    new = await anyio.to_thread.run_sync(reader.read_new)
+                    if first or views.restarts_in(last_step, new):
+                        records = (
+                            new
+                            if first
+                            else await anyio.to_thread.run_sync(source.history, namespace, name)
+                        )
+                        yield "history", {"reset": True, "records": views.clean_history(records)}
+                        first = False
+                    elif new:
+                        yield "history", {"reset": False, "records": new}
+                    else:
+                        yield "", None
+                    steps = [r["step"] for r in new if isinstance(r.get("step"), int | float)]
+                    last_step = steps[-1] if steps else last_step
+                    await anyio.sleep(source.poll_interval)
+            except sources.NotFound:  # deleted, maybe between two of the reads above
+                yield "gone", {"namespace": namespace, "name": name}
 
         return _event_stream(request, events(), stop)
 

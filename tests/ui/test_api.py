@@ -342,6 +342,28 @@ def test_job_events_follow_progress_history_and_restarts(tmp_path):
         assert events.until("gone") == {"namespace": "default", "name": "live"}
 
 
+def test_a_job_deleted_between_two_reads_of_its_stream_ends_it_with_gone(tmp_path):
+    """The job is read, then deleted before its history is: the stream still ends cleanly with
+    `gone` (it used to break off mid-response, which the browser logs as a network error)."""
+    home = tmp_path / "home"
+    write_job(home, "racy", state="running", steps=3, total_steps=10)
+    source = LocalSource(home=home)
+    read_history = source.history
+
+    def history_after_a_delete(namespace: str, name: str) -> list[dict[str, Any]]:
+        source.delete(namespace, name)
+        return read_history(namespace, name)
+
+    source.history = history_after_a_delete  # type: ignore[method-assign]
+    with (
+        UIServer(source, port=0) as server,
+        httpx.stream("GET", f"{server.url}api/jobs/default/racy/events", timeout=10) as stream,
+    ):
+        events = Events(stream)
+        assert events.until("gone") == {"namespace": "default", "name": "racy"}
+        assert not any(list(events.lines))  # and the response ends whole
+
+
 def test_log_stream_ends_with_the_job(tmp_path):
     home = tmp_path / "home"
     write_job(home, "over", state="failed", log_lines=3)

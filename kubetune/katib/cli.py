@@ -212,14 +212,19 @@ def follow(
     try:
         while True:
             report = katib.get_experiment_report(name, namespace)
-            for index, trial in enumerate(report.trials, 1):
-                if trial.completion_time and trial.name not in shown:
-                    shown.add(trial.name)
-                    print(
-                        trial_line(report, trial, index, _best_among(report, shown)),
-                        file=out,
-                        flush=True,
-                    )
+            ended = [
+                (index, trial)
+                for index, trial in enumerate(report.trials, 1)
+                if trial.completion_time and trial.name not in shown
+            ]
+            # In the order they ended, so that "best so far" is true of each line.
+            for index, trial in sorted(ended, key=lambda pair: pair[1].completion_time or ""):
+                shown.add(trial.name)
+                print(
+                    trial_line(report, trial, index, _best_among(report, shown)),
+                    file=out,
+                    flush=True,
+                )
             if report.status in conditions.TERMINAL:
                 break
             time.sleep(interval)

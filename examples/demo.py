@@ -109,6 +109,10 @@ def main() -> int:
     merged = output / "merged_model"
     print("try it:")
     print(
+        f"""  .venv/bin/kubetune predict {NAME} 'what a wonderful, moving film' 'a dull, lifeless mess'"""
+    )
+    print("or with plain transformers:")
+    print(
         f"""  .venv/bin/python -c "from transformers import pipeline; """
         f"""print(pipeline('text-classification', model='{merged}')('what a wonderful, moving film'))" """
     )

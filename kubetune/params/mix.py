@@ -131,18 +131,19 @@ def mix_problems(
         problems.append(
             f"{where}: {len(datasets)} datasets; a mix holds at most {validation.MAX_MIX_DATASETS}"
         )
-    weighted = []
+    # Index -> whether that entry has a weight (the entries that are datasets).
+    weighted: dict[int, bool] = {}
     for i, entry in enumerate(datasets):
         if isinstance(entry, MixedDataset):
-            weighted.append(entry.weight is not None)
+            weighted[i] = entry.weight is not None
         elif is_dataset_params(entry):
-            weighted.append(False)
+            weighted[i] = False
         else:
             problems.append(
                 f"{where}[{i}]={type(entry).__name__}: must be {PARAMS_NAMES} or MixedDataset"
             )
-    if any(weighted) and not all(weighted):
-        without = [str(i) for i, w in enumerate(weighted) if not w]
+    if any(weighted.values()) and not all(weighted.values()):
+        without = [str(i) for i, w in weighted.items() if not w]
         problems.append(
             f"{where}[{', '.join(without)}]: no weight, while others have one; give every "
             "dataset of a mix a weight (interleaved by weight), or none (concatenated)"
@@ -152,7 +153,7 @@ def mix_problems(
             f"{strategy_field}={shown(stopping_strategy)}: must be one of "
             f"{', '.join(STOPPING_STRATEGIES)}"
         )
-    elif stopping_strategy != STOPPING_STRATEGIES[0] and not any(weighted):
+    elif stopping_strategy != STOPPING_STRATEGIES[0] and not any(weighted.values()):
         problems.append(
             f"{strategy_field}={stopping_strategy!r}: applies to datasets interleaved by weight; "
             "give the datasets weights, or leave stopping_strategy out"

@@ -261,3 +261,17 @@ def test_a_job_files_mix_problems_carry_their_key_paths(tmp_path):
     )
     with pytest.raises(JobFileError, match=r"mix\.stopping_strategy='sometimes': must be one of"):
         load_job_file(path)
+
+
+def test_the_datasets_without_a_weight_are_named_by_their_own_index():
+    # A wrong entry before them must not shift the index the message names.
+    with pytest.raises(InvalidJob) as error:
+        build(
+            [
+                "data.csv",
+                MixedDataset(LocalDatasetParams("/a.csv"), weight=1),
+                LocalDatasetParams("/b.csv"),
+            ]
+        )
+    message = str(error.value)
+    assert "dataset_provider_parameters[2]: no weight, while others have one" in message, message

@@ -168,7 +168,7 @@ class MixPartSpec:
     def to_dict(self) -> dict[str, Any]:
         """The part as JSON data: {"dataset": {kind, ...}, "weight": ..., "num_samples": ...}."""
         return {
-            "dataset": {"kind": str(self.source.kind), **_asdict(self.source)},
+            "dataset": _dataset_dict(self.source),
             "weight": self.weight,
             "num_samples": self.num_samples,
         }

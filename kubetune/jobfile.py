@@ -421,7 +421,13 @@ def _dataset_mix(
 ) -> Any:
     """A DatasetMix from a list of datasets, each `{<kind>: {...}, weight: W, num_samples: N}`
     (problems named under `where`, the stopping strategy's as `strategy_field`)."""
-    from kubetune.params.mix import DatasetMix, MixedDataset, mix_problems, share_problems
+    from kubetune.params.mix import (
+        DatasetMix,
+        MixedDataset,
+        layout_problems,
+        mix_problems,
+        share_problems,
+    )
 
     if not isinstance(entries, list) or not entries:
         problems.extend(mix_problems(entries, where=where, strategy_field=strategy_field))
@@ -444,6 +450,13 @@ def _dataset_mix(
         if params is not None and not wrong:
             parts.append(MixedDataset(params, **share))
     if len(parts) < len(entries):
+        # The mix as a whole is still checked, its weights read from the entries' own keys.
+        weighted = {
+            i: entry.get("weight") is not None
+            for i, entry in enumerate(entries)
+            if isinstance(entry, dict)
+        }
+        problems.extend(layout_problems(len(entries), weighted, strategy, where, strategy_field))
         return None
     found = mix_problems(parts, strategy, where=where, strategy_field=strategy_field)
     if found:

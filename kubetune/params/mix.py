@@ -10,6 +10,7 @@ coming from a dataset with a chance proportional to its weight.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
@@ -127,10 +128,6 @@ def mix_problems(
         got = "an empty list" if isinstance(datasets, list | tuple) else type(datasets).__name__
         return [f"{where}: must be a non-empty list of {PARAMS_NAMES} or MixedDataset, not {got}"]
     problems = []
-    if len(datasets) > validation.MAX_MIX_DATASETS:
-        problems.append(
-            f"{where}: {len(datasets)} datasets; a mix holds at most {validation.MAX_MIX_DATASETS}"
-        )
     # Index -> whether that entry has a weight (the entries that are datasets).
     weighted: dict[int, bool] = {}
     for i, entry in enumerate(datasets):
@@ -142,6 +139,27 @@ def mix_problems(
             problems.append(
                 f"{where}[{i}]={type(entry).__name__}: must be {PARAMS_NAMES} or MixedDataset"
             )
+    problems.extend(
+        layout_problems(len(datasets), weighted, stopping_strategy, where, strategy_field)
+    )
+    return problems
+
+
+def layout_problems(
+    count: int,
+    weighted: Mapping[int, bool],
+    stopping_strategy: Any,
+    where: str = "datasets",
+    strategy_field: str = "stopping_strategy",
+) -> list[str]:
+    """The problems of a mix of `count` datasets as a whole: their number, weights given to some
+    but not all (`weighted`: entry index -> whether it has a weight, for the entries known to be
+    datasets), and the stopping strategy (named `strategy_field`)."""
+    problems = []
+    if count > validation.MAX_MIX_DATASETS:
+        problems.append(
+            f"{where}: {count} datasets; a mix holds at most {validation.MAX_MIX_DATASETS}"
+        )
     if any(weighted.values()) and not all(weighted.values()):
         without = [str(i) for i, w in weighted.items() if not w]
         problems.append(

@@ -275,3 +275,27 @@ def test_the_datasets_without_a_weight_are_named_by_their_own_index():
         )
     message = str(error.value)
     assert "dataset_provider_parameters[2]: no weight, while others have one" in message, message
+
+
+def test_a_job_files_mix_is_checked_as_a_whole_beside_a_wrong_entry(tmp_path):
+    path = job_file(
+        tmp_path,
+        """\
+        dataset_provider_parameters:
+          mix:
+            stopping_strategy: sometimes
+            datasets:
+              - {local: {path: a.jsonl}, weight: 1}
+              - {parquet: {path: b.parquet}, weight: 1}
+              - {local: {path: b.jsonl}}
+        """,
+    )
+    with pytest.raises(JobFileError) as error:
+        load_job_file(path)
+    message = str(error.value)
+    for expected in (
+        "dataset_provider_parameters.mix.datasets[1]: must be a mapping with exactly one key",
+        "dataset_provider_parameters.mix.datasets[2]: no weight, while others have one",
+        "dataset_provider_parameters.mix.stopping_strategy='sometimes': must be one of",
+    ):
+        assert expected in message, message

@@ -58,6 +58,17 @@ LABELLED_TYPES = frozenset(
 )
 
 
+def label_head_kwargs(names: list[str]) -> dict[str, Any]:
+    """`from_pretrained` arguments for a classification head of the label `names` (num_labels,
+    id2label, label2id), replacing a head of another size."""
+    return {
+        "num_labels": len(names),
+        "id2label": dict(enumerate(names)),
+        "label2id": {name: i for i, name in enumerate(names)},
+        "ignore_mismatched_sizes": True,
+    }
+
+
 # --- sections ----------------------------------------------------------------------------------
 
 

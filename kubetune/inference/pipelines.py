@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kubetune.contract.spec import LABELLED_TYPES, TransformerType
+from kubetune.contract.spec import LABELLED_TYPES, TransformerType, label_head_kwargs
 from kubetune.inference.final_model import FinalModel, ModelNotAvailable, final_model_of
 
 if TYPE_CHECKING:
@@ -128,12 +128,7 @@ def load_model(final: FinalModel, base_model: str | None = None) -> Any:
         )
     settings: dict[str, Any] = {}
     if final.labels and final.transformer_type in LABELLED_TYPES:
-        settings = {
-            "num_labels": len(final.labels),
-            "id2label": dict(enumerate(final.labels)),
-            "label2id": {label: i for i, label in enumerate(final.labels)},
-            "ignore_mismatched_sizes": True,
-        }
+        settings = label_head_kwargs(final.labels)
     if base_model is None and final.base_revision:
         settings["revision"] = final.base_revision
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kubetune.contract.spec import label_head_kwargs
 from kubetune.runtime.errors import TrainerError
 from kubetune.runtime.tasks.base import Task, ensure_list
 
@@ -16,24 +17,9 @@ class LabelSet:
     names: list[str]
     ids: dict[Any, int]
 
-    @property
-    def id2label(self) -> dict[int, str]:
-        """Label id -> name, as a model config holds it."""
-        return dict(enumerate(self.names))
-
-    @property
-    def label2id(self) -> dict[str, int]:
-        """Label name -> id, as a model config holds it."""
-        return {name: i for i, name in enumerate(self.names)}
-
     def model_kwargs(self) -> dict[str, Any]:
         """`from_pretrained` arguments for a head of these labels (num_labels, id2label, label2id)."""
-        return {
-            "num_labels": len(self.names),
-            "id2label": self.id2label,
-            "label2id": self.label2id,
-            "ignore_mismatched_sizes": True,
-        }
+        return label_head_kwargs(self.names)
 
 
 def label_set(

@@ -364,6 +364,31 @@ def test_a_job_deleted_between_two_reads_of_its_stream_ends_it_with_gone(tmp_pat
         assert not any(list(events.lines))  # and the response ends whole
 
 
+def test_a_job_deleted_while_it_is_read_ends_its_stream_with_gone(tmp_path):
+    """The job's state is read, then it is deleted before its spec is: the stream still ends
+    cleanly with `gone` (the spec read's 'not found' used to break it off mid-response)."""
+    home = tmp_path / "home"
+    write_job(home, "racy", state="running", steps=3, total_steps=10)
+    source = LocalSource(home=home)
+    read_spec = source.backend.get_job_spec
+    reads = []
+
+    def spec_after_a_delete(name: str, namespace: str) -> Any:
+        reads.append(name)
+        if len(reads) == 2:  # the first read answers the check before the stream starts
+            source.delete(namespace, name)
+        return read_spec(name, namespace)
+
+    source.backend.get_job_spec = spec_after_a_delete  # type: ignore[method-assign]
+    with (
+        UIServer(source, port=0) as server,
+        httpx.stream("GET", f"{server.url}api/jobs/default/racy/events", timeout=10) as stream,
+    ):
+        events = Events(stream)
+        assert events.until("gone") == {"namespace": "default", "name": "racy"}
+        assert not any(list(events.lines))  # and the response ends whole
+
+
 def test_log_stream_ends_with_the_job(tmp_path):
     home = tmp_path / "home"
     write_job(home, "over", state="failed", log_lines=3)

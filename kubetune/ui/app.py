@@ -23,6 +23,7 @@ JSON API (documented in docs/ui.md):
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -57,6 +58,7 @@ MAX_BODY_BYTES = 4 * 2**20
 MAX_LINES_PER_EVENT = 2000
 # Seconds between keep-alive comments on an idle event stream.
 KEEPALIVE_SECONDS = 15.0
+_log = logging.getLogger(__name__)
 
 
 class JSONAnswer(JSONResponse):
@@ -373,20 +375,25 @@ def _event_stream(
     request: Request, events: AsyncIterator[tuple[str, Any]], stop: threading.Event
 ) -> Response:
     """Server-sent events: each (event, data) as one message; ("", None) means nothing new, and
-    becomes a keep-alive comment now and then. Ends when the client leaves or the server stops."""
+    becomes a keep-alive comment now and then. Ends when the client leaves or the server stops,
+    and, with a comment saying why, when a read fails (the browser then reconnects)."""
 
     async def body() -> AsyncIterator[str]:
         quiet_since = time.monotonic()
-        async for event, data in events:
-            if stop.is_set() or await request.is_disconnected():
-                return
-            if event:
-                quiet_since = time.monotonic()
-                payload = json.dumps(views.json_safe(data), separators=(",", ":"))
-                yield f"event: {event}\ndata: {payload}\n\n"
-            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield ": keep-alive\n\n"
+        try:
+            async for event, data in events:
+                if stop.is_set() or await request.is_disconnected():
+                    return
+                if event:
+                    quiet_since = time.monotonic()
+                    payload = json.dumps(views.json_safe(data), separators=(",", ":"))
+                    yield f"event: {event}\ndata: {payload}\n\n"
+                elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
+        except Exception as e:  # the response has started: end it whole rather than break it off
+            _log.warning("event stream %s ended by an error", request.url.path, exc_info=True)
+            yield f": stream ended: {' '.join(str(e).split())}\n\n"
 
     return StreamingResponse(
         body(),

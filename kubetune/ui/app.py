@@ -103,16 +103,7 @@ def create_app(
         )
 
     def list_jobs(request: Request) -> Response:
-        jobs = jobs_now()
-        namespace = request.query_params.get("namespace")
-        state = request.query_params.get("state")
-        jobs = [
-            j
-            for j in jobs
-            if (namespace is None or j["namespace"] == namespace)
-            and (state is None or j["state"] == state)
-        ]
-        return JSONAnswer({"jobs": jobs})
+        return JSONAnswer({"jobs": _asked_for(request, jobs_now())})
 
     async def create_job(request: Request) -> Response:
         body = await request.body()
@@ -278,6 +269,18 @@ def _ref(request: Request) -> tuple[str, str]:
     return namespace, name
 
 
+def _asked_for(request: Request, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the namespace and state the request's query asks for (each: any, if not)."""
+    namespace = request.query_params.get("namespace")
+    state = request.query_params.get("state")
+    return [
+        row
+        for row in rows
+        if (namespace is None or row["namespace"] == namespace)
+        and (state is None or row["state"] == state)
+    ]
+
+
 def _experiment_routes(
     experiments: ExperimentSource,
     jobs_now: Callable[[], list[dict[str, Any]]],
@@ -308,15 +311,7 @@ def _experiment_routes(
 
     def list_experiments(request: Request) -> Response:
         answer = experiments_now()
-        namespace = request.query_params.get("namespace")
-        state = request.query_params.get("state")
-        shown = [
-            e
-            for e in answer["experiments"]
-            if (namespace is None or e["namespace"] == namespace)
-            and (state is None or e["state"] == state)
-        ]
-        return JSONAnswer({**answer, "experiments": shown})
+        return JSONAnswer({**answer, "experiments": _asked_for(request, answer["experiments"])})
 
     def get_experiment(request: Request) -> Response:
         return JSONAnswer(one(*_ref(request)))

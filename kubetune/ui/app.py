@@ -80,7 +80,6 @@ def create_app(
     stop = stopping or threading.Event()
     cache = _Cache()
     index = (STATIC / "index.html").read_text().replace("{{csrf_token}}", access.csrf_token)
-    job_ref = _ref
 
     def jobs_now() -> list[dict[str, Any]]:
         return cache.get("jobs", source.poll_interval / 2, source.list_jobs)
@@ -125,25 +124,25 @@ def create_app(
         return JSONAnswer({"namespace": namespace, "name": name}, status_code=201)
 
     def get_job(request: Request) -> Response:
-        return JSONAnswer(source.job(*job_ref(request)))
+        return JSONAnswer(source.job(*_ref(request)))
 
     def delete_job(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         source.delete(namespace, name)
         cache.clear()
         return JSONAnswer({"deleted": True, "namespace": namespace, "name": name})
 
     def history(request: Request) -> Response:
-        return JSONAnswer({"records": views.clean_history(source.history(*job_ref(request)))})
+        return JSONAnswer({"records": views.clean_history(source.history(*_ref(request)))})
 
     def logs(request: Request) -> Response:
-        reader = source.logs(*job_ref(request), follow=False)
+        reader = source.logs(*_ref(request), follow=False)
         lines = reader.read_new()
         reader.close()
         return JSONAnswer({"sources": reader.sources, "lines": lines})
 
     def output(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         path = source.output_file(namespace, name, request.path_params["filename"])
         if path is None:
             raise HTTPException(404, "no such output")
@@ -156,7 +155,7 @@ def create_app(
         return _event_stream(request, changes, stop)
 
     async def job_events(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         await anyio.to_thread.run_sync(source.job, namespace, name)  # 404 before streaming
         reader = source.history_reader(namespace, name)
 
@@ -193,7 +192,7 @@ def create_app(
         return _event_stream(request, events(), stop)
 
     async def log_events(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         reader = await anyio.to_thread.run_sync(lambda: source.logs(namespace, name, follow=True))
 
         async def events() -> AsyncIterator[tuple[str, Any]]:

@@ -263,7 +263,6 @@ class LocalSource(JobSource):
     """Jobs of the local backend: every namespace folder under $KUBETUNE_HOME/jobs."""
 
     name = "local"
-    poll_interval = 0.5
 
     def __init__(self, home: str | Path | None = None) -> None:
         from kubetune.training.backends.local.backend import LocalBackend

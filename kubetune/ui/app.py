@@ -23,6 +23,7 @@ JSON API (documented in docs/ui.md):
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -57,6 +58,7 @@ MAX_BODY_BYTES = 4 * 2**20
 MAX_LINES_PER_EVENT = 2000
 # Seconds between keep-alive comments on an idle event stream.
 KEEPALIVE_SECONDS = 15.0
+_log = logging.getLogger(__name__)
 
 
 class JSONAnswer(JSONResponse):
@@ -78,7 +80,6 @@ def create_app(
     stop = stopping or threading.Event()
     cache = _Cache()
     index = (STATIC / "index.html").read_text().replace("{{csrf_token}}", access.csrf_token)
-    job_ref = _ref
 
     def jobs_now() -> list[dict[str, Any]]:
         return cache.get("jobs", source.poll_interval / 2, source.list_jobs)
@@ -101,16 +102,7 @@ def create_app(
         )
 
     def list_jobs(request: Request) -> Response:
-        jobs = jobs_now()
-        namespace = request.query_params.get("namespace")
-        state = request.query_params.get("state")
-        jobs = [
-            j
-            for j in jobs
-            if (namespace is None or j["namespace"] == namespace)
-            and (state is None or j["state"] == state)
-        ]
-        return JSONAnswer({"jobs": jobs})
+        return JSONAnswer({"jobs": _asked_for(request, jobs_now())})
 
     async def create_job(request: Request) -> Response:
         body = await request.body()
@@ -132,25 +124,25 @@ def create_app(
         return JSONAnswer({"namespace": namespace, "name": name}, status_code=201)
 
     def get_job(request: Request) -> Response:
-        return JSONAnswer(source.job(*job_ref(request)))
+        return JSONAnswer(source.job(*_ref(request)))
 
     def delete_job(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         source.delete(namespace, name)
         cache.clear()
         return JSONAnswer({"deleted": True, "namespace": namespace, "name": name})
 
     def history(request: Request) -> Response:
-        return JSONAnswer({"records": views.clean_history(source.history(*job_ref(request)))})
+        return JSONAnswer({"records": views.clean_history(source.history(*_ref(request)))})
 
     def logs(request: Request) -> Response:
-        reader = source.logs(*job_ref(request), follow=False)
+        reader = source.logs(*_ref(request), follow=False)
         lines = reader.read_new()
         reader.close()
         return JSONAnswer({"sources": reader.sources, "lines": lines})
 
     def output(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         path = source.output_file(namespace, name, request.path_params["filename"])
         if path is None:
             raise HTTPException(404, "no such output")
@@ -163,7 +155,7 @@ def create_app(
         return _event_stream(request, changes, stop)
 
     async def job_events(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         await anyio.to_thread.run_sync(source.job, namespace, name)  # 404 before streaming
         reader = source.history_reader(namespace, name)
 
@@ -200,7 +192,7 @@ def create_app(
         return _event_stream(request, events(), stop)
 
     async def log_events(request: Request) -> Response:
-        namespace, name = job_ref(request)
+        namespace, name = _ref(request)
         reader = await anyio.to_thread.run_sync(lambda: source.logs(namespace, name, follow=True))
 
         async def events() -> AsyncIterator[tuple[str, Any]]:
@@ -276,6 +268,18 @@ def _ref(request: Request) -> tuple[str, str]:
     return namespace, name
 
 
+def _asked_for(request: Request, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the namespace and state the request's query asks for (each: any, if not)."""
+    namespace = request.query_params.get("namespace")
+    state = request.query_params.get("state")
+    return [
+        row
+        for row in rows
+        if (namespace is None or row["namespace"] == namespace)
+        and (state is None or row["state"] == state)
+    ]
+
+
 def _experiment_routes(
     experiments: ExperimentSource,
     jobs_now: Callable[[], list[dict[str, Any]]],
@@ -306,15 +310,7 @@ def _experiment_routes(
 
     def list_experiments(request: Request) -> Response:
         answer = experiments_now()
-        namespace = request.query_params.get("namespace")
-        state = request.query_params.get("state")
-        shown = [
-            e
-            for e in answer["experiments"]
-            if (namespace is None or e["namespace"] == namespace)
-            and (state is None or e["state"] == state)
-        ]
-        return JSONAnswer({**answer, "experiments": shown})
+        return JSONAnswer({**answer, "experiments": _asked_for(request, answer["experiments"])})
 
     def get_experiment(request: Request) -> Response:
         return JSONAnswer(one(*_ref(request)))
@@ -373,20 +369,25 @@ def _event_stream(
     request: Request, events: AsyncIterator[tuple[str, Any]], stop: threading.Event
 ) -> Response:
     """Server-sent events: each (event, data) as one message; ("", None) means nothing new, and
-    becomes a keep-alive comment now and then. Ends when the client leaves or the server stops."""
+    becomes a keep-alive comment now and then. Ends when the client leaves or the server stops,
+    and, with a comment saying why, when a read fails (the browser then reconnects)."""
 
     async def body() -> AsyncIterator[str]:
         quiet_since = time.monotonic()
-        async for event, data in events:
-            if stop.is_set() or await request.is_disconnected():
-                return
-            if event:
-                quiet_since = time.monotonic()
-                payload = json.dumps(views.json_safe(data), separators=(",", ":"))
-                yield f"event: {event}\ndata: {payload}\n\n"
-            elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield ": keep-alive\n\n"
+        try:
+            async for event, data in events:
+                if stop.is_set() or await request.is_disconnected():
+                    return
+                if event:
+                    quiet_since = time.monotonic()
+                    payload = json.dumps(views.json_safe(data), separators=(",", ":"))
+                    yield f"event: {event}\ndata: {payload}\n\n"
+                elif time.monotonic() - quiet_since > KEEPALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
+        except Exception as e:  # the response has started: end it whole rather than break it off
+            _log.warning("event stream %s ended by an error", request.url.path, exc_info=True)
+            yield f": stream ended: {' '.join(str(e).split())}\n\n"
 
     return StreamingResponse(
         body(),

@@ -105,9 +105,10 @@ class ExperimentSource:
         Raises:
             NotFound: the experiment does not exist.
         """
-        found = self._experiment(namespace, name)
-        trials = self.backend.list_trials(name, namespace)
-        outputs = self.backend.experiment_outputs(name, namespace)
+        with not_found_as(f"experiment {namespace}/{name}"):  # deleted between these reads too
+            found = self.backend.get_experiment(name, namespace)
+            trials = self.backend.list_trials(name, namespace)
+            outputs = self.backend.experiment_outputs(name, namespace)
         report = experiment_report(found, trials, self.backend.name, outputs).to_dict()
         for trial in report["trials"]:
             trial["best"] = trial["name"] == report["best_trial"]

@@ -167,16 +167,18 @@ class JobSource:
         Raises:
             NotFound: the job does not exist.
         """
-        job = self._report(namespace, name)
-        spec = self.backend.get_job_spec(name, namespace)
-        outputs = self.backend.local_outputs(name, namespace)
+        with not_found_as(f"job {namespace}/{name}"):  # deleted between two of these reads too
+            job = self.backend.get_job(name, namespace)
+            spec = self.backend.get_job_spec(name, namespace)
+            outputs = self.backend.local_outputs(name, namespace)
+            objects = self.backend.job_resources(name, namespace)
+            log_sources = self.backend.log_sources(name, namespace)
         metrics = None
         if outputs is not None:
             try:
                 metrics = layout.read_json(outputs.metrics)
             except OSError:
                 metrics = None
-        objects = self.backend.job_resources(name, namespace)
         for obj in objects:
             (obj.get("metadata") or {}).pop("managedFields", None)
         return {
@@ -185,7 +187,7 @@ class JobSource:
             "spec": views.redact(spec.to_dict() if spec is not None else None),
             "outputs": _output_entries(job.output_dir, local=outputs is not None),
             "metrics": metrics if isinstance(metrics, dict) else None,
-            "log_sources": self.backend.log_sources(name, namespace),
+            "log_sources": log_sources,
             "objects": views.redact(objects) if objects else None,
         }
 
@@ -261,7 +263,6 @@ class LocalSource(JobSource):
     """Jobs of the local backend: every namespace folder under $KUBETUNE_HOME/jobs."""
 
     name = "local"
-    poll_interval = 0.5
 
     def __init__(self, home: str | Path | None = None) -> None:
         from kubetune.training.backends.local.backend import LocalBackend

@@ -364,6 +364,57 @@ def test_a_job_deleted_between_two_reads_of_its_stream_ends_it_with_gone(tmp_pat
         assert not any(list(events.lines))  # and the response ends whole
 
 
+def test_a_job_deleted_while_it_is_read_ends_its_stream_with_gone(tmp_path):
+    """The job's state is read, then it is deleted before its spec is: the stream still ends
+    cleanly with `gone` (the spec read's 'not found' used to break it off mid-response)."""
+    home = tmp_path / "home"
+    write_job(home, "racy", state="running", steps=3, total_steps=10)
+    source = LocalSource(home=home)
+    read_spec = source.backend.get_job_spec
+    reads = []
+
+    def spec_after_a_delete(name: str, namespace: str) -> Any:
+        reads.append(name)
+        if len(reads) == 2:  # the first read answers the check before the stream starts
+            source.delete(namespace, name)
+        return read_spec(name, namespace)
+
+    source.backend.get_job_spec = spec_after_a_delete  # type: ignore[method-assign]
+    with (
+        UIServer(source, port=0) as server,
+        httpx.stream("GET", f"{server.url}api/jobs/default/racy/events", timeout=10) as stream,
+    ):
+        events = Events(stream)
+        assert events.until("gone") == {"namespace": "default", "name": "racy"}
+        assert not any(list(events.lines))  # and the response ends whole
+
+
+def test_a_stream_whose_read_fails_ends_whole_and_says_why(tmp_path):
+    """The backend fails after the list was sent once: the stream ends with a comment naming the
+    failure (it used to break off mid-response, which the browser logs as a network error)."""
+    home = tmp_path / "home"
+    write_job(home, "listed", state="running", steps=3, total_steps=10)
+    source = LocalSource(home=home)
+    list_jobs = source.list_jobs
+    reads = []
+
+    def list_then_fail() -> list[dict[str, Any]]:
+        reads.append(1)
+        if len(reads) > 1:
+            raise RuntimeError("the cluster does not answer\n(connection refused)")
+        return list_jobs()
+
+    source.list_jobs = list_then_fail  # type: ignore[method-assign]
+    with (
+        UIServer(source, port=0) as server,
+        httpx.stream("GET", f"{server.url}api/events", timeout=10) as stream,
+    ):
+        events = Events(stream)
+        assert [j["name"] for j in events.until("jobs")["jobs"]] == ["listed"]
+        rest = [line for line in events.lines if line]
+        assert rest == [": stream ended: the cluster does not answer (connection refused)"]
+
+
 def test_log_stream_ends_with_the_job(tmp_path):
     home = tmp_path / "home"
     write_job(home, "over", state="failed", log_lines=3)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -195,3 +196,31 @@ def test_experiment_events_follow_trials_as_they_end(tmp_path):
         ).is_success
         assert events.until("gone") == {"namespace": "default", "name": "watched"}
         assert rows.until("experiments")["experiments"] == []
+
+
+def test_an_experiment_deleted_while_it_is_read_ends_its_stream_with_gone(tmp_path, monkeypatch):
+    """The experiment is read, then deleted before its trials are: the stream still ends cleanly
+    with `gone` (the trials read's 'not found' used to break it off mid-response)."""
+    from kubetune.katib.backends.local.backend import LocalExperiments
+
+    home = tmp_path / "home"
+    write_experiment(home, "racy", [DONE[0]], state="running")  # stand-in: see `home`
+    read_trials = LocalExperiments.list_trials
+    reads = []
+
+    def trials_after_a_delete(self: LocalExperiments, name: str, namespace: str) -> Any:
+        reads.append(name)
+        if len(reads) == 2:  # the first read answers the check before the stream starts
+            self.delete_experiment(name, namespace)
+        return read_trials(self, name, namespace)
+
+    monkeypatch.setattr(LocalExperiments, "list_trials", trials_after_a_delete)
+    with (
+        UIServer(LocalSource(home=home), port=0) as server,
+        httpx.stream(
+            "GET", f"{server.url}api/experiments/default/racy/events", timeout=10
+        ) as stream,
+    ):
+        events = Events(stream)
+        assert events.until("gone") == {"namespace": "default", "name": "racy"}
+        assert not any(list(events.lines))  # and the response ends whole

@@ -104,9 +104,10 @@ def job_problems(
             "annotations", annotations, _LABEL_KEY, "annotation keys ('prefix/name')"
         ),
     ]
-    leaked = sorted(set(env or {}) & set(SECRET_ENV_VARS))
-    if leaked:
-        messages.append(f"env_vars: {leaked} are reserved for secrets taken from the params")
+    for field, given in (("env_vars", env), ("init_env_vars", init_env)):
+        leaked = sorted(set(given or {}) & set(SECRET_ENV_VARS)) if isinstance(given, dict) else []
+        if leaked:
+            messages.append(f"{field}: {leaked} are reserved for secrets taken from the params")
     return [m for m in messages if m]
 
 

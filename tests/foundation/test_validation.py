@@ -175,6 +175,16 @@ BAD_INPUTS = [
     ("env var bad name", lambda: job(env_vars={"1BAD": "x"}), "env_vars"),
     ("env var not string", lambda: job(env_vars={"GOOD": 1}), "env_vars"),
     (
+        "env var takes a secret's name",
+        lambda: job(env_vars={"KUBETUNE_S3_ACCESS_KEY": "x"}),
+        "env_vars",
+    ),
+    (
+        "initializer env var takes a secret's name",
+        lambda: job(init_env_vars={"KUBETUNE_S3_ACCESS_KEY": "x"}),
+        "init_env_vars",
+    ),
+    (
         "model params wrong type",
         lambda: job(model_provider_parameters="bert"),
         "model_provider_parameters",

@@ -202,6 +202,7 @@ class SearchLoop:
             assignments={name: parameters[name].text(value) for name, value in values.items()},
         )
         self.record.trials.append(trial)
+        self.save(self.record)  # before its job exists: delete_experiment deletes those it names
         self.asked[trial.name] = suggestion
         self.started_at[trial.name] = time.monotonic()
         logger.info("trial %s: %s", trial.name, trial.assignments)

@@ -161,7 +161,7 @@ def print_status(report: ExperimentReport, as_json: bool, out: IO[str] | None = 
     print(f"algorithm:   {report.algorithm_name}", file=out)
     print(
         f"trials:      {len(report.trials)} of {report.max_trial_count or 'unlimited'}, "
-        f"{report.parallel_trial_count or 3} at once",
+        f"{report.parallel_trial_count or constants.DEFAULT_PARALLEL_TRIAL_COUNT} at once",
         file=out,
     )
     best = report.best

@@ -16,6 +16,7 @@ from kubetune.katib.constants import constants
 from kubetune.katib.results import objective_of, trial_status
 from kubetune.training.backends.kubernetes.manifests import OUTPUT_DIR_ANNOTATION
 
+# A local trial's annotation: "kept" or "removed", whether its job is still there.
 JOB_ANNOTATION = "kubetune.io/job"
 
 

@@ -479,7 +479,7 @@ def _storage(a: TuneArguments, workers: int, budget: dict[str, int | None]) -> A
     (RWO+ROX) becomes kubetune's: ReadWriteMany when trials or workers may run on several
     nodes at once, else ReadWriteOnce."""
     if a.storage_config is None or a.storage_config == KATIB_DEFAULT_STORAGE:
-        several = workers > 1 or (budget["parallel"] or 3) > 1
+        several = workers > 1 or (budget["parallel"] or constants.DEFAULT_PARALLEL_TRIAL_COUNT) > 1
         return {
             "size": constants.PVC_DEFAULT_SIZE,
             "access_modes": ["ReadWriteMany" if several else "ReadWriteOnce"],

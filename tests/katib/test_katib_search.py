@@ -249,3 +249,28 @@ def test_settings_optuna_cannot_honour_are_refused_with_the_reason():
         request(algorithm_name="hyperband")
     with pytest.raises(ValueError, match="cmaes': needs at least 2 int or double parameters"):
         request(algorithm_name="cmaes", parameters={"x": search.double(min=0, max=1)})
+
+
+def test_a_trial_is_saved_in_the_record_before_its_job_is_created():
+    """A controller killed right after creating a trial's job must leave the trial in
+    status.json, else delete_experiment (which deletes the jobs the record names) leaks the job."""
+    built = request(max_trial_count=2)
+    saved: list[list[str]] = []
+    on_start: list[list[str]] = []
+
+    class Recording(InProcessRunner):
+        def start(self, trial, values):
+            on_start.append(saved[-1] if saved else [])
+            super().start(trial, values)
+
+    record = ExperimentRecord("search", "default", "u")
+    loop = SearchLoop(
+        built,
+        Recording(built, bowl),
+        record,
+        save=lambda r: saved.append([t.name for t in r.trials]),
+        poll_interval=0,
+    )
+    loop.run()
+    names = [t.name for t in record.trials]
+    assert [names[i] in seen for i, seen in enumerate(on_start)] == [True, True]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 DEFAULT_TIMEOUT = 120
+# How many trials run at once when parallelTrialCount is not set (Katib's default).
+DEFAULT_PARALLEL_TRIAL_COUNT = 3
 RFC3339_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 KUBEFLOW_GROUP = "kubeflow.org"

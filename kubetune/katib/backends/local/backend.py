@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -358,10 +359,9 @@ class LocalExperiments(ExperimentBackend):
         record = folder.read_record()
         controller = record.controller if record else None
         if controller and processes.is_alive(int(controller["pid"]), controller.get("create_time")):
-            os.kill(int(controller["pid"]), 15)
-            if processes.wait_gone([int(controller["pid"])], STOP_TIMEOUT):
-                processes.stop(processes.processes_in(folder.path), grace=5.0)
-        left = processes.processes_in(folder.path)
+            os.kill(int(controller["pid"]), signal.SIGTERM)
+            processes.wait_gone([int(controller["pid"])], STOP_TIMEOUT)
+        left = processes.processes_in(folder.path)  # the controller (it runs there) if it is stuck
         if left:
             processes.stop(left, grace=5.0)
 

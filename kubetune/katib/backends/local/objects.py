@@ -13,9 +13,9 @@ from typing import Any
 
 from kubetune.katib.backends.local.store import ExperimentRecord, TrialRecord, TrialState
 from kubetune.katib.constants import constants
+from kubetune.katib.report import JOB_ANNOTATION
 from kubetune.training.backends.kubernetes.manifests import OUTPUT_DIR_ANNOTATION
 
-JOB_ANNOTATION = "kubetune.io/job"
 # status counter and list of each trial state (Katib's field names)
 _COUNTERS = {
     TrialState.SUCCEEDED: ("trialsSucceeded", "succeededTrialList"),

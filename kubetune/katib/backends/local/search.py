@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from kubetune.contract.conditions import Condition
 from kubetune.katib import algorithms, metrics
 from kubetune.katib.backends.local.store import ExperimentRecord, TrialRecord, TrialState
+from kubetune.katib.constants import constants
 from kubetune.katib.metrics import MetricLog
 from kubetune.katib.request import ExperimentRequest
 from kubetune.katib.space import combinations
@@ -38,8 +39,6 @@ from kubetune.training.backends.local.jobdir import now_iso
 
 logger = logging.getLogger("kubetune.katib.search")
 
-# Katib's default when parallelTrialCount is not set.
-DEFAULT_PARALLEL_TRIALS = 3
 TRIAL_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 TRIAL_SUFFIX_LENGTH = 8
 
@@ -90,7 +89,7 @@ class Budget:
     @property
     def parallel(self) -> int:
         """How many trials may run at once (Katib's default: 3)."""
-        return self.parallel_trial_count or DEFAULT_PARALLEL_TRIALS
+        return self.parallel_trial_count or constants.DEFAULT_PARALLEL_TRIAL_COUNT
 
 
 class SearchLoop:
@@ -202,6 +201,7 @@ class SearchLoop:
             assignments={name: parameters[name].text(value) for name, value in values.items()},
         )
         self.record.trials.append(trial)
+        self.save(self.record)  # before its job exists: delete_experiment deletes those it names
         self.asked[trial.name] = suggestion
         self.started_at[trial.name] = time.monotonic()
         logger.info("trial %s: %s", trial.name, trial.assignments)

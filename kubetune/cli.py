@@ -306,6 +306,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     from kubetune.katib.experiment_file import is_experiment_file
 
     if is_experiment_file(read_yaml(Path(args.job_file))):
+        if args.api != "pytorchjob":
+            raise ValueError(
+                f"{args.job_file}: --api {args.api}: an experiment's trials are rendered as "
+                "PyTorchJobs (the trial template Katib runs); allowed for an experiment file: "
+                "--api pytorchjob"
+            )
         from kubetune.katib.cli import load as load_experiment
 
         kwargs = load_experiment(args.job_file)

@@ -119,6 +119,13 @@ def test_render_prints_the_katib_experiment_of_an_experiment_file(experiment_fil
     assert experiment["spec"]["trialTemplate"]["trialSpec"]["kind"] == "PyTorchJob"
 
 
+def test_render_refuses_trainjob_trials_for_an_experiment_file(experiment_file, capsys):
+    assert cli.main(["render", str(experiment_file), "--api", "trainjob"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--api trainjob" in captured.err and "allowed for an experiment file" in captured.err
+
+
 def test_tune_creates_the_experiment_and_delete_removes_it(home, experiment_file, capsys):
     assert cli.main(["tune", str(experiment_file)]) == 0
     assert capsys.readouterr().out.splitlines() == [

@@ -236,11 +236,11 @@ class KubernetesExperiments(KubernetesBackend, ExperimentBackend):
             import grpc
             from kubeflow.katib import katib_api_pb2, katib_api_pb2_grpc
 
-            channel = grpc.insecure_channel(db_manager_address)
-            stub = katib_api_pb2_grpc.DBManagerStub(channel)
-            reply = stub.GetObservationLog(
-                katib_api_pb2.GetObservationLogRequest(trial_name=trial), timeout=timeout
-            )
+            with grpc.insecure_channel(db_manager_address) as channel:
+                stub = katib_api_pb2_grpc.DBManagerStub(channel)
+                reply = stub.GetObservationLog(
+                    katib_api_pb2.GetObservationLogRequest(trial_name=trial), timeout=timeout
+                )
             return reply.observation_log.metric_logs
         except Exception as e:
             raise RuntimeError(

@@ -397,14 +397,18 @@ def _event_stream(
 
 
 class _Cache:
-    """Values computed at most once per `ttl` seconds, shared by every request."""
+    """Values computed at most once per `ttl` seconds, shared by every request; a slow value
+    (a cluster's experiments) holds up only the requests for that value."""
 
     def __init__(self) -> None:
         self._values: dict[str, tuple[float, Any]] = {}
-        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def get(self, key: str, ttl: float, compute: Callable[[], Any]) -> Any:
-        with self._lock:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
             hit = self._values.get(key)
             if hit is not None and time.monotonic() - hit[0] < ttl:
                 return hit[1]
@@ -413,5 +417,5 @@ class _Cache:
             return value
 
     def clear(self) -> None:
-        with self._lock:
+        with self._guard:
             self._values.clear()

@@ -475,3 +475,34 @@ def test_the_docs_show_every_screenshot_the_browser_tests_take():
     shown = set(re.findall(r"\]\(images/ui/([\w-]+\.png)\)", (repo / "docs/ui.md").read_text()))
     assert taken and shown == taken
     assert all((repo / "docs/images/ui" / name).is_file() for name in shown)
+
+
+def test_a_slow_cached_value_holds_up_only_its_own_requests():
+    """The experiments of a slow cluster being listed must not stall the job list."""
+    import threading
+
+    from kubetune.ui.app import _Cache
+
+    cache = _Cache()
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "experiments"
+
+    worker = threading.Thread(target=cache.get, args=("experiments", 1.0, slow))
+    worker.start()
+    try:
+        assert started.wait(10)
+        answered = threading.Event()
+        threading.Thread(
+            target=lambda: answered.set() if cache.get("jobs", 1.0, lambda: "jobs") else None,
+            daemon=True,
+        ).start()
+        assert answered.wait(5), "the job list waited for the experiments"
+    finally:
+        release.set()
+        worker.join()
+    assert cache.get("experiments", 60.0, lambda: "again") == "experiments"

@@ -194,6 +194,12 @@ def resolve_columns(
     return resolved
 
 
+def require_fast_tokenizer(processor: Any, task: str, why: str) -> None:
+    """Raises TrainerError when the tokenizer is a slow one: `task` needs it `why`."""
+    if not getattr(processor, "is_fast", True):
+        raise TrainerError(f"{task} needs a fast tokenizer (tokenizer.json) {why}")
+
+
 def model_max_length(processor: Any, model: PreTrainedModel, kind: str, asked: int | None) -> int:
     """The truncation length: the one asked for, else the model's limit capped by DEFAULT_MAX_LENGTH."""
     if asked is not None:

@@ -16,6 +16,7 @@ from kubetune.runtime.tasks.base import (
     Task,
     model_max_length,
     pad_multiple,
+    require_fast_tokenizer,
     token_lengths,
 )
 
@@ -47,10 +48,7 @@ class QuestionAnswering(Task):
     ) -> Prepared:
         from transformers import DataCollatorWithPadding
 
-        if not getattr(processor, "is_fast", True):
-            raise TrainerError(
-                "question answering needs a fast tokenizer (tokenizer.json) for offset mappings"
-            )
+        require_fast_tokenizer(processor, "question answering", "for offset mappings")
         question, context, answers = (
             self.column("question"),
             self.column("context"),

@@ -9,7 +9,6 @@ import torch
 from peft import TaskType
 
 from kubetune.contract.spec import TransformerType
-from kubetune.runtime.errors import TrainerError
 from kubetune.runtime.tasks import losses, metrics
 from kubetune.runtime.tasks.base import (
     IGNORE_INDEX,
@@ -17,6 +16,7 @@ from kubetune.runtime.tasks.base import (
     Prepared,
     model_max_length,
     pad_multiple,
+    require_fast_tokenizer,
     token_lengths,
 )
 from kubetune.runtime.tasks.labels import LabelledTask
@@ -49,10 +49,7 @@ class TokenClassification(LabelledTask):
     ) -> Prepared:
         from transformers import DataCollatorForTokenClassification
 
-        if not getattr(processor, "is_fast", True):
-            raise TrainerError(
-                "token classification needs a fast tokenizer (tokenizer.json) to align tags to sub-words"
-            )
+        require_fast_tokenizer(processor, "token classification", "to align tags to sub-words")
         words, tags = self.column("tokens"), self.column("tags")
         max_length = model_max_length(processor, model, "encoder", self.settings.max_length)
         ids = self.labels.ids

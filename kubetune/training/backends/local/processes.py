@@ -63,32 +63,34 @@ def is_alive(pid: int, create_time: float | None = None) -> bool:
 
 def job_processes(uid: str, exclude: Iterable[int] = ()) -> list[psutil.Process]:
     """The live processes whose environment carries this job's uid."""
-    skip = {os.getpid(), *exclude}
-    found = []
-    for process in psutil.process_iter():
-        if process.pid in skip:
-            continue
-        try:
-            if process.environ().get(JOB_UID_ENV) == uid:
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
-            continue
-    return found
+    return _live_processes(lambda process: process.environ().get(JOB_UID_ENV) == uid, exclude)
 
 
 def processes_in(folder: Path, exclude: Iterable[int] = ()) -> list[psutil.Process]:
     """The live processes that run in `folder` or below it (their working directory)."""
+
+    def runs_in(process: psutil.Process) -> bool:
+        cwd = Path(process.cwd())
+        return cwd == folder or folder in cwd.parents
+
+    return _live_processes(runs_in, exclude)
+
+
+def _live_processes(
+    matches: Callable[[psutil.Process], bool], exclude: Iterable[int]
+) -> list[psutil.Process]:
+    """The live processes but this one and `exclude` for which `matches` holds; a process that
+    ends or may not be read while it is looked at does not count."""
     skip = {os.getpid(), *exclude}
     found = []
     for process in psutil.process_iter():
         if process.pid in skip:
             continue
         try:
-            cwd = Path(process.cwd())
+            if matches(process):
+                found.append(process)
         except (psutil.Error, OSError):
             continue
-        if cwd == folder or folder in cwd.parents:
-            found.append(process)
     return found
 
 

@@ -342,6 +342,17 @@ def test_job_events_follow_progress_history_and_restarts(tmp_path):
         assert events.until("gone") == {"namespace": "default", "name": "live"}
 
 
+def assert_stream_of_racy_ends_with_gone(source: LocalSource) -> None:
+    """The event stream of job default/racy ends with `gone`, and the response ends whole."""
+    with (
+        UIServer(source, port=0) as server,
+        httpx.stream("GET", f"{server.url}api/jobs/default/racy/events", timeout=10) as stream,
+    ):
+        events = Events(stream)
+        assert events.until("gone") == {"namespace": "default", "name": "racy"}
+        assert not any(list(events.lines))
+
+
 def test_a_job_deleted_between_two_reads_of_its_stream_ends_it_with_gone(tmp_path):
     """The job is read, then deleted before its history is: the stream still ends cleanly with
     `gone` (it used to break off mid-response, which the browser logs as a network error)."""
@@ -355,13 +366,7 @@ def test_a_job_deleted_between_two_reads_of_its_stream_ends_it_with_gone(tmp_pat
         return read_history(namespace, name)
 
     source.history = history_after_a_delete  # type: ignore[method-assign]
-    with (
-        UIServer(source, port=0) as server,
-        httpx.stream("GET", f"{server.url}api/jobs/default/racy/events", timeout=10) as stream,
-    ):
-        events = Events(stream)
-        assert events.until("gone") == {"namespace": "default", "name": "racy"}
-        assert not any(list(events.lines))  # and the response ends whole
+    assert_stream_of_racy_ends_with_gone(source)
 
 
 def test_a_job_deleted_while_it_is_read_ends_its_stream_with_gone(tmp_path):
@@ -380,13 +385,7 @@ def test_a_job_deleted_while_it_is_read_ends_its_stream_with_gone(tmp_path):
         return read_spec(name, namespace)
 
     source.backend.get_job_spec = spec_after_a_delete  # type: ignore[method-assign]
-    with (
-        UIServer(source, port=0) as server,
-        httpx.stream("GET", f"{server.url}api/jobs/default/racy/events", timeout=10) as stream,
-    ):
-        events = Events(stream)
-        assert events.until("gone") == {"namespace": "default", "name": "racy"}
-        assert not any(list(events.lines))  # and the response ends whole
+    assert_stream_of_racy_ends_with_gone(source)
 
 
 def test_a_stream_whose_read_fails_ends_whole_and_says_why(tmp_path):
